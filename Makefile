@@ -1,0 +1,86 @@
+# Veil's build. Everything a target needs it installs or builds itself:
+# `make setup` (run by demo and test) fetches host packages, containerd,
+# virtiofsd, vhost-device-vsock and the guest kernel into $(CACHE).
+
+SHELL := /bin/bash
+GO ?= go
+CACHE ?= $(CURDIR)/.cache
+OUT ?= $(CURDIR)/_output
+BIN := $(OUT)/bin
+TOOLS := $(CACHE)/tools
+export PATH := $(BIN):$(CACHE)/bin:$(TOOLS):$(PATH)
+
+# Pinned generators. protoc comes from Debian bookworm's protobuf-compiler.
+PROTOC_VERSION := 3.21.12
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_TTRPC_VERSION := v1.2.10
+GOLANGCI_LINT_VERSION := v2.6.2
+
+GOFLAGS_STATIC := -trimpath -ldflags '-s -w -extldflags -static'
+
+.PHONY: all setup build guest generate generate-check lint test unit-test integration-test demo bench clean
+
+all: build
+
+setup:
+	@bash test/setup/setup.sh
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/veil ./cmd/veil
+	$(GO) build -trimpath -o $(BIN)/containerd-shim-veil-v2 ./cmd/containerd-shim-veil-v2
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_STATIC) -tags 'netgo osusergo' -o $(BIN)/veil-agent ./cmd/veil-agent
+
+guest: build
+	@bash agent/initramfs/build.sh $(BIN)/veil-agent $(CACHE)/kernel $(OUT)/guest
+
+$(TOOLS)/protoc-gen-go:
+	GOBIN=$(TOOLS) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+
+$(TOOLS)/protoc-gen-go-ttrpc:
+	GOBIN=$(TOOLS) $(GO) install github.com/containerd/ttrpc/cmd/protoc-gen-go-ttrpc@$(PROTOC_GEN_GO_TTRPC_VERSION)
+
+protoc-check:
+	@command -v protoc >/dev/null || { echo "protoc missing: apt-get install protobuf-compiler (or make setup)"; exit 1; }
+	@protoc --version | grep -qx 'libprotoc $(PROTOC_VERSION)' || { echo "protoc $(PROTOC_VERSION) required, have: $$(protoc --version)"; exit 1; }
+
+generate: protoc-check $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-ttrpc
+	cd agent/api && protoc -I. \
+		--plugin=protoc-gen-go=$(TOOLS)/protoc-gen-go \
+		--plugin=protoc-gen-go-ttrpc=$(TOOLS)/protoc-gen-go-ttrpc \
+		--go_out=paths=source_relative:. \
+		--go-ttrpc_out=paths=source_relative:. \
+		agent.proto
+
+# generate-check fails when the committed generated code differs from a
+# fresh generation.
+generate-check: generate
+	@git diff --exit-code -- agent/api generated || { echo "generated code drifted: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- agent/api generated)" || { git status --porcelain -- agent/api generated; echo "generated code drifted: run 'make generate' and commit"; exit 1; }
+
+$(TOOLS)/golangci-lint:
+	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^generated/')); test -z "$$out" || { echo "gofmt needed: $$out"; exit 1; }
+	$(GO) vet ./...
+
+unit-test:
+	$(GO) test -count=1 ./...
+
+# integration-test needs root, /dev/net/tun and the setup artifacts; it
+# boots real VMs (at most two at a time) and runs a private containerd.
+integration-test: setup build guest
+	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) $(GO) test -count=1 -p 1 -timeout 40m -v ./test/... ./agent/... ./runtime/... 2>&1 | tee $(OUT)/integration.log
+
+test: lint generate-check
+	$(MAKE) integration-test
+
+demo: setup build guest
+	@VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) bash test/demo/demo.sh
+
+bench: setup build guest
+	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/
+
+clean:
+	rm -rf $(OUT)

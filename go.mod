@@ -1,0 +1,3 @@
+module github.com/veil-runtime/veil
+
+go 1.26.6
