@@ -51,6 +51,7 @@ generate: protoc-check $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-ttrpc
 		--go_out=paths=source_relative:. \
 		--go-ttrpc_out=paths=source_relative:. \
 		agent.proto
+	CACHE=$(CACHE) bash openapi/generate.sh
 
 # generate-check fails when the committed generated code differs from a
 # fresh generation.
