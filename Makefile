@@ -80,7 +80,7 @@ test: setup lint generate-check build guest
 		$(GO) test -count=1 -p 1 -timeout 60m -v ./... 2>&1 | tee $(OUT)/test.log; exit $${PIPESTATUS[0]}
 
 demo: setup build guest
-	@VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) bash test/demo/demo.sh
+	@VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) VEIL_CONFIG=$(CACHE)/veil-config.toml $(GO) run ./test/demo
 
 bench: setup build guest
 	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/

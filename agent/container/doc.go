@@ -1,0 +1,6 @@
+// Package container runs OCI containers inside the guest with runc's
+// libcontainer: it turns the host's OCI spec into one that names only guest
+// paths, creates and starts containers and exec processes, pairs their
+// stdio with stream connections (pipes or a pty), and reports exits only
+// after all output was delivered.
+package container

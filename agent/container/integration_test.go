@@ -1,0 +1,446 @@
+package container
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/containerd/errdefs"
+	"github.com/opencontainers/runc/libcontainer"
+	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/agent/stream"
+)
+
+// TestMain lets libcontainer re-execute this test binary as `init` inside
+// the containers the integration test creates.
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		libcontainer.Init()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+const busybox = "/bin/busybox"
+
+// integration skips unless VEIL_INTEGRATION=1; then missing prerequisites
+// fail the test.
+func integration(t *testing.T) {
+	t.Helper()
+	if os.Getenv("VEIL_INTEGRATION") != "1" {
+		t.Skip("needs root and busybox-static; set VEIL_INTEGRATION=1")
+	}
+	if os.Geteuid() != 0 {
+		t.Fatal("VEIL_INTEGRATION=1 but not root")
+	}
+	if _, err := os.Stat(busybox); err != nil {
+		t.Fatalf("VEIL_INTEGRATION=1 but %s is missing (apt-get install busybox-static): %v", busybox, err)
+	}
+}
+
+// fixture is a Manager over a temporary shared dir and state root, with
+// the streams fed from socket pairs.
+type fixture struct {
+	t      *testing.T
+	ctx    context.Context
+	m      *Manager
+	reg    *stream.Registry
+	shared string
+}
+
+func newFixture(t *testing.T) *fixture {
+	integration(t)
+	shared := t.TempDir()
+	reg := stream.NewRegistry(time.Minute)
+	t.Cleanup(reg.Close)
+	m := NewManager(Config{StateRoot: t.TempDir(), SharedDir: shared, StreamTimeout: 5 * time.Second}, reg)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	t.Cleanup(func() {
+		if err := m.RemoveAll(context.Background()); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return &fixture{t: t, ctx: ctx, m: m, reg: reg, shared: shared}
+}
+
+// rootfs builds a busybox root filesystem for container id.
+func (f *fixture) rootfs(id string) string {
+	f.t.Helper()
+	root := filepath.Join(f.shared, id, "rootfs")
+	for _, d := range []string{"bin", "proc", "dev", "sys", "tmp", "etc"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(busybox)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "bin/busybox"), b, 0o755); err != nil {
+		f.t.Fatal(err)
+	}
+	for _, a := range []string{"sh", "echo", "cat", "sleep", "tty", "stty", "head", "wc", "true"} {
+		if err := os.Symlink("busybox", filepath.Join(root, "bin", a)); err != nil {
+			f.t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// spec returns runc's default spec running args.
+func spec(t *testing.T, args ...string) []byte {
+	s := specconv.Example()
+	s.Process.Args = args
+	s.Process.Env = []string{"PATH=/bin", "TERM=xterm"}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// hostEnds are the host side of a process's streams.
+type hostEnds struct {
+	stdin, stdout, stderr *net.UnixConn
+}
+
+// connect registers one socket pair per stream of sio and returns the
+// host ends.
+func (f *fixture) connect(id, execID string, sio Stdio) hostEnds {
+	f.t.Helper()
+	var h hostEnds
+	add := func(s api.Stream) *net.UnixConn {
+		fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		conns := make([]*net.UnixConn, 2)
+		for i, fd := range fds {
+			file := os.NewFile(uintptr(fd), "stream")
+			c, err := net.FileConn(file)
+			file.Close()
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			conns[i] = c.(*net.UnixConn)
+		}
+		f.t.Cleanup(func() { conns[0].Close(); conns[1].Close() })
+		if err := f.reg.Add(stream.Key{ContainerID: id, ExecID: execID, Stream: s}, conns[1]); err != nil {
+			f.t.Fatal(err)
+		}
+		return conns[0]
+	}
+	if sio.Stdin {
+		h.stdin = add(api.StreamStdin)
+	}
+	if sio.Stdout {
+		h.stdout = add(api.StreamStdout)
+	}
+	if sio.Stderr {
+		h.stderr = add(api.StreamStderr)
+	}
+	return h
+}
+
+// readAll collects a stream in the background.
+func readAll(c net.Conn) <-chan string {
+	out := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(c)
+		out <- string(b)
+	}()
+	return out
+}
+
+func (f *fixture) run(id string, sio Stdio, specJSON []byte) (hostEnds, int) {
+	f.t.Helper()
+	h := f.connect(id, "", sio)
+	if err := f.m.Create(f.ctx, id, specJSON, f.rootfs(id), sio); err != nil {
+		f.t.Fatalf("create: %v", err)
+	}
+	pid, err := f.m.Start(f.ctx, id)
+	if err != nil {
+		f.t.Fatalf("start: %v", err)
+	}
+	if pid <= 0 {
+		f.t.Fatalf("pid %d", pid)
+	}
+	return h, pid
+}
+
+func (f *fixture) wait(id, execID string) uint32 {
+	f.t.Helper()
+	e, err := f.m.Wait(f.ctx, id, execID)
+	if err != nil {
+		f.t.Fatalf("wait %s/%s: %v", id, execID, err)
+	}
+	if e.At.IsZero() {
+		f.t.Fatal("no exit time")
+	}
+	return e.Status
+}
+
+func TestIntegrationProcesses(t *testing.T) {
+	cases := []struct {
+		name       string
+		args       []string
+		stdin      string
+		sio        Stdio
+		wantOut    string
+		wantErr    string
+		wantStatus uint32
+	}{
+		{name: "echo", args: []string{"echo", "hello"}, sio: Stdio{Stdout: true}, wantOut: "hello\n"},
+		{name: "exit code 7 with stderr", args: []string{"sh", "-c", "echo out; echo err >&2; exit 7"}, sio: Stdio{Stdout: true, Stderr: true}, wantOut: "out\n", wantErr: "err\n", wantStatus: 7},
+		{name: "stdin echoed through cat", args: []string{"cat"}, stdin: "ping\nline two\n", sio: Stdio{Stdin: true, Stdout: true}, wantOut: "ping\nline two\n"},
+		{name: "no streams", args: []string{"true"}},
+		{name: "large output", args: []string{"head", "-c", "3000000", "/dev/zero"}, sio: Stdio{Stdout: true}, wantOut: strings.Repeat("\x00", 3000000)},
+	}
+	f := newFixture(t)
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f.t = t
+			id := "proc" + string(rune('a'+i))
+			h, _ := f.run(id, tc.sio, spec(t, tc.args...))
+			var out, errOut <-chan string
+			if h.stdout != nil {
+				out = readAll(h.stdout)
+			}
+			if h.stderr != nil {
+				errOut = readAll(h.stderr)
+			}
+			if h.stdin != nil {
+				if _, err := h.stdin.Write([]byte(tc.stdin)); err != nil {
+					t.Fatal(err)
+				}
+				if err := h.stdin.CloseWrite(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if st := f.wait(id, ""); st != tc.wantStatus {
+				t.Fatalf("status %d, want %d", st, tc.wantStatus)
+			}
+			// Wait answered, so the output streams are complete.
+			if out != nil {
+				if got := <-out; got != tc.wantOut {
+					t.Fatalf("stdout %q (%d bytes), want %q", trunc(got), len(got), trunc(tc.wantOut))
+				}
+			}
+			if errOut != nil {
+				if got := <-errOut; got != tc.wantErr {
+					t.Fatalf("stderr %q, want %q", got, tc.wantErr)
+				}
+			}
+			if err := f.m.Remove(f.ctx, id, false); err != nil {
+				t.Fatalf("remove: %v", err)
+			}
+		})
+	}
+}
+
+func trunc(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+func TestIntegrationNoSuchCommand(t *testing.T) {
+	f := newFixture(t)
+	sio := Stdio{Stdout: true}
+	f.connect("nocmd", "", sio)
+	if err := f.m.Create(f.ctx, "nocmd", spec(t, "nosuchcmd"), f.rootfs("nocmd"), sio); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	_, err := f.m.Start(f.ctx, "nocmd")
+	if err == nil || !strings.Contains(err.Error(), `"nosuchcmd"`) || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("start error %v, want one naming nosuchcmd and saying not found", err)
+	}
+	t.Logf("start error: %v", err)
+	if err := f.m.Remove(f.ctx, "nocmd", false); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+}
+
+func TestIntegrationMissingStream(t *testing.T) {
+	f := newFixture(t)
+	f.m.cfg.StreamTimeout = 200 * time.Millisecond
+	err := f.m.Create(f.ctx, "nostream", spec(t, "true"), f.rootfs("nostream"), Stdio{Stdout: true})
+	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "stdout stream of container nostream") {
+		t.Fatalf("create error %v, want FailedPrecondition naming the stdout stream", err)
+	}
+	// The failed create left nothing behind: the id is free again.
+	f.m.cfg.StreamTimeout = 5 * time.Second
+	f.connect("nostream", "", Stdio{Stdout: true})
+	if err := f.m.Create(f.ctx, "nostream", spec(t, "true"), f.rootfs("nostream2"), Stdio{Stdout: true}); err != nil {
+		t.Fatalf("create again: %v", err)
+	}
+}
+
+func TestIntegrationTerminal(t *testing.T) {
+	f := newFixture(t)
+	sio := Stdio{Stdin: true, Stdout: true, Terminal: true}
+	h, _ := f.run("tty", sio, spec(t, "sh", "-c", "tty; read x; stty size"))
+	out := readAll(h.stdout)
+	// The shell blocks in read until we send a line; resize first.
+	if err := f.m.Resize("tty", "", 123, 45); err != nil {
+		t.Fatalf("resize: %v", err)
+	}
+	if _, err := h.stdin.Write([]byte("go\n")); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.wait("tty", ""); st != 0 {
+		t.Fatalf("status %d", st)
+	}
+	got := <-out
+	if !strings.Contains(got, "/dev/pts/0") || !strings.Contains(got, "45 123") {
+		t.Fatalf("terminal output %q, want /dev/pts/0 and size 45 123", got)
+	}
+	if err := f.m.Resize("nonexistent", "", 1, 1); !errdefs.IsNotFound(err) {
+		t.Fatalf("resize of unknown container: %v", err)
+	}
+}
+
+func TestIntegrationExec(t *testing.T) {
+	f := newFixture(t)
+	_, initPid := f.run("ex", Stdio{}, spec(t, "sleep", "1000"))
+
+	proc := func(args ...string) []byte {
+		b, err := json.Marshal(specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	sio := Stdio{Stdin: true, Stdout: true}
+	h := f.connect("ex", "e1", sio)
+	pid, err := f.m.Exec(f.ctx, "ex", "e1", proc("sh", "-c", "cat; echo from-exec; exit 3"), sio)
+	if err != nil {
+		t.Fatalf("exec: %v", err)
+	}
+	out := readAll(h.stdout)
+	pids, err := f.m.Pids("ex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(pids, initPid) || !contains(pids, pid) {
+		t.Fatalf("pids %v lack init %d or exec %d", pids, initPid, pid)
+	}
+	if _, err := h.stdin.Write([]byte("in\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.stdin.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.wait("ex", "e1"); st != 3 {
+		t.Fatalf("exec status %d", st)
+	}
+	if got := <-out; got != "in\nfrom-exec\n" {
+		t.Fatalf("exec output %q", got)
+	}
+
+	// CloseStdin ends a reader although the host never half-closed.
+	h = f.connect("ex", "cat", sio)
+	if _, err := f.m.Exec(f.ctx, "ex", "cat", proc("cat"), sio); err != nil {
+		t.Fatalf("exec cat: %v", err)
+	}
+	out = readAll(h.stdout)
+	if err := f.m.CloseStdin("ex", "cat"); err != nil {
+		t.Fatal(err)
+	}
+	if st := f.wait("ex", "cat"); st != 0 {
+		t.Fatalf("cat status %d", st)
+	}
+	if got := <-out; got != "" {
+		t.Fatalf("cat output %q", got)
+	}
+
+	// A signalled exec reports 128+signal.
+	if _, err := f.m.Exec(f.ctx, "ex", "sleeper", proc("sleep", "1000"), Stdio{}); err != nil {
+		t.Fatalf("exec sleep: %v", err)
+	}
+	if err := f.m.Signal(f.ctx, "ex", "sleeper", syscall.SIGKILL, false); err != nil {
+		t.Fatalf("signal exec: %v", err)
+	}
+	if st := f.wait("ex", "sleeper"); st != 137 {
+		t.Fatalf("sleeper status %d, want 137", st)
+	}
+
+	// Errors callers rely on.
+	if _, err := f.m.Exec(f.ctx, "ex", "e2", proc("nosuchcmd"), Stdio{}); err == nil || !strings.Contains(err.Error(), "nosuchcmd") {
+		t.Fatalf("exec of a missing command: %v", err)
+	}
+	if _, err := f.m.Exec(f.ctx, "ex", "e3", []byte("{"), Stdio{}); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("exec with bad JSON: %v", err)
+	}
+	if err := f.m.Remove(f.ctx, "ex", false); !errdefs.IsFailedPrecondition(err) {
+		t.Fatalf("remove of a running container: %v", err)
+	}
+
+	// Concurrent waiters all see the kill.
+	results := make(chan uint32, 2)
+	for range 2 {
+		go func() {
+			e, err := f.m.Wait(f.ctx, "ex", "")
+			if err != nil {
+				t.Error(err)
+			}
+			results <- e.Status
+		}()
+	}
+	if err := f.m.Signal(f.ctx, "ex", "", syscall.SIGKILL, true); err != nil {
+		t.Fatalf("signal all: %v", err)
+	}
+	for range 2 {
+		if st := <-results; st != 137 {
+			t.Fatalf("init status %d, want 137", st)
+		}
+	}
+	if err := f.m.Signal(f.ctx, "ex", "", syscall.SIGTERM, false); !errdefs.IsNotFound(err) {
+		t.Fatalf("signal of exited init: %v", err)
+	}
+	if err := f.m.Remove(f.ctx, "ex", false); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	if _, err := f.m.Pids("ex"); !errdefs.IsNotFound(err) {
+		t.Fatalf("pids after remove: %v", err)
+	}
+}
+
+func TestIntegrationForceRemove(t *testing.T) {
+	f := newFixture(t)
+	h, _ := f.run("force", Stdio{Stdout: true}, spec(t, "sh", "-c", "echo up; exec sleep 1000"))
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(h.stdout, buf); err != nil || !bytes.Equal(buf, []byte("up\n")) {
+		t.Fatalf("read %q: %v", buf, err)
+	}
+	if err := f.m.Remove(f.ctx, "force", true); err != nil {
+		t.Fatalf("force remove: %v", err)
+	}
+	if rest, err := io.ReadAll(h.stdout); err != nil || len(rest) != 0 {
+		t.Fatalf("stdout after remove: %q %v", rest, err)
+	}
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,47 @@
+package guest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+)
+
+// System does the sandbox-level guest work for the agent server.
+type System struct{}
+
+// SetHostname sets the guest's host name.
+func (System) SetHostname(name string) error {
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return fmt.Errorf("set hostname %q: %w", name, err)
+	}
+	return nil
+}
+
+// MountShare mounts the virtio-fs file system with tag at dir.
+func (System) MountShare(ctx context.Context, tag, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	if err := unix.Mount(tag, dir, "virtiofs", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+		return fmt.Errorf("mount virtio-fs tag %q on %s: %w", tag, dir, err)
+	}
+	log.G(ctx).WithFields(log.Fields{"tag": tag, "dir": dir}).Info("share mounted")
+	return nil
+}
+
+// UnmountShare unmounts dir, lazily when it is still busy.
+func (System) UnmountShare(ctx context.Context, dir string) error {
+	err := unix.Unmount(dir, 0)
+	if errors.Is(err, unix.EBUSY) {
+		log.G(ctx).WithField("dir", dir).Warn("share busy; detaching it")
+		err = unix.Unmount(dir, unix.MNT_DETACH)
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("unmount %s: %w", dir, err)
+	}
+	return nil
+}

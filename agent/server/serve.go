@@ -1,0 +1,129 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+	"github.com/mdlayher/vsock"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/agent/container"
+	"github.com/veil-runtime/veil/agent/stream"
+)
+
+// shutdownTimeout bounds the cleanup when the agent is told to stop.
+const shutdownTimeout = 15 * time.Second
+
+// Options configure Run.
+type Options struct {
+	// Version is the agent's release, reported by Health.
+	Version string
+	// UnixDir, when set, makes the agent listen on Unix sockets
+	// UnixDir/agent.sock and UnixDir/stream.sock instead of vsock (for
+	// tests on a host).
+	UnixDir string
+	// Container configures the container manager.
+	Container container.Config
+	// Guest does the sandbox-level guest work.
+	Guest Guest
+}
+
+// Listen opens the agent and stream listeners: vsock ports api.AgentPort
+// and api.StreamPort, or Unix sockets in opts.UnixDir.
+func Listen(opts Options) (agentL, streamL net.Listener, err error) {
+	if opts.UnixDir != "" {
+		agentL, err = listenUnix(filepath.Join(opts.UnixDir, "agent.sock"))
+		if err != nil {
+			return nil, nil, err
+		}
+		streamL, err = listenUnix(filepath.Join(opts.UnixDir, "stream.sock"))
+		if err != nil {
+			_ = agentL.Close()
+			return nil, nil, err
+		}
+		return agentL, streamL, nil
+	}
+	agentL, err = vsock.Listen(api.AgentPort, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen on vsock port %d: %w", api.AgentPort, err)
+	}
+	streamL, err = vsock.Listen(api.StreamPort, nil)
+	if err != nil {
+		_ = agentL.Close()
+		return nil, nil, fmt.Errorf("listen on vsock port %d: %w", api.StreamPort, err)
+	}
+	return agentL, streamL, nil
+}
+
+func listenUnix(path string) (net.Listener, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+	}
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// Run serves the agent until ctx ends, then removes every container and
+// unmounts the share.
+func Run(ctx context.Context, opts Options) error {
+	agentL, streamL, err := Listen(opts)
+	if err != nil {
+		return err
+	}
+	return Serve(ctx, agentL, streamL, opts)
+}
+
+// Serve serves ttrpc on agentL and stream connections on streamL until
+// ctx ends; it owns and closes both listeners.
+func Serve(ctx context.Context, agentL, streamL net.Listener, opts Options) error {
+	reg := stream.NewRegistry(stream.DefaultUnclaimedTTL)
+	mgr := container.NewManager(opts.Container, reg)
+	svc := NewService(opts.Version, mgr, opts.Guest)
+
+	srv, err := ttrpc.NewServer()
+	if err != nil {
+		_ = agentL.Close()
+		_ = streamL.Close()
+		return fmt.Errorf("new ttrpc server: %w", err)
+	}
+	api.RegisterAgentService(srv, svc)
+
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	streamErr := make(chan error, 1)
+	go func() { streamErr <- stream.Serve(sctx, streamL, reg) }()
+	ttrpcErr := make(chan error, 1)
+	go func() { ttrpcErr <- srv.Serve(sctx, agentL) }()
+	log.G(ctx).WithFields(log.Fields{"agent": agentL.Addr().String(), "streams": streamL.Addr().String()}).Info("agent serving")
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case err := <-streamErr:
+		runErr = fmt.Errorf("stream listener: %w", err)
+	case err := <-ttrpcErr:
+		if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+			runErr = fmt.Errorf("ttrpc server: %w", err)
+		}
+	}
+	log.G(ctx).WithError(runErr).Info("agent stopping")
+	cancel()
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	defer ccancel()
+	if _, err := svc.DestroySandbox(cctx, &api.DestroySandboxRequest{}); err != nil {
+		log.G(ctx).WithError(err).Warn("cleanup at stop")
+	}
+	_ = srv.Close()
+	reg.Close()
+	return runErr
+}

@@ -1,0 +1,213 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/agent/container"
+)
+
+// Containers is what the service needs from the container manager.
+type Containers interface {
+	// Create creates a container whose init runs at Start.
+	Create(ctx context.Context, id string, spec []byte, rootfs string, sio container.Stdio) error
+	// Start runs the container's init and returns its guest pid.
+	Start(ctx context.Context, id string) (int, error)
+	// Exec runs an extra process in a running container.
+	Exec(ctx context.Context, id, execID string, process []byte, sio container.Stdio) (int, error)
+	// Wait blocks until the process exited and its output was delivered.
+	Wait(ctx context.Context, id, execID string) (container.Exit, error)
+	// Signal signals a process, or every process of the container.
+	Signal(ctx context.Context, id, execID string, sig syscall.Signal, all bool) error
+	// CloseStdin closes a process's stdin.
+	CloseStdin(id, execID string) error
+	// Resize sets a process's terminal size.
+	Resize(id, execID string, width, height uint32) error
+	// Pids lists a container's guest pids.
+	Pids(id string) ([]int, error)
+	// Remove destroys a container (killing it first with force).
+	Remove(ctx context.Context, id string, force bool) error
+	// RemoveAll force-removes every container.
+	RemoveAll(ctx context.Context) error
+}
+
+// Guest is what the service needs from the guest system for a sandbox.
+type Guest interface {
+	// SetHostname sets the guest's host name.
+	SetHostname(name string) error
+	// MountShare mounts the virtio-fs share with tag at dir.
+	MountShare(ctx context.Context, tag, dir string) error
+	// UnmountShare unmounts dir.
+	UnmountShare(ctx context.Context, dir string) error
+}
+
+// Service implements api.AgentService.
+type Service struct {
+	version    string
+	containers Containers
+	guest      Guest
+
+	mu        sync.Mutex
+	sandboxID string
+	shareDir  string
+}
+
+var _ api.AgentService = (*Service)(nil)
+
+// NewService returns the agent service; version is the agent's release.
+func NewService(version string, c Containers, g Guest) *Service {
+	return &Service{version: version, containers: c, guest: g}
+}
+
+// Health reports the agent's, the protocol's and the kernel's versions.
+func (s *Service) Health(ctx context.Context, _ *api.HealthRequest) (*api.HealthResponse, error) {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return nil, toStatus(fmt.Errorf("uname: %w", err))
+	}
+	return &api.HealthResponse{
+		AgentVersion:  s.version,
+		ApiVersion:    api.APIVersion,
+		KernelRelease: unix.ByteSliceToString(u.Release[:]),
+	}, nil
+}
+
+// CreateSandbox sets the host name and mounts the share at api.SharedDir.
+func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.createSandbox(ctx, r))
+}
+
+func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest) error {
+	if r.SandboxId == "" {
+		return fmt.Errorf("create sandbox: empty sandbox id: %w", errdefs.ErrInvalidArgument)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sandboxID != "" {
+		return fmt.Errorf("create sandbox %s: sandbox %s exists: %w", r.SandboxId, s.sandboxID, errdefs.ErrAlreadyExists)
+	}
+	if r.Hostname != "" {
+		if err := s.guest.SetHostname(r.Hostname); err != nil {
+			return fmt.Errorf("create sandbox %s: %w", r.SandboxId, err)
+		}
+	}
+	if r.SharedFsTag != "" {
+		if err := s.guest.MountShare(ctx, r.SharedFsTag, api.SharedDir); err != nil {
+			return fmt.Errorf("create sandbox %s: %w", r.SandboxId, err)
+		}
+		s.shareDir = api.SharedDir
+	}
+	s.sandboxID = r.SandboxId
+	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxId, "hostname": r.Hostname, "tag": r.SharedFsTag}).Info("sandbox created")
+	return nil
+}
+
+// DestroySandbox kills and removes every container and unmounts the share.
+func (s *Service) DestroySandbox(ctx context.Context, r *api.DestroySandboxRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.destroySandbox(ctx, r))
+}
+
+func (s *Service) destroySandbox(ctx context.Context, r *api.DestroySandboxRequest) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.sandboxID != "" && r.SandboxId != "" && r.SandboxId != s.sandboxID {
+		return fmt.Errorf("destroy sandbox %s: this guest runs sandbox %s: %w", r.SandboxId, s.sandboxID, errdefs.ErrNotFound)
+	}
+	if err := s.containers.RemoveAll(ctx); err != nil {
+		return fmt.Errorf("destroy sandbox %s: %w", r.SandboxId, err)
+	}
+	if s.shareDir != "" {
+		if err := s.guest.UnmountShare(ctx, s.shareDir); err != nil {
+			return fmt.Errorf("destroy sandbox %s: %w", r.SandboxId, err)
+		}
+		s.shareDir = ""
+	}
+	s.sandboxID = ""
+	log.G(ctx).WithField("sandbox", r.SandboxId).Info("sandbox destroyed")
+	return nil
+}
+
+func stdioOf(s *api.Stdio) container.Stdio {
+	if s == nil {
+		return container.Stdio{}
+	}
+	return container.Stdio{Stdin: s.Stdin, Stdout: s.Stdout, Stderr: s.Stderr, Terminal: s.Terminal}
+}
+
+// CreateContainer creates a container; its init runs at StartContainer.
+func (s *Service) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.Empty, error) {
+	err := s.containers.Create(ctx, r.ContainerId, r.Spec, r.Rootfs, stdioOf(r.Stdio))
+	return &api.Empty{}, toStatus(err)
+}
+
+// StartContainer runs the container's init process.
+func (s *Service) StartContainer(ctx context.Context, r *api.ContainerRequest) (*api.StartResponse, error) {
+	pid, err := s.containers.Start(ctx, r.ContainerId)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.StartResponse{Pid: uint32(pid)}, nil
+}
+
+// RemoveContainer destroys a container.
+func (s *Service) RemoveContainer(ctx context.Context, r *api.RemoveContainerRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.containers.Remove(ctx, r.ContainerId, r.Force))
+}
+
+// ExecProcess runs an extra process in a running container.
+func (s *Service) ExecProcess(ctx context.Context, r *api.ExecProcessRequest) (*api.StartResponse, error) {
+	pid, err := s.containers.Exec(ctx, r.ContainerId, r.ExecId, r.Process, stdioOf(r.Stdio))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.StartResponse{Pid: uint32(pid)}, nil
+}
+
+// WaitProcess answers once the process exited and its output was written.
+func (s *Service) WaitProcess(ctx context.Context, r *api.ProcessRequest) (*api.WaitResponse, error) {
+	e, err := s.containers.Wait(ctx, r.ContainerId, r.ExecId)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &api.WaitResponse{ExitStatus: e.Status, ExitedAtUnixNano: e.At.UnixNano()}, nil
+}
+
+// SignalProcess signals a process or, with all, every process of the
+// container.
+func (s *Service) SignalProcess(ctx context.Context, r *api.SignalRequest) (*api.Empty, error) {
+	if r.Signal == 0 || r.Signal > 64 {
+		return nil, toStatus(fmt.Errorf("signal %d: %w", r.Signal, errdefs.ErrInvalidArgument))
+	}
+	err := s.containers.Signal(ctx, r.ContainerId, r.ExecId, syscall.Signal(r.Signal), r.All)
+	return &api.Empty{}, toStatus(err)
+}
+
+// CloseStdin closes the process's stdin.
+func (s *Service) CloseStdin(ctx context.Context, r *api.ProcessRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.containers.CloseStdin(r.ContainerId, r.ExecId))
+}
+
+// ResizeTTY sets the process's terminal size.
+func (s *Service) ResizeTTY(ctx context.Context, r *api.ResizeTTYRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.containers.Resize(r.ContainerId, r.ExecId, r.Width, r.Height))
+}
+
+// ListPids lists the guest pids of a container's processes.
+func (s *Service) ListPids(ctx context.Context, r *api.ContainerRequest) (*api.ListPidsResponse, error) {
+	pids, err := s.containers.Pids(r.ContainerId)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	out := make([]uint32, len(pids))
+	for i, p := range pids {
+		out[i] = uint32(p)
+	}
+	return &api.ListPidsResponse{Pids: out}, nil
+}

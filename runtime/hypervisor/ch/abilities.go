@@ -1,0 +1,135 @@
+package ch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/veil-runtime/veil/generated/models"
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+)
+
+// The optional abilities of a Cloud Hypervisor VM.
+var (
+	_ hypervisor.DiskAdder      = (*vm)(nil)
+	_ hypervisor.NetAdder       = (*vm)(nil)
+	_ hypervisor.FSAdder        = (*vm)(nil)
+	_ hypervisor.DeviceRemover  = (*vm)(nil)
+	_ hypervisor.Resizer        = (*vm)(nil)
+	_ hypervisor.Pauser         = (*vm)(nil)
+	_ hypervisor.Resumer        = (*vm)(nil)
+	_ hypervisor.Snapshotter    = (*vm)(nil)
+	_ hypervisor.CountersReader = (*vm)(nil)
+	_ hypervisor.InfoReader     = (*vm)(nil)
+)
+
+// Resize retry policy while CH answers 429 (a vCPU removal is still
+// pending): exponential backoff from resizeBackoff, at most
+// resizeMaxBackoff between attempts, resizeAttempts attempts in all.
+const (
+	resizeAttempts   = 8
+	resizeBackoff    = 10 * time.Millisecond
+	resizeMaxBackoff = 200 * time.Millisecond
+)
+
+// AddDisk is vm.add-disk.
+func (v *vm) AddDisk(ctx context.Context, d hypervisor.Disk) (hypervisor.DeviceInfo, error) {
+	dc := &models.DiskConfig{ID: d.ID, Path: d.Path}
+	if d.ReadOnly {
+		dc.Readonly = ptr(true)
+	}
+	return deviceInfo(v.api.AddDisk(ctx, dc))
+}
+
+// AddNet is vm.add-net.
+func (v *vm) AddNet(ctx context.Context, n hypervisor.NetDevice) (hypervisor.DeviceInfo, error) {
+	return deviceInfo(v.api.AddNet(ctx, &models.NetConfig{ID: n.ID, Tap: n.Tap, Mac: n.MAC, Mtu: int64(n.MTU)}))
+}
+
+// AddFilesystem is vm.add-fs.
+func (v *vm) AddFilesystem(ctx context.Context, fs hypervisor.Filesystem) (hypervisor.DeviceInfo, error) {
+	return deviceInfo(v.api.AddFs(ctx, fsConfig(fs)))
+}
+
+func deviceInfo(pci *models.PciDeviceInfo, err error) (hypervisor.DeviceInfo, error) {
+	if err != nil || pci == nil {
+		// 204 (cold add) carries no device info.
+		return hypervisor.DeviceInfo{}, err
+	}
+	var di hypervisor.DeviceInfo
+	if pci.ID != nil {
+		di.ID = *pci.ID
+	}
+	if pci.Bdf != nil {
+		di.BDF = *pci.Bdf
+	}
+	return di, nil
+}
+
+// RemoveDevice is vm.remove-device.
+func (v *vm) RemoveDevice(ctx context.Context, id string) error {
+	return v.api.RemoveDevice(ctx, id)
+}
+
+// Resize is vm.resize, retried with backoff while CH answers 429.
+func (v *vm) Resize(ctx context.Context, r hypervisor.Resize) error {
+	if r.VCPUs == 0 && r.MemoryMiB == 0 {
+		return errors.New("cloud-hypervisor vm.resize: nothing to change")
+	}
+	body := &models.VMResize{DesiredVcpus: int64(r.VCPUs), DesiredRAM: int64(r.MemoryMiB) << 20}
+	backoff := resizeBackoff
+	for attempt := 1; ; attempt++ {
+		err := v.api.Resize(ctx, body)
+		var apiErr *APIError
+		if !errors.As(err, &apiErr) || apiErr.Code != http.StatusTooManyRequests {
+			return err
+		}
+		if attempt == resizeAttempts {
+			return fmt.Errorf("%w (gave up after %d attempts)", err, attempt)
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("%w (retrying: %w)", err, ctx.Err())
+		case <-t.C:
+		}
+		backoff = min(2*backoff, resizeMaxBackoff)
+	}
+}
+
+// Pause is vm.pause.
+func (v *vm) Pause(ctx context.Context) error { return v.api.Pause(ctx) }
+
+// Resume is vm.resume.
+func (v *vm) Resume(ctx context.Context) error { return v.api.Resume(ctx) }
+
+// Snapshot is vm.snapshot into dir (CH wants the VM paused first).
+func (v *vm) Snapshot(ctx context.Context, dir string) error {
+	return v.api.Snapshot(ctx, "file://"+dir)
+}
+
+// Counters is vm.counters.
+func (v *vm) Counters(ctx context.Context) (map[string]map[string]int64, error) {
+	c, err := v.api.Counters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]map[string]int64(c), nil
+}
+
+// Info is vm.info.
+func (v *vm) Info(ctx context.Context) (hypervisor.VMInfo, error) {
+	info, err := v.api.Info(ctx)
+	if err != nil {
+		return hypervisor.VMInfo{}, err
+	}
+	raw, err := json.Marshal(info)
+	if err != nil {
+		return hypervisor.VMInfo{}, fmt.Errorf("cloud-hypervisor vm.info: encode: %w", err)
+	}
+	return hypervisor.VMInfo{State: stateOf(info), MemoryActualBytes: info.MemoryActualSize, Raw: raw}, nil
+}

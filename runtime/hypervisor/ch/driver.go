@@ -1,0 +1,158 @@
+package ch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/log"
+
+	"github.com/veil-runtime/veil/generated/models"
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/proc"
+)
+
+// Names inside the sandbox directory. The process name gives
+// cloud-hypervisor.log (its stdout and stderr) and cloud-hypervisor.pid.
+const (
+	processName   = "cloud-hypervisor"
+	apiSocketName = "ch-api.sock"
+)
+
+// Defaults for the Driver's zero durations.
+const (
+	defaultAPITimeout   = 5 * time.Second
+	defaultReadyTimeout = 10 * time.Second
+	defaultBootTimeout  = 5 * time.Second
+	defaultStopTimeout  = 3 * time.Second
+)
+
+// pollInterval paces vmm.ping while the API socket comes up and vm.info
+// while the VM boots.
+const pollInterval = 10 * time.Millisecond
+
+// Driver starts Cloud Hypervisor VMs. The zero value works with
+// cloud-hypervisor on PATH.
+type Driver struct {
+	// Path is the cloud-hypervisor binary; empty means cloud-hypervisor
+	// on PATH.
+	Path string
+	// StopTimeout bounds the wait for the VMM to exit after vmm.shutdown
+	// before it is killed (default 3s).
+	StopTimeout time.Duration
+	// APITimeout bounds every API call (default 5s).
+	APITimeout time.Duration
+	// ReadyTimeout bounds the wait for the API socket to answer vmm.ping
+	// after launch (default 10s).
+	ReadyTimeout time.Duration
+	// BootTimeout bounds the wait for vm.info to report Running after
+	// vm.boot or vm.restore (default 5s).
+	BootTimeout time.Duration
+	// MaxVCPUs is the vCPU ceiling for Resize; 0 (or less than the boot
+	// count) means the boot count, i.e. no vCPU hotplug.
+	MaxVCPUs uint32
+	// HotplugMemoryMiB is how much memory Resize may add above the boot
+	// size; 0 means no memory hotplug.
+	HotplugMemoryMiB uint32
+}
+
+var (
+	_ hypervisor.Hypervisor = (*Driver)(nil)
+	_ hypervisor.Restorer   = (*Driver)(nil)
+)
+
+// Start launches cloud-hypervisor, creates the VM (vm.create), checks it
+// is Created, boots it (vm.boot) and returns once vm.info reports Running.
+// On failure it stops what it started; the error names the failed step
+// and holds CH's answer or its log tail.
+func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (hypervisor.VM, error) {
+	return d.launch(ctx, cfg, func(ctx context.Context, v *vm) error {
+		if err := v.api.Create(ctx, buildVMConfig(cfg, sizing{maxVCPUs: d.MaxVCPUs, hotplugMiB: d.HotplugMemoryMiB})); err != nil {
+			return err
+		}
+		if err := v.wantState(ctx, models.VMStateCreated, "vm.create"); err != nil {
+			return err
+		}
+		if err := v.api.Boot(ctx); err != nil {
+			return err
+		}
+		return v.waitRunning(ctx, "vm.boot")
+	})
+}
+
+// Restore launches cloud-hypervisor and restores the VM saved in dir
+// (vm.restore with resume), returning once vm.info reports Running.
+func (d *Driver) Restore(ctx context.Context, cfg hypervisor.VMConfig, dir string) (hypervisor.VM, error) {
+	return d.launch(ctx, cfg, func(ctx context.Context, v *vm) error {
+		rc := &models.RestoreConfig{SourceURL: ptr("file://" + dir), Resume: true}
+		if err := v.api.Restore(ctx, rc); err != nil {
+			return err
+		}
+		return v.waitRunning(ctx, "vm.restore")
+	})
+}
+
+// launch starts the VMM, waits for its API and runs setup. Any failure
+// rolls back: the VMM is shut down (or killed) and its files removed.
+func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, setup func(context.Context, *vm) error) (_ hypervisor.VM, retErr error) {
+	path := d.Path
+	if path == "" {
+		path = "cloud-hypervisor"
+	}
+	v := &vm{
+		cfg:         cfg,
+		apiSock:     filepath.Join(cfg.Dir, apiSocketName),
+		stopTimeout: orDefault(d.StopTimeout, defaultStopTimeout),
+		apiTimeout:  orDefault(d.APITimeout, defaultAPITimeout),
+		bootTimeout: orDefault(d.BootTimeout, defaultBootTimeout),
+	}
+	v.api = newHTTPAPI(v.apiSock, v.apiTimeout)
+	defer func() {
+		if retErr != nil {
+			// Cleanup must run even when ctx expired.
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.stopTimeout+v.apiTimeout+5*time.Second)
+			defer cancel()
+			if err := v.Stop(sctx); err != nil {
+				log.G(ctx).WithError(err).Warn("cloud-hypervisor: rollback of failed start")
+			}
+		}
+	}()
+
+	// A socket left by a crashed runtime would make CH fail to bind.
+	if err := os.Remove(v.apiSock); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("cloud-hypervisor: remove stale API socket: %w", err)
+	}
+	var err error
+	v.proc, err = proc.Start(ctx, proc.Spec{
+		Name:      processName,
+		Dir:       cfg.Dir,
+		Path:      path,
+		Args:      []string{"--api-socket", v.apiSock},
+		NetNSPath: cfg.NetNSPath,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	// Every step ends at once when the VMM exits.
+	sctx, cancel := v.untilExit(ctx)
+	defer cancel()
+	if err := v.waitReady(sctx, orDefault(d.ReadyTimeout, defaultReadyTimeout)); err != nil {
+		return nil, v.startError(err)
+	}
+	if err := setup(sctx, v); err != nil {
+		return nil, v.startError(err)
+	}
+	log.G(ctx).WithField("pid", v.proc.Pid()).Debug("cloud-hypervisor VM running")
+	return v, nil
+}
+
+func orDefault(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}

@@ -1,0 +1,81 @@
+package ch
+
+import (
+	"github.com/veil-runtime/veil/generated/models"
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+)
+
+// guestCID is the guest's vsock context id; every VM has its own hybrid
+// vsock socket, so all guests can use the same one.
+const guestCID = 3
+
+// virtio-fs queue layout, as virtiofsd expects it.
+const (
+	fsNumQueues = 1
+	fsQueueSize = 1024
+)
+
+// rngSource feeds the guest's virtio-rng.
+const rngSource = "/dev/urandom"
+
+// sizing is the part of the VM's shape that is not in hypervisor.VMConfig.
+type sizing struct {
+	// maxVCPUs is the vCPU ceiling for hotplug; below the boot count it
+	// means "no hotplug".
+	maxVCPUs uint32
+	// hotplugMiB is memory that can be hot-added above the boot size.
+	hotplugMiB uint32
+}
+
+// buildVMConfig is the vm.create body for cfg. Guest memory is shared
+// (vhost-user back-ends such as virtiofsd map it); the serial port writes
+// to the console log (nowhere when there is none) and the virtio console
+// is off.
+func buildVMConfig(cfg hypervisor.VMConfig, sz sizing) *models.VMConfig {
+	maxVCPUs := max(sz.maxVCPUs, cfg.VCPUs)
+	mem := &models.MemoryConfig{
+		Size:   ptr(int64(cfg.MemoryMiB) << 20),
+		Shared: ptr(true),
+	}
+	if sz.hotplugMiB > 0 {
+		mem.HotplugSize = int64(sz.hotplugMiB) << 20
+	}
+	vc := &models.VMConfig{
+		Payload: &models.PayloadConfig{
+			Kernel:    cfg.Kernel,
+			Initramfs: cfg.Initrd,
+			Cmdline:   cfg.Cmdline,
+		},
+		Cpus: &models.CpusConfig{
+			BootVcpus: ptr(int64(cfg.VCPUs)),
+			MaxVcpus:  ptr(int64(maxVCPUs)),
+		},
+		Memory: mem,
+		Vsock: &models.VsockConfig{
+			Cid:    ptr(int64(guestCID)),
+			Socket: ptr(cfg.VsockSocket),
+		},
+		Serial:  &models.SerialConfig{Mode: ptr(models.ConsoleModeFile), File: cfg.ConsoleLog},
+		Console: &models.ConsoleConfig{Mode: ptr(models.ConsoleModeOff)},
+		Rng:     &models.RngConfig{Src: ptr(rngSource)},
+	}
+	if cfg.ConsoleLog == "" {
+		vc.Serial = &models.SerialConfig{Mode: ptr(models.ConsoleModeNull)}
+	}
+	for _, fs := range cfg.Filesystems {
+		vc.Fs = append(vc.Fs, fsConfig(fs))
+	}
+	return vc
+}
+
+// fsConfig is the CH device for a virtio-fs share.
+func fsConfig(fs hypervisor.Filesystem) *models.FsConfig {
+	return &models.FsConfig{
+		Tag:       ptr(fs.Tag),
+		Socket:    ptr(fs.Socket),
+		NumQueues: ptr(int64(fsNumQueues)),
+		QueueSize: ptr(int64(fsQueueSize)),
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,71 @@
+package hypervisor
+
+import "context"
+
+// Filesystem is a vhost-user-fs (virtio-fs) device backed by a virtiofsd
+// listening on Socket; the guest mounts it by Tag.
+type Filesystem struct {
+	Tag    string
+	Socket string
+}
+
+// VMConfig is everything a driver needs to launch one VM.
+type VMConfig struct {
+	// ID names the VM (the sandbox id).
+	ID string
+	// Dir is the sandbox's state directory; the driver keeps its sockets,
+	// logs and pid files there.
+	Dir string
+	// Kernel (an uncompressed PVH vmlinux), Initrd and Cmdline boot the guest.
+	Kernel, Initrd, Cmdline string
+	// VCPUs and MemoryMiB size the VM.
+	VCPUs, MemoryMiB uint32
+	// VsockSocket is the hybrid vsock Unix socket the VM must expose
+	// (CONNECT <port> protocol; see runtime/vsock).
+	VsockSocket string
+	// Filesystems are the virtio-fs devices to attach.
+	Filesystems []Filesystem
+	// NetNSPath, when set, is the network namespace the VMM runs in.
+	NetNSPath string
+	// ConsoleLog receives the guest's serial console.
+	ConsoleLog string
+}
+
+// Hypervisor starts VMs.
+type Hypervisor interface {
+	// Start launches a VM and returns once the VMM runs (not once the guest
+	// booted). On error nothing it started is left behind.
+	Start(ctx context.Context, cfg VMConfig) (VM, error)
+}
+
+// VM is a running VM.
+type VM interface {
+	// Pid is the host pid of the VMM process.
+	Pid() int
+	// Done is closed when the VMM process has exited.
+	Done() <-chan struct{}
+	// Stop stops the VM, gracefully first and then by force, and waits
+	// until the VMM and its helper processes are gone. It is idempotent.
+	Stop(ctx context.Context) error
+}
+
+// HelperPids is implemented by a VM whose driver runs helper processes
+// besides the VMM (e.g. vhost-device-vsock for QEMU).
+type HelperPids interface {
+	// HelperPids maps each helper's name to its host pid.
+	HelperPids() map[string]int
+}
+
+// LogTailer is implemented by a VM whose VMM writes a log of its own.
+type LogTailer interface {
+	// LogTail returns the last lines of the VMM's log, for error messages.
+	LogTail() string
+}
+
+// VsockWaiter is implemented by a VM whose hybrid vsock socket must not be
+// used before the guest's vsock driver is up.
+type VsockWaiter interface {
+	// WaitVsock blocks until a host connection to the hybrid vsock socket
+	// can safely be made.
+	WaitVsock(ctx context.Context) error
+}

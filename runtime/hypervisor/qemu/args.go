@@ -1,0 +1,68 @@
+package qemu
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+)
+
+// File names inside the sandbox directory.
+const (
+	qmpSocketName    = "qmp.sock"
+	vhostVsockSocket = "vhost-vsock.sock"
+)
+
+// vsockDeviceID is the QEMU id of the vsock device; vsockDevicePath is its
+// QOM path, as QMP's x-query-virtio-status wants it.
+const (
+	vsockDeviceID   = "vsock0"
+	vsockDevicePath = "/machine/peripheral/" + vsockDeviceID
+)
+
+// Accel is a QEMU accelerator.
+type Accel string
+
+const (
+	AccelKVM Accel = "kvm"
+	AccelTCG Accel = "tcg"
+)
+
+// buildArgs returns QEMU's arguments (without argv[0]) for cfg.
+func buildArgs(cfg hypervisor.VMConfig, accel Accel) []string {
+	args := []string{
+		"-name", "veil-" + cfg.ID,
+		"-M", "microvm,x-option-roms=off",
+		"-accel", string(accel),
+	}
+	if accel == AccelKVM {
+		args = append(args, "-cpu", "host")
+	}
+	args = append(args,
+		"-smp", fmt.Sprint(cfg.VCPUs),
+		"-m", fmt.Sprintf("%dM", cfg.MemoryMiB),
+		// vhost-user back-ends map guest memory: it must be a shared fd.
+		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB),
+		"-numa", "node,memdev=mem",
+		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+		"-serial", "file:"+cfg.ConsoleLog,
+		"-kernel", cfg.Kernel,
+		"-initrd", cfg.Initrd,
+		"-append", cfg.Cmdline,
+		"-qmp", "unix:"+opt(filepath.Join(cfg.Dir, qmpSocketName))+",server=on,wait=off",
+		"-chardev", "socket,id=vsock,path="+opt(filepath.Join(cfg.Dir, vhostVsockSocket)),
+		"-device", "vhost-user-vsock-device,chardev=vsock,id="+vsockDeviceID,
+	)
+	for i, fs := range cfg.Filesystems {
+		id := fmt.Sprintf("fs%d", i)
+		args = append(args,
+			"-chardev", fmt.Sprintf("socket,id=%s,path=%s", id, opt(fs.Socket)),
+			"-device", fmt.Sprintf("vhost-user-fs-device,chardev=%s,tag=%s", id, opt(fs.Tag)),
+		)
+	}
+	return args
+}
+
+// opt escapes a value for a QEMU option list, where "," separates options.
+func opt(v string) string { return strings.ReplaceAll(v, ",", ",,") }

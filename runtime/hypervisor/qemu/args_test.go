@@ -1,0 +1,124 @@
+package qemu
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+)
+
+func TestBuildArgs(t *testing.T) {
+	base := hypervisor.VMConfig{
+		ID: "sb1", Dir: "/run/veil/sandboxes/sb1",
+		Kernel: "/k/vmlinux", Initrd: "/k/initrd", Cmdline: "console=ttyS0 quiet",
+		VCPUs: 2, MemoryMiB: 256,
+		VsockSocket: "/run/veil/sandboxes/sb1/vsock.sock",
+		ConsoleLog:  "/run/veil/sandboxes/sb1/console.log",
+	}
+	withFS := base
+	withFS.Filesystems = []hypervisor.Filesystem{{Tag: "veil", Socket: "/run/veil/sandboxes/sb1/virtiofsd.sock"}, {Tag: "b,c", Socket: "/x,y.sock"}}
+
+	cases := []struct {
+		name    string
+		cfg     hypervisor.VMConfig
+		accel   Accel
+		want    [][]string // flag/value pairs that must appear in this order
+		notWant []string
+	}{
+		{
+			name:  "tcg without filesystems",
+			cfg:   base,
+			accel: AccelTCG,
+			want: [][]string{
+				{"-M", "microvm,x-option-roms=off"},
+				{"-accel", "tcg"},
+				{"-smp", "2"},
+				{"-m", "256M"},
+				{"-object", "memory-backend-memfd,id=mem,size=256M,share=on"},
+				{"-numa", "node,memdev=mem"},
+				{"-serial", "file:/run/veil/sandboxes/sb1/console.log"},
+				{"-kernel", "/k/vmlinux"},
+				{"-initrd", "/k/initrd"},
+				{"-append", "console=ttyS0 quiet"},
+				{"-qmp", "unix:/run/veil/sandboxes/sb1/qmp.sock,server=on,wait=off"},
+				{"-chardev", "socket,id=vsock,path=/run/veil/sandboxes/sb1/vhost-vsock.sock"},
+				{"-device", "vhost-user-vsock-device,chardev=vsock,id=vsock0"},
+			},
+			notWant: []string{"-cpu", "vhost-user-fs-device"},
+		},
+		{
+			name:  "kvm uses host cpu",
+			cfg:   base,
+			accel: AccelKVM,
+			want:  [][]string{{"-accel", "kvm"}, {"-cpu", "host"}},
+		},
+		{
+			name:  "filesystems with escaped commas",
+			cfg:   withFS,
+			accel: AccelTCG,
+			want: [][]string{
+				{"-chardev", "socket,id=fs0,path=/run/veil/sandboxes/sb1/virtiofsd.sock"},
+				{"-device", "vhost-user-fs-device,chardev=fs0,tag=veil"},
+				{"-chardev", "socket,id=fs1,path=/x,,y.sock"},
+				{"-device", "vhost-user-fs-device,chardev=fs1,tag=b,,c"},
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			args := buildArgs(tc.cfg, tc.accel)
+			for _, flag := range []string{"-nodefaults", "-no-user-config", "-no-reboot"} {
+				if !slices.Contains(args, flag) {
+					t.Errorf("missing %s in %v", flag, args)
+				}
+			}
+			from := 0
+			for _, pair := range tc.want {
+				i := indexPair(args[from:], pair[0], pair[1])
+				if i < 0 {
+					t.Fatalf("missing %s %s (in order) in:\n%s", pair[0], pair[1], strings.Join(args, " "))
+				}
+				from += i + 2
+			}
+			for _, s := range tc.notWant {
+				for _, a := range args {
+					if strings.Contains(a, s) {
+						t.Errorf("unexpected %q in %q", s, a)
+					}
+				}
+			}
+		})
+	}
+}
+
+func indexPair(args []string, flag, val string) int {
+	for i := 0; i+1 < len(args); i++ {
+		if args[i] == flag && args[i+1] == val {
+			return i
+		}
+	}
+	return -1
+}
+
+func TestChooseAccel(t *testing.T) {
+	cases := []struct {
+		name     string
+		cpuinfo  string
+		kvmOpens bool
+		want     Accel
+	}{
+		{name: "vmx and kvm", cpuinfo: "flags\t\t: fpu vme vmx sse\n", kvmOpens: true, want: AccelKVM},
+		{name: "svm and kvm", cpuinfo: "flags : fpu svm\n", kvmOpens: true, want: AccelKVM},
+		{name: "pvm: kvm without cpu flag", cpuinfo: "flags : fpu sse hypervisor\n", kvmOpens: true, want: AccelTCG},
+		{name: "flag without kvm device", cpuinfo: "flags : vmx\n", kvmOpens: false, want: AccelTCG},
+		{name: "vmx only as substring", cpuinfo: "flags : fpu vmxfoo\n", kvmOpens: true, want: AccelTCG},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := chooseAccel([]byte(tc.cpuinfo), tc.kvmOpens); got != tc.want {
+				t.Fatalf("got %s, want %s", got, tc.want)
+			}
+		})
+	}
+}

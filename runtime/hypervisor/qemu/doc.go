@@ -1,0 +1,7 @@
+// Package qemu is the QEMU driver of runtime/hypervisor: a microvm machine
+// booting a PVH vmlinux, memory in a shared memfd (for vhost-user), virtio-fs
+// through vhost-user-fs devices, and hybrid vsock through a
+// vhost-device-vsock daemon that the driver starts and stops with the VM.
+// It uses KVM when the CPU has VT-x/SVM and /dev/kvm opens, else TCG, and a
+// QMP socket to stop the VM.
+package qemu

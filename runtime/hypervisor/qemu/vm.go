@@ -1,0 +1,120 @@
+package qemu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/containerd/log"
+
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/proc"
+)
+
+// quitTimeout bounds the QMP "quit" exchange.
+const quitTimeout = time.Second
+
+// vm is a running QEMU and its vhost-device-vsock.
+type vm struct {
+	cfg         hypervisor.VMConfig
+	stopTimeout time.Duration
+	qmpPath     string
+	qemu        *proc.Process // nil until started
+	vsockd      *proc.Process // nil until started
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+var (
+	_ hypervisor.VM         = (*vm)(nil)
+	_ hypervisor.HelperPids = (*vm)(nil)
+	_ hypervisor.LogTailer  = (*vm)(nil)
+)
+
+func (v *vm) Pid() int { return v.qemu.Pid() }
+
+func (v *vm) Done() <-chan struct{} { return v.qemu.Done() }
+
+func (v *vm) HelperPids() map[string]int {
+	return map[string]int{"vhost-device-vsock": v.vsockd.Pid()}
+}
+
+// Stop asks QEMU to quit over QMP, waits up to the stop timeout, then
+// kills it; then it stops vhost-device-vsock and removes the sockets.
+func (v *vm) Stop(ctx context.Context) error {
+	v.stopOnce.Do(func() { v.stopErr = v.stop(ctx) })
+	return v.stopErr
+}
+
+func (v *vm) stop(ctx context.Context) error {
+	var errs []error
+	if v.qemu != nil {
+		select {
+		case <-v.qemu.Done():
+		default:
+			if err := v.quit(ctx); err != nil {
+				select {
+				case <-v.qemu.Done(): // it was exiting anyway
+				default:
+					log.G(ctx).WithError(err).Warn("qemu: graceful quit failed, killing")
+				}
+			}
+		}
+		// Stop escalates to SIGKILL when quit did not end QEMU in time.
+		if err := v.qemu.Stop(ctx, 0); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if v.vsockd != nil {
+		if err := v.vsockd.Stop(ctx, time.Second); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for _, p := range []string{v.qmpPath, filepath.Join(v.cfg.Dir, vhostVsockSocket), v.cfg.VsockSocket} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// quit sends QMP "quit" and waits up to the stop timeout for QEMU to exit.
+func (v *vm) quit(ctx context.Context) error {
+	qctx, cancel := context.WithTimeout(ctx, quitTimeout)
+	q, err := dialQMP(qctx, v.qmpPath)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	q.conn.SetDeadline(time.Now().Add(quitTimeout))
+	// QEMU may close the connection before it answers: the exit is what counts.
+	qerr := q.execute("quit")
+	t := time.NewTimer(v.stopTimeout)
+	defer t.Stop()
+	select {
+	case <-v.qemu.Done():
+		return nil
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return fmt.Errorf("pid %d still runs after quit (%v)", v.qemu.Pid(), qerr)
+}
+
+// LogTail is the end of QEMU's own log (its stderr, not the console) and
+// of vhost-device-vsock's.
+func (v *vm) LogTail() string {
+	out := "qemu: (not started)"
+	if v.qemu != nil {
+		out = "qemu:\n" + v.qemu.LogTail()
+	}
+	if v.vsockd != nil {
+		out += "\nvhost-device-vsock:\n" + v.vsockd.LogTail()
+	}
+	return out
+}

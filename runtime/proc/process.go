@@ -1,0 +1,182 @@
+package proc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/containerd/log"
+)
+
+// Spec describes a helper process.
+type Spec struct {
+	// Name names the log (<Dir>/<Name>.log) and pid (<Dir>/<Name>.pid) files.
+	Name string
+	// Dir is the sandbox directory that receives the log and pid files.
+	Dir string
+	// Path and Args are the program and its arguments (without argv[0]).
+	Path string
+	Args []string
+	// NetNSPath, when set, runs the program inside that network namespace
+	// (through nsenter, which execs the program: the pid stays the same).
+	NetNSPath string
+	// ExtraFiles are passed to the child as fds 3, 4, ...
+	ExtraFiles []*os.File
+}
+
+// LogPath is the file that receives the process's stdout and stderr.
+func (s Spec) LogPath() string { return filepath.Join(s.Dir, s.Name+".log") }
+
+// PidPath is the file that holds the process's pid.
+func (s Spec) PidPath() string { return filepath.Join(s.Dir, s.Name+".pid") }
+
+// Process is a running helper. It is reaped by a goroutine; Done is
+// closed once it exited.
+type Process struct {
+	spec Spec
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // valid after done
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start launches the process described by s. The child gets its own
+// process group and SIGKILL when the runtime dies.
+//
+// Pdeathsig fires when the *thread* that forked the child exits, not the
+// process. The fork happens with the goroutine locked to its thread and the
+// lock released afterwards, so the thread returns to the Go scheduler,
+// which does not end threads that are not locked; a child could only be
+// killed early if another goroutine later locked that thread and exited
+// while locked, which this runtime does not do.
+func Start(ctx context.Context, s Spec) (*Process, error) {
+	logf, err := os.OpenFile(s.LogPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("%s: open log: %w", s.Name, err)
+	}
+	defer logf.Close() // the child holds its own copy
+
+	path, args := s.Path, s.Args
+	if s.NetNSPath != "" {
+		args = append([]string{"--net=" + s.NetNSPath, "--", path}, args...)
+		path = "nsenter"
+	}
+	cmd := exec.Command(path, args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.ExtraFiles = s.ExtraFiles
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+
+	runtime.LockOSThread()
+	err = cmd.Start()
+	runtime.UnlockOSThread()
+	if err != nil {
+		return nil, fmt.Errorf("%s: start %s: %w", s.Name, path, err)
+	}
+	p := &Process{spec: s, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	if err := os.WriteFile(s.PidPath(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o640); err != nil {
+		p.kill()
+		<-p.done
+		return nil, fmt.Errorf("%s: write pid file: %w", s.Name, err)
+	}
+	log.G(ctx).WithField("pid", cmd.Process.Pid).Debugf("started %s: %s %v", s.Name, path, args)
+	return p, nil
+}
+
+// Pid is the process id on the host.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Done is closed when the process has exited and was reaped.
+func (p *Process) Done() <-chan struct{} { return p.done }
+
+// Err is the exit error; it is valid once Done is closed.
+func (p *Process) Err() error {
+	<-p.done
+	return p.err
+}
+
+// LogPath is where the process's output goes.
+func (p *Process) LogPath() string { return p.spec.LogPath() }
+
+// LogTail returns the last lines of the process's log, for error messages.
+func (p *Process) LogTail() string { return Tail(p.spec.LogPath(), 80) }
+
+// ExitError describes how the process ended, with its log tail; it is
+// meant for a process that died when it should not have.
+func (p *Process) ExitError() error {
+	<-p.done
+	state := "exited"
+	if p.err != nil {
+		state = p.err.Error()
+	}
+	return fmt.Errorf("%s (pid %d) %s; log %s:\n%s", p.spec.Name, p.Pid(), state, p.spec.LogPath(), p.LogTail())
+}
+
+// Stop sends SIGTERM to the process group, waits up to grace (or ctx),
+// then kills the group with SIGKILL and waits for the reap. It removes the
+// pid file. It is idempotent.
+func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
+	p.stopOnce.Do(func() { p.stopErr = p.stop(ctx, grace) })
+	return p.stopErr
+}
+
+func (p *Process) stop(ctx context.Context, grace time.Duration) error {
+	select {
+	case <-p.done:
+	default:
+		p.signal(syscall.SIGTERM)
+		t := time.NewTimer(grace)
+		select {
+		case <-p.done:
+		case <-t.C:
+		case <-ctx.Done():
+		}
+		t.Stop()
+	}
+	p.kill() // also reaches children left in the group
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return fmt.Errorf("%s (pid %d): wait after SIGKILL: %w", p.spec.Name, p.Pid(), ctx.Err())
+	}
+	if err := os.Remove(p.spec.PidPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%s: %w", p.spec.Name, err)
+	}
+	return nil
+}
+
+// Kill sends SIGKILL to the process group and waits until it was reaped
+// (bounded by ctx). It keeps the pid file; Stop removes it.
+func (p *Process) Kill(ctx context.Context) error {
+	p.kill()
+	select {
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%s (pid %d): wait after SIGKILL: %w", p.spec.Name, p.Pid(), ctx.Err())
+	}
+}
+
+func (p *Process) kill() { p.signal(syscall.SIGKILL) }
+
+// signal signals the process group. The group id is the child's pid
+// (Setpgid). Until the child is reaped its pid cannot be reused, so
+// signalling it is safe; once reaped, only stray group members could be
+// left, and the group id cannot be reused while any member lives.
+func (p *Process) signal(sig syscall.Signal) {
+	_ = syscall.Kill(-p.Pid(), sig)
+}

@@ -1,0 +1,135 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
+	"github.com/veil-runtime/veil/runtime/vsock"
+	"github.com/veil-runtime/veil/virtiofs"
+)
+
+// SharedFSTag is the virtio-fs tag of the shared directory.
+const SharedFSTag = "veil"
+
+// Names inside the sandbox directory.
+const (
+	sharedName  = "shared"
+	vsockName   = "vsock.sock"
+	consoleName = "console.log"
+)
+
+// Options are the per-sandbox settings that do not come from the config.
+type Options struct {
+	// NetNSPath is the pod's network namespace; the VMM runs inside it.
+	NetNSPath string
+	// Hostname is the guest's hostname.
+	Hostname string
+}
+
+// Sandbox is a running sandbox VM with its agent connection.
+type Sandbox struct {
+	id, dir string
+	cfg     *config.Config
+
+	fsd    *virtiofs.Daemon
+	vm     hypervisor.VM
+	client *ttrpc.Client
+	agent  api.AgentService
+
+	stopping chan struct{} // closed when Stop begins
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// ID is the sandbox id.
+func (s *Sandbox) ID() string { return s.id }
+
+// Dir is the sandbox's state directory.
+func (s *Sandbox) Dir() string { return s.dir }
+
+// SharedDir is the host directory the guest sees at api.SharedDir.
+func (s *Sandbox) SharedDir() string { return filepath.Join(s.dir, sharedName) }
+
+// Agent is the ttrpc client of the guest agent.
+func (s *Sandbox) Agent() api.AgentService { return s.agent }
+
+// Done is closed when the VM died or was stopped.
+func (s *Sandbox) Done() <-chan struct{} { return s.vm.Done() }
+
+// Pids maps "qemu" (the VMM), "virtiofsd" and the VMM's helper processes
+// ("vhost-device-vsock") to their host pids.
+func (s *Sandbox) Pids() map[string]int {
+	pids := map[string]int{s.cfg.Hypervisor.Name: s.vm.Pid(), "virtiofsd": s.fsd.Pid()}
+	if h, ok := s.vm.(hypervisor.HelperPids); ok {
+		for k, v := range h.HelperPids() {
+			pids[k] = v
+		}
+	}
+	return pids
+}
+
+// DialStream opens a stdio stream connection to the guest (api.StreamPort)
+// and writes its header. The returned conn is a *net.UnixConn, so it
+// supports CloseWrite (to signal the end of stdin). Through
+// vhost-device-vsock a half-close ends the guest connection in both
+// directions (measured), so CloseWrite suits write-only streams (stdin).
+func (s *Sandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
+	if err := h.Validate(); err != nil {
+		return nil, err
+	}
+	conn, err := vsock.Dial(ctx, s.vsockPath(), api.StreamPort)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: stream %s/%s/%s: %w", s.id, h.ContainerID, h.ExecID, h.Stream, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetWriteDeadline(dl)
+	}
+	if err := api.WriteStreamHeader(conn, h); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("sandbox %s: %w", s.id, err)
+	}
+	conn.SetWriteDeadline(time.Time{})
+	return conn, nil
+}
+
+func (s *Sandbox) vsockPath() string { return filepath.Join(s.dir, vsockName) }
+
+func (s *Sandbox) consolePath() string { return filepath.Join(s.dir, consoleName) }
+
+// newHypervisor returns the driver named by the config.
+func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, error) {
+	switch cfg.Hypervisor.Name {
+	case "qemu":
+		return &qemu.Driver{
+			QEMUPath:       cfg.Hypervisor.QEMUPath,
+			VhostVsockPath: cfg.Hypervisor.VhostVsockPath,
+			StopTimeout:    cfg.Timeouts.Stop.Duration,
+		}, nil
+	default:
+		return nil, fmt.Errorf("unknown hypervisor %q", cfg.Hypervisor.Name)
+	}
+}
+
+// validID rejects ids that would escape the state directory.
+func validID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid sandbox id %q", id)
+	}
+	return nil
+}
+
+func logger(ctx context.Context, id string) *log.Entry {
+	return log.G(ctx).WithField("sandbox", id)
+}

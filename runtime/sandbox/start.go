@@ -1,0 +1,246 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/ttrpc"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/runtime/vsock"
+	"github.com/veil-runtime/veil/virtiofs"
+)
+
+const (
+	// dialInterval paces the agent dial attempts.
+	dialInterval = 20 * time.Millisecond
+	// attemptTimeout bounds one dial + Health attempt.
+	attemptTimeout = 2 * time.Second
+	// rollbackTimeout bounds the cleanup of a failed start.
+	rollbackTimeout = 15 * time.Second
+	// vmmExitGrace is how long a VMM may take to exit after virtiofsd saw
+	// it disconnect, before virtiofsd's exit counts as its own failure.
+	vmmExitGrace = 2 * time.Second
+	// logTailLines is how much of a log an error message quotes.
+	logTailLines = 15
+)
+
+// Start creates the sandbox id: its state directory, the shared directory,
+// virtiofsd, the VM, and the agent connection, then asks the agent to set
+// up the sandbox. Every step is undone in reverse order when a later one
+// fails; the error names the step and quotes the relevant logs.
+func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ *Sandbox, retErr error) {
+	if err := validID(id); err != nil {
+		return nil, err
+	}
+	launch := time.Now()
+	s := &Sandbox{id: id, cfg: cfg, dir: filepath.Join(cfg.StateDir, id), stopping: make(chan struct{})}
+	lg := logger(ctx, id)
+
+	var undo []func(context.Context) error
+	defer func() {
+		if retErr == nil {
+			return
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), rollbackTimeout)
+		defer cancel()
+		for i := len(undo) - 1; i >= 0; i-- {
+			if err := undo[i](rctx); err != nil {
+				lg.WithError(err).Warn("rollback of failed sandbox start")
+			}
+		}
+	}()
+	fail := func(step string, err error) error {
+		return fmt.Errorf("sandbox %s: %s: %w", id, step, err)
+	}
+
+	// 1. State directory.
+	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
+		return nil, fail("create state dir", err)
+	}
+	if err := os.Mkdir(s.dir, 0o700); err != nil {
+		return nil, fail("create sandbox dir", err)
+	}
+	undo = append(undo, func(context.Context) error { return removeDir(s.dir) })
+
+	// 2. Shared directory.
+	if err := virtiofs.PrepareSharedDir(s.SharedDir()); err != nil {
+		return nil, fail("prepare shared dir", err)
+	}
+	undo = append(undo, func(context.Context) error { return virtiofs.UnmountAll(s.SharedDir()) })
+
+	// 3. virtiofsd.
+	fsd, err := virtiofs.Start(ctx, virtiofs.Config{
+		Path:      cfg.Virtiofs.Path,
+		SharedDir: s.SharedDir(),
+		Dir:       s.dir,
+		Cache:     cfg.Virtiofs.Cache,
+	})
+	if err != nil {
+		return nil, fail("start virtiofsd", err)
+	}
+	s.fsd = fsd
+	undo = append(undo, fsd.Stop)
+
+	// 4. The VM.
+	hv, err := newHypervisor(cfg)
+	if err != nil {
+		return nil, fail("hypervisor", err)
+	}
+	tsc, err := hypervisor.HostTSCKHz()
+	if err != nil {
+		lg.WithError(err).Warn("host TSC rate unknown: guest boots without tsc_early_khz")
+	}
+	vmctx, cancel := context.WithTimeout(ctx, cfg.Timeouts.VMStart.Duration)
+	vm, err := hv.Start(vmctx, hypervisor.VMConfig{
+		ID:          id,
+		Dir:         s.dir,
+		Kernel:      cfg.Guest.Kernel,
+		Initrd:      cfg.Guest.Initrd,
+		Cmdline:     hypervisor.Cmdline(tsc, cfg.Guest.KernelParams),
+		VCPUs:       cfg.Guest.VCPUs,
+		MemoryMiB:   cfg.Guest.MemoryMiB,
+		VsockSocket: s.vsockPath(),
+		Filesystems: []hypervisor.Filesystem{{Tag: SharedFSTag, Socket: fsd.Socket()}},
+		NetNSPath:   opts.NetNSPath,
+		ConsoleLog:  s.consolePath(),
+	})
+	cancel()
+	if err != nil {
+		return nil, fail("start VM", fmt.Errorf("%w\nvirtiofsd log:\n%s", err, fsd.LogTail()))
+	}
+	s.vm = vm
+	undo = append(undo, vm.Stop)
+
+	// 5. The agent.
+	if err := s.connectAgent(ctx, launch); err != nil {
+		return nil, fail("connect to agent", err)
+	}
+	undo = append(undo, func(context.Context) error { return s.client.Close() })
+	ready := time.Since(launch)
+
+	// 6. The guest side of the sandbox.
+	cctx, cancel := context.WithTimeout(ctx, cfg.Timeouts.AgentDial.Duration)
+	_, err = s.agent.CreateSandbox(cctx, &api.CreateSandboxRequest{SandboxId: id, Hostname: opts.Hostname, SharedFsTag: SharedFSTag})
+	cancel()
+	if err != nil {
+		return nil, fail("CreateSandbox", fmt.Errorf("%w\n%s", err, s.diagnostics()))
+	}
+
+	go s.watchVirtiofsd(context.WithoutCancel(ctx))
+	lg.WithFields(map[string]any{"agent_ready": ready, "total": time.Since(launch)}).Info("sandbox started")
+	return s, nil
+}
+
+// connectAgent dials the agent until Health answers, within the agent dial
+// timeout counted from launch; it fails at once when the VM or virtiofsd
+// dies.
+func (s *Sandbox) connectAgent(ctx context.Context, launch time.Time) error {
+	dctx, cancel := context.WithDeadline(ctx, launch.Add(s.cfg.Timeouts.AgentDial.Duration))
+	defer cancel()
+	if w, ok := s.vm.(hypervisor.VsockWaiter); ok {
+		if err := w.WaitVsock(dctx); err != nil {
+			return fmt.Errorf("%w\n%s", err, s.diagnostics())
+		}
+		logger(ctx, s.id).WithField("after", time.Since(launch).Round(time.Millisecond)).Debug("guest vsock device up")
+	}
+	if d, err := time.ParseDuration(os.Getenv("XXX_DIAL_DELAY")); err == nil {
+		time.Sleep(d)
+	}
+	t := time.NewTicker(dialInterval)
+	defer t.Stop()
+	var lastErr error
+	for attempt := 1; ; attempt++ {
+		client, agent, err := s.dialAgent(dctx)
+		if err == nil {
+			s.client, s.agent = client, agent
+			logger(ctx, s.id).WithField("attempts", attempt).Debug("agent answered")
+			return nil
+		}
+		lastErr = err
+		select {
+		case <-s.vm.Done():
+			return fmt.Errorf("VM exited before the agent answered (last: %v)\n%s", lastErr, s.diagnostics())
+		case <-s.fsd.Done():
+			return fmt.Errorf("virtiofsd exited: %w\n%s", s.fsd.ExitError(), s.diagnostics())
+		case <-dctx.Done():
+			return fmt.Errorf("no answer after %d attempts in %s: %w (last: %v)\n%s",
+				attempt, time.Since(launch).Round(time.Millisecond), dctx.Err(), lastErr, s.diagnostics())
+		case <-t.C:
+		}
+	}
+}
+
+// dialAgent makes one bounded attempt: connect to the agent port and ask
+// for Health.
+func (s *Sandbox) dialAgent(ctx context.Context) (*ttrpc.Client, api.AgentService, error) {
+	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
+	defer cancel()
+	conn, err := vsock.Dial(actx, s.vsockPath(), api.AgentPort)
+	if err != nil {
+		return nil, nil, err
+	}
+	client := ttrpc.NewClient(conn)
+	agent := api.NewAgentClient(client)
+	h, err := agent.Health(actx, &api.HealthRequest{})
+	if err != nil {
+		client.Close()
+		return nil, nil, fmt.Errorf("health: %w", err)
+	}
+	if h.ApiVersion != api.APIVersion {
+		client.Close()
+		return nil, nil, fmt.Errorf("agent %s speaks API version %d, want %d", h.AgentVersion, h.ApiVersion, api.APIVersion)
+	}
+	return client, agent, nil
+}
+
+// diagnostics quotes the logs that explain a failed start.
+func (s *Sandbox) diagnostics() string {
+	var out string
+	if s.vm != nil {
+		if lt, ok := s.vm.(hypervisor.LogTailer); ok {
+			out += "VMM log:\n" + lt.LogTail() + "\n"
+		}
+	}
+	out += "console log:\n" + proc.Tail(s.consolePath(), logTailLines)
+	if s.fsd != nil {
+		out += "\nvirtiofsd log:\n" + s.fsd.LogTail()
+	}
+	return out
+}
+
+// watchVirtiofsd stops the VM when virtiofsd dies under it: the guest's
+// filesystem is gone, and Done tells the owner. virtiofsd also exits when
+// a dying VMM closes its socket; that case is told apart by the VMM's exit
+// following within vmmExitGrace.
+func (s *Sandbox) watchVirtiofsd(ctx context.Context) {
+	select {
+	case <-s.stopping:
+		return
+	case <-s.vm.Done():
+		return
+	case <-s.fsd.Done():
+	}
+	t := time.NewTimer(vmmExitGrace)
+	defer t.Stop()
+	select {
+	case <-s.stopping:
+		return
+	case <-s.vm.Done():
+		return
+	case <-t.C:
+	}
+	lg := logger(ctx, s.id)
+	lg.WithError(s.fsd.ExitError()).Error("virtiofsd died: stopping the VM")
+	sctx, cancel := context.WithTimeout(ctx, rollbackTimeout)
+	defer cancel()
+	if err := s.vm.Stop(sctx); err != nil {
+		lg.WithError(err).Warn("stop VM after virtiofsd died")
+	}
+}

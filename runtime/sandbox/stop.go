@@ -1,0 +1,120 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/virtiofs"
+)
+
+// errNotEmpty reports mounts left where a directory is about to be removed.
+var errNotEmpty = errors.New("mounts left")
+
+// destroyTimeout bounds the best-effort DestroySandbox call on Stop.
+const destroyTimeout = 2 * time.Second
+
+// Stop tears the sandbox down: DestroySandbox through the agent (best
+// effort), the VM, virtiofsd, every mount under the shared directory, and
+// the state directory. It is idempotent; later calls return the first
+// call's result.
+func (s *Sandbox) Stop(ctx context.Context) error {
+	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
+	return s.stopErr
+}
+
+func (s *Sandbox) stop(ctx context.Context) error {
+	close(s.stopping)
+	lg := logger(ctx, s.id)
+	select {
+	case <-s.vm.Done():
+	default:
+		dctx, cancel := context.WithTimeout(ctx, destroyTimeout)
+		if _, err := s.agent.DestroySandbox(dctx, &api.DestroySandboxRequest{SandboxId: s.id}); err != nil {
+			lg.WithError(err).Warn("DestroySandbox failed; stopping the VM anyway")
+		}
+		cancel()
+	}
+	var errs []error
+	s.client.Close()
+	if err := s.vm.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop VM: %w", err))
+	}
+	if err := s.fsd.Stop(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
+	}
+	if err := virtiofs.UnmountAll(s.dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := removeDir(s.dir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("sandbox %s: stop: %w", s.id, errors.Join(errs...))
+	}
+	lg.Info("sandbox stopped")
+	return nil
+}
+
+// Cleanup removes what a crashed runtime left of sandbox id: it kills the
+// processes named by the pid files (only if their command line still
+// names the sandbox directory), unmounts everything under the directory
+// and removes it. Nothing there is not an error.
+func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
+	if err := validID(id); err != nil {
+		return err
+	}
+	dir := filepath.Join(cfg.StateDir, id)
+	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	pidFiles, err := filepath.Glob(filepath.Join(dir, "*.pid"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// Every helper names a path inside the directory in its arguments; the
+	// trailing slash keeps "sb1" from matching "sb10".
+	marker := dir + "/"
+	for _, p := range pidFiles {
+		if err := proc.KillFromPidFile(ctx, p, marker); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := virtiofs.UnmountAll(dir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if err := removeDir(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("sandbox %s: cleanup: %w", id, errors.Join(errs...))
+	}
+	logger(ctx, id).Info("sandbox cleaned up")
+	return nil
+}
+
+// removeDir removes the sandbox directory, refusing while anything is
+// mounted below it: removing through a bind mount would delete the
+// container's files on the host.
+func removeDir(dir string) error {
+	mounts, err := virtiofs.MountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	if len(mounts) > 0 {
+		return fmt.Errorf("remove %s: %w: %q", dir, errNotEmpty, mounts)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("remove %s: %w", dir, err)
+	}
+	return nil
+}

@@ -1,0 +1,136 @@
+package shim
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+)
+
+const (
+	// specFile is the OCI runtime spec inside a bundle.
+	specFile = "config.json"
+	// stateFile is what the shim leaves in a bundle so that the `delete`
+	// action can clean up after a crashed shim.
+	stateFile = "veil-shim.json"
+)
+
+// groupAnnotations name the pod a container belongs to, most specific
+// first. Containers of one pod share one shim and one sandbox.
+var groupAnnotations = []string{
+	"io.containerd.veil.v2.group",
+	"io.kubernetes.cri.sandbox-id",
+}
+
+// sandboxIDFor returns the sandbox (and shim group) a container belongs
+// to: its pod's id when an annotation names one, else its own id.
+func sandboxIDFor(containerID string, annotations map[string]string) string {
+	for _, a := range groupAnnotations {
+		if v := annotations[a]; v != "" {
+			return v
+		}
+	}
+	return containerID
+}
+
+// bundleSpec is a container's parsed spec plus the raw bytes.
+type bundleSpec struct {
+	Raw  []byte
+	Spec specs.Spec
+}
+
+// readSpec reads bundle/config.json.
+func readSpec(bundle string) (*bundleSpec, error) {
+	path := filepath.Join(bundle, specFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read container spec: %w", err)
+	}
+	bs := &bundleSpec{Raw: b}
+	if err := json.Unmarshal(b, &bs.Spec); err != nil {
+		return nil, fmt.Errorf("parse container spec %s: %w", path, err)
+	}
+	return bs, nil
+}
+
+// hostNetNS returns the network namespace path the spec names (a pod's
+// namespace prepared by CRI), or "" when the container asks for a new one
+// or shares the host's.
+func (bs *bundleSpec) hostNetNS() string {
+	if bs.Spec.Linux == nil {
+		return ""
+	}
+	for _, ns := range bs.Spec.Linux.Namespaces {
+		if ns.Type == specs.NetworkNamespace {
+			return ns.Path
+		}
+	}
+	return ""
+}
+
+// guestSpec returns the spec to send to the agent. Namespace paths name
+// host namespaces that mean nothing in the guest: a network namespace with
+// a path is the pod's network, which inside the VM is the guest's own
+// network, so that entry is dropped (the container joins the VM's network);
+// other namespaces with host paths become fresh namespaces. A network
+// namespace without a path (ctr run) stays: a fresh netns in the guest.
+func guestSpec(s specs.Spec) ([]byte, error) {
+	if s.Linux != nil {
+		l := *s.Linux
+		var nss []specs.LinuxNamespace
+		for _, ns := range l.Namespaces {
+			if ns.Path != "" {
+				if ns.Type == specs.NetworkNamespace {
+					continue
+				}
+				ns.Path = ""
+			}
+			nss = append(nss, ns)
+		}
+		l.Namespaces = nss
+		s.Linux = &l
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode guest spec: %w", err)
+	}
+	return b, nil
+}
+
+// shimState is what a bundle records for the `delete` action.
+type shimState struct {
+	SandboxID  string `json:"sandbox_id"`
+	HostRootfs string `json:"host_rootfs"`
+}
+
+func writeShimState(bundle string, st shimState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(bundle, stateFile)
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("write shim state: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write shim state: %w", err)
+	}
+	return nil
+}
+
+// readShimState reads the record; a missing one is returned as an
+// os.ErrNotExist error.
+func readShimState(bundle string) (shimState, error) {
+	var st shimState
+	b, err := os.ReadFile(filepath.Join(bundle, stateFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("parse shim state in %s: %w", bundle, err)
+	}
+	return st, nil
+}

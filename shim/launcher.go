@@ -1,0 +1,33 @@
+package shim
+
+import (
+	"context"
+
+	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/sandbox"
+)
+
+// vmLauncher starts real sandbox VMs with runtime/sandbox.
+type vmLauncher struct {
+	cfg *config.Config
+}
+
+// newVMLauncher loads Veil's config ($VEIL_CONFIG, which containerd passes
+// on to the shim, or the default file).
+func newVMLauncher() (Launcher, error) {
+	cfg, err := config.LoadDefault()
+	if err != nil {
+		return nil, err
+	}
+	return &vmLauncher{cfg: cfg}, nil
+}
+
+func (l *vmLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
+	return sandbox.Start(ctx, id, l.cfg, sandbox.Options{NetNSPath: opts.NetNSPath, Hostname: opts.Hostname})
+}
+
+func (l *vmLauncher) Cleanup(ctx context.Context, id string) error {
+	return sandbox.Cleanup(ctx, l.cfg, id)
+}
+
+func (l *vmLauncher) StateDir() string { return l.cfg.StateDir }

@@ -1,0 +1,201 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	bootapi "github.com/containerd/containerd/api/runtime/bootstrap/v1"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/defaults"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	cshim "github.com/containerd/containerd/v2/pkg/shim"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/runtime/version"
+)
+
+// RuntimeName is the containerd runtime type this shim implements.
+const RuntimeName = "io.containerd.veil.v2"
+
+// manager implements the shim binary's actions: `start` (spawn or reuse
+// the long-lived shim of the pod) and `delete` (clean up after a dead one).
+type manager struct {
+	// launcher is made on demand: the delete action needs the config only
+	// to find a dead sandbox's state.
+	launcher func() (Launcher, error)
+}
+
+func newManager(launcher func() (Launcher, error)) *manager {
+	return &manager{launcher: launcher}
+}
+
+// Name is the runtime type.
+func (m *manager) Name() string { return RuntimeName }
+
+// Start runs in the bundle directory. It spawns the long-lived shim
+// serving the pod of the container (one per sandbox, so the socket address
+// derives from the sandbox id) or returns the address of the one already
+// serving it.
+func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_ *bootapi.BootstrapResult, retErr error) {
+	id := params.GetInstanceID()
+	cwd, err := os.Getwd()
+	if err != nil {
+		return nil, fmt.Errorf("shim start: %w", err)
+	}
+	bs, err := readSpec(cwd)
+	if err != nil {
+		return nil, fmt.Errorf("shim start for %s: %w", id, err)
+	}
+	group := sandboxIDFor(id, bs.Spec.Annotations)
+
+	socketDir := params.GetSocketDir()
+	if socketDir == "" {
+		socketDir = filepath.Join(defaults.DefaultStateDir, "s")
+	}
+	address, err := cshim.CreateSocketAddress(ctx, socketDir, params.GetContainerdGrpcAddress(), group, false)
+	if err != nil {
+		return nil, fmt.Errorf("shim socket address for %s: %w", group, err)
+	}
+	result := &bootapi.BootstrapResult{Version: 3, Protocol: "ttrpc", Address: address}
+
+	listener, err := cshim.NewSocket(address)
+	if err != nil {
+		if !cshim.SocketEaddrinuse(err) {
+			return nil, fmt.Errorf("create shim socket %s: %w", address, err)
+		}
+		if cshim.CanConnect(address) {
+			// The pod's shim is running: the container joins it.
+			return result, nil
+		}
+		// A dead shim left its socket behind.
+		if err := cshim.RemoveSocket(address); err != nil {
+			return nil, fmt.Errorf("remove stale shim socket %s: %w", address, err)
+		}
+		if listener, err = cshim.NewSocket(address); err != nil {
+			return nil, fmt.Errorf("create shim socket %s: %w", address, err)
+		}
+	}
+	// The socket file outlives this process: the long-lived shim serves it.
+	listener.SetUnlinkOnClose(false)
+	defer func() {
+		if retErr != nil {
+			listener.Close()
+			_ = cshim.RemoveSocket(address)
+		}
+	}()
+	sockFile, err := listener.File()
+	if err != nil {
+		return nil, fmt.Errorf("shim socket fd: %w", err)
+	}
+	defer sockFile.Close()
+
+	cmd, err := serveCommand(ctx, id, params, cwd)
+	if err != nil {
+		return nil, err
+	}
+	cmd.ExtraFiles = []*os.File{sockFile} // fd 3: the listening socket
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("spawn shim %s: %w", cmd.Path, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = cmd.Process.Kill()
+		}
+	}()
+	go func() { _ = cmd.Wait() }()
+	if err := cshim.AdjustOOMScore(cmd.Process.Pid); err != nil {
+		return nil, fmt.Errorf("adjust shim oom score: %w", err)
+	}
+	listener.Close() // the child holds its own copy
+	return result, nil
+}
+
+// serveCommand is the long-lived shim: this binary without an action.
+func serveCommand(ctx context.Context, id string, params *bootapi.BootstrapParams, dir string) (*exec.Cmd, error) {
+	ns, err := namespaces.NamespaceRequired(ctx)
+	if err != nil {
+		return nil, err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("find shim binary: %w", err)
+	}
+	args := []string{"-namespace", ns, "-id", id, "-address", params.GetContainerdGrpcAddress()}
+	if params.GetLogLevel() <= bootapi.LogLevel_LOG_LEVEL_DEBUG {
+		args = append(args, "-debug")
+	}
+	cmd := exec.Command(self, args...)
+	cmd.Dir = dir
+	cmd.Env = os.Environ()
+	// Its own process group: signals to containerd's group do not reach it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	return cmd, nil
+}
+
+// Stop is the `delete` action, run when the shim died: it unmounts the
+// container's rootfs and removes whatever is left of its sandbox.
+func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error) {
+	status := cshim.StopStatus{ExitStatus: 128 + int(unix.SIGKILL), ExitedAt: time.Now()}
+	bundle := ""
+	if opts, ok := ctx.Value(cshim.OptsKey{}).(cshim.Opts); ok {
+		bundle = opts.BundlePath
+	}
+	if bundle == "" {
+		cwd, err := os.Getwd()
+		if err != nil {
+			return status, fmt.Errorf("shim delete %s: %w", id, err)
+		}
+		bundle = cwd
+	}
+	l, err := m.launcher()
+	if err != nil {
+		return status, fmt.Errorf("shim delete %s: %w", id, err)
+	}
+	st, err := cleanupState(bundle, id, l.StateDir())
+	if err != nil {
+		return status, err
+	}
+	if err := (hostMounter{}).Unmount(st.HostRootfs); err != nil {
+		log.G(ctx).WithError(err).Warn("shim delete: unmount rootfs")
+	}
+	if err := l.Cleanup(ctx, st.SandboxID); err != nil {
+		return status, fmt.Errorf("shim delete %s: clean up sandbox %s: %w", id, st.SandboxID, err)
+	}
+	return status, nil
+}
+
+// cleanupState finds what a dead shim left for container id: from the
+// bundle's record, else derived from the bundle's spec and the state dir.
+func cleanupState(bundle, id, stateDir string) (shimState, error) {
+	st, err := readShimState(bundle)
+	if err == nil {
+		return st, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return st, err
+	}
+	group := id
+	if bs, err := readSpec(bundle); err == nil {
+		group = sandboxIDFor(id, bs.Spec.Annotations)
+	}
+	return shimState{
+		SandboxID:  group,
+		HostRootfs: hostRootfsPath(filepath.Join(stateDir, group, "shared"), id),
+	}, nil
+}
+
+// Info describes the runtime.
+func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
+	return &types.RuntimeInfo{
+		Name:    RuntimeName,
+		Version: &types.RuntimeVersion{Version: version.Version},
+	}, nil
+}

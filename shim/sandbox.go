@@ -1,0 +1,59 @@
+package shim
+
+import (
+	"context"
+	"net"
+
+	"github.com/veil-runtime/veil/agent/api"
+)
+
+// Sandbox is what the task service needs of a running sandbox VM.
+type Sandbox interface {
+	// ID is the sandbox's id (the pod's, or the first container's).
+	ID() string
+	// SharedDir is the host directory the guest sees at api.SharedDir.
+	SharedDir() string
+	// Agent is the ttrpc client of the guest agent.
+	Agent() api.AgentService
+	// DialStream opens one stdio stream connection (see api.StreamHeader).
+	DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error)
+	// Done is closed when the VM died or was stopped.
+	Done() <-chan struct{}
+	// Pids names the host processes of the sandbox (VMM and helpers).
+	Pids() map[string]int
+	// Stop stops the VM and removes everything of the sandbox; it is
+	// idempotent.
+	Stop(ctx context.Context) error
+}
+
+// SandboxOptions are the per-sandbox settings taken from the first
+// container's spec.
+type SandboxOptions struct {
+	// NetNSPath is the host network namespace the VM's network lives in;
+	// empty runs the VM in the shim's namespace.
+	NetNSPath string
+	// Hostname is the guest's hostname.
+	Hostname string
+}
+
+// Launcher starts sandboxes and cleans up after dead ones.
+type Launcher interface {
+	// Start boots a sandbox VM and returns once its agent answers.
+	Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error)
+	// Cleanup removes whatever a crashed shim left of sandbox id
+	// (processes, state dir); it is idempotent.
+	Cleanup(ctx context.Context, id string) error
+	// StateDir is the root under which sandboxes keep their state.
+	StateDir() string
+}
+
+// vmmPid returns the host pid that stands for the sandbox's processes
+// (the hypervisor's), or 0 when unknown.
+func vmmPid(pids map[string]int) uint32 {
+	for _, k := range []string{"qemu", "hypervisor", "vmm", "cloud-hypervisor"} {
+		if p, ok := pids[k]; ok && p > 0 {
+			return uint32(p)
+		}
+	}
+	return 0
+}

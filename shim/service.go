@@ -1,0 +1,269 @@
+package shim
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
+	"github.com/containerd/ttrpc"
+)
+
+const (
+	// eventQueue is how many events may wait for the publisher.
+	eventQueue = 256
+	// stopTimeout bounds stopping a sandbox after its last container.
+	stopTimeout = 30 * time.Second
+)
+
+// publisher sends task events to containerd.
+type publisher interface {
+	// Publish forwards one event under topic.
+	Publish(ctx context.Context, topic string, event events.Event) error
+}
+
+// shutdowner is the part of the shim's shutdown service the task service
+// uses.
+type shutdowner interface {
+	// Shutdown makes the shim exit.
+	Shutdown()
+	// RegisterCallback runs f when the shim shuts down.
+	RegisterCallback(f func(context.Context) error)
+	// Done is closed once the shutdown callbacks ran.
+	Done() <-chan struct{}
+}
+
+// service is the task service of one shim: one sandbox, any number of
+// containers in it.
+type service struct {
+	// ctx lives as long as the shim; it carries the namespace and logger.
+	ctx      context.Context
+	launcher Launcher
+	mounter  rootfsMounter
+	events   chan events.Event
+	shutdown shutdowner
+
+	// lifecycle serialises Create and Delete (sandbox start and stop).
+	lifecycle sync.Mutex
+
+	mu sync.Mutex
+	sb Sandbox
+	// sbStopping is closed when the shim stops sb on purpose, so that
+	// watchVM does not take the stop for a crash.
+	sbStopping chan struct{}
+	containers map[string]*container
+}
+
+// newService builds the task service and starts its event forwarder.
+func newService(ctx context.Context, l Launcher, m rootfsMounter, pub publisher, sd shutdowner) *service {
+	s := &service{
+		ctx:        ctx,
+		launcher:   l,
+		mounter:    m,
+		events:     make(chan events.Event, eventQueue),
+		shutdown:   sd,
+		containers: map[string]*container{},
+	}
+	go s.forward(pub)
+	sd.RegisterCallback(s.cleanupAll)
+	return s
+}
+
+// RegisterTTRPC registers the task service v3.
+func (s *service) RegisterTTRPC(server *ttrpc.Server) error {
+	taskAPI.RegisterTTRPCTaskService(server, s)
+	return nil
+}
+
+// send queues an event; events are published in the order sent.
+func (s *service) send(ev events.Event) {
+	select {
+	case s.events <- ev:
+	case <-s.shutdown.Done():
+		log.G(s.ctx).WithField("topic", runtime.GetTopic(ev)).Warn("shim shut down; event dropped")
+	}
+}
+
+func (s *service) forward(pub publisher) {
+	publish := func(ev events.Event) {
+		if err := pub.Publish(s.ctx, runtime.GetTopic(ev), ev); err != nil {
+			log.G(s.ctx).WithError(err).WithField("topic", runtime.GetTopic(ev)).Error("publish event")
+		}
+	}
+	for {
+		select {
+		case ev := <-s.events:
+			publish(ev)
+		case <-s.shutdown.Done():
+			for {
+				select {
+				case ev := <-s.events:
+					publish(ev)
+				default:
+					if c, ok := pub.(interface{ Close() error }); ok {
+						_ = c.Close()
+					}
+					return
+				}
+			}
+		}
+	}
+}
+
+// getContainer finds a container by id.
+func (s *service) getContainer(id string) (*container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.containers[id]
+	if !ok {
+		return nil, fmt.Errorf("container %q: %w", id, errdefs.ErrNotFound)
+	}
+	return c, nil
+}
+
+// getProcess finds a container's init (empty execID) or exec.
+func (s *service) getProcess(id, execID string) (*container, *process, error) {
+	c, err := s.getContainer(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := c.process(execID)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, p, nil
+}
+
+// sandbox returns the running sandbox, or an error when there is none or
+// its VM died.
+func (s *service) sandbox() (Sandbox, error) {
+	s.mu.Lock()
+	sb := s.sb
+	s.mu.Unlock()
+	if sb == nil {
+		return nil, fmt.Errorf("no sandbox: %w", errdefs.ErrFailedPrecondition)
+	}
+	select {
+	case <-sb.Done():
+		return nil, fmt.Errorf("sandbox %s: VM is not running: %w", sb.ID(), errdefs.ErrUnavailable)
+	default:
+		return sb, nil
+	}
+}
+
+// watchVM handles the death of the sandbox's VM: processes never started
+// are marked exited; running ones are finished by their waiters, whose
+// agent calls the VM's death cancels.
+func (s *service) watchVM(sb Sandbox, stopping <-chan struct{}) {
+	select {
+	case <-sb.Done():
+	case <-stopping:
+		return
+	}
+	select {
+	case <-stopping:
+		return
+	default:
+	}
+	log.G(s.ctx).WithField("sandbox", sb.ID()).Error("sandbox VM died; every process of it exits with status 255")
+	s.mu.Lock()
+	var cs []*container
+	for _, c := range s.containers {
+		cs = append(cs, c)
+	}
+	s.mu.Unlock()
+	now := time.Now()
+	for _, c := range cs {
+		for _, p := range c.all() {
+			if p.status().State == stateCreated {
+				p.markExited(vmDeathExitStatus, now)
+				if st := p.getStreams(); st != nil {
+					st.abort()
+				}
+			}
+		}
+	}
+}
+
+// waitProcess waits for a running process to exit, for its output to be
+// copied to the host, and then records the exit and publishes TaskExit.
+// The VM's death ends the wait with vmDeathExitStatus.
+func (s *service) waitProcess(sb Sandbox, p *process) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-sb.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	logger := log.G(s.ctx).WithField("process", p.name())
+	status, exitedAt := uint32(vmDeathExitStatus), time.Now()
+	resp, err := sb.Agent().WaitProcess(ctx, &waitRequest{ContainerId: p.containerID, ExecId: p.execID})
+	if err != nil {
+		logger.WithError(err).Warn("wait for process failed; reporting exit status 255")
+	} else {
+		status = resp.ExitStatus
+		if resp.ExitedAtUnixNano > 0 {
+			exitedAt = time.Unix(0, resp.ExitedAtUnixNano)
+		}
+	}
+	if st := p.getStreams(); st != nil {
+		abort := ctx.Done()
+		if err != nil {
+			st.abort()
+		}
+		st.waitOutput(abort)
+	}
+	recorded, wasRunning := p.markExited(status, exitedAt)
+	if !recorded || !wasRunning {
+		return
+	}
+	logger.WithField("exit_status", status).Debug("process exited")
+	ps := p.status()
+	s.send(&eventstypes.TaskExit{
+		ContainerID: p.containerID,
+		ID:          processEventID(p),
+		Pid:         ps.Pid,
+		ExitStatus:  ps.ExitStatus,
+		ExitedAt:    timestamp(ps.ExitedAt),
+	})
+}
+
+// processEventID is the id containerd expects in process events: the exec
+// id, or the container id for init.
+func processEventID(p *process) string {
+	if p.execID == "" {
+		return p.containerID
+	}
+	return p.execID
+}
+
+// cleanupAll runs at shim shutdown: it removes what is left.
+func (s *service) cleanupAll(ctx context.Context) error {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	s.mu.Lock()
+	cs := s.containers
+	s.containers = map[string]*container{}
+	s.mu.Unlock()
+	for _, c := range cs {
+		for _, p := range c.all() {
+			if st := p.getStreams(); st != nil {
+				st.abort()
+			}
+		}
+		if err := s.mounter.Unmount(c.hostRootfs); err != nil {
+			log.G(ctx).WithError(err).Warn("shutdown: unmount rootfs")
+		}
+	}
+	s.stopSandbox(ctx, "the shim shuts down")
+	return nil
+}

@@ -1,0 +1,422 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/containerd/v2/pkg/namespaces"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/veil-runtime/veil/agent/api"
+)
+
+// fakeAgent plays the guest agent: it records stream connections and
+// answers WaitProcess when the test says so.
+type fakeAgent struct {
+	api.AgentService // unimplemented methods panic
+
+	mu       sync.Mutex
+	startErr error
+	exits    map[string]chan uint32 // process name → exit status
+	removed  []string
+}
+
+func (a *fakeAgent) exitChan(name string) chan uint32 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.exits[name] == nil {
+		a.exits[name] = make(chan uint32, 1)
+	}
+	return a.exits[name]
+}
+
+func (a *fakeAgent) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.Empty, error) {
+	return &api.Empty{}, nil
+}
+
+func (a *fakeAgent) StartContainer(ctx context.Context, r *api.ContainerRequest) (*api.StartResponse, error) {
+	return &api.StartResponse{Pid: 1}, a.startErr
+}
+
+func (a *fakeAgent) WaitProcess(ctx context.Context, r *api.ProcessRequest) (*api.WaitResponse, error) {
+	name := r.ContainerId
+	if r.ExecId != "" {
+		name += "/" + r.ExecId
+	}
+	select {
+	case st := <-a.exitChan(name):
+		return &api.WaitResponse{ExitStatus: st, ExitedAtUnixNano: time.Now().UnixNano()}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (a *fakeAgent) RemoveContainer(ctx context.Context, r *api.RemoveContainerRequest) (*api.Empty, error) {
+	a.mu.Lock()
+	a.removed = append(a.removed, r.ContainerId)
+	a.mu.Unlock()
+	return &api.Empty{}, nil
+}
+
+func (a *fakeAgent) DestroySandbox(ctx context.Context, r *api.DestroySandboxRequest) (*api.Empty, error) {
+	return &api.Empty{}, nil
+}
+
+// fakeSandbox hands out socketpairs for streams; the guest ends are kept
+// for the test.
+type fakeSandbox struct {
+	id, shared string
+	agent      *fakeAgent
+	done       chan struct{}
+	dieOnce    sync.Once
+
+	mu      sync.Mutex
+	guest   map[api.StreamHeader]net.Conn
+	stopped bool
+}
+
+func (s *fakeSandbox) ID() string              { return s.id }
+func (s *fakeSandbox) SharedDir() string       { return s.shared }
+func (s *fakeSandbox) Agent() api.AgentService { return s.agent }
+func (s *fakeSandbox) Done() <-chan struct{}   { return s.done }
+func (s *fakeSandbox) Pids() map[string]int    { return map[string]int{"qemu": 4242} }
+func (s *fakeSandbox) die()                    { s.dieOnce.Do(func() { close(s.done) }) }
+
+func (s *fakeSandbox) Stop(ctx context.Context) error {
+	s.mu.Lock()
+	s.stopped = true
+	s.mu.Unlock()
+	s.die()
+	return nil
+}
+
+func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
+	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	conn := func(fd int) net.Conn {
+		f := os.NewFile(uintptr(fd), "stream")
+		defer f.Close()
+		c, err := net.FileConn(f)
+		if err != nil {
+			panic(err)
+		}
+		return c
+	}
+	host, guest := conn(fds[0]), conn(fds[1])
+	s.mu.Lock()
+	s.guest[h] = guest
+	s.mu.Unlock()
+	return host, nil
+}
+
+func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Conn {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.guest[api.StreamHeader{ContainerID: cid, Stream: st}]
+	if !ok {
+		t.Fatalf("no %s stream for %s", st, cid)
+	}
+	return c
+}
+
+type fakeLauncher struct{ sb *fakeSandbox }
+
+func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
+	l.sb.id = id
+	return l.sb, nil
+}
+func (l *fakeLauncher) Cleanup(context.Context, string) error { return nil }
+func (l *fakeLauncher) StateDir() string                      { return "" }
+
+type fakeMounter struct {
+	mu      sync.Mutex
+	mounted map[string]bool
+}
+
+func (m *fakeMounter) Mount(_ []*types.Mount, _, target string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mounted[target] = true
+	return nil
+}
+
+func (m *fakeMounter) Unmount(target string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.mounted, target)
+	return nil
+}
+
+type recordingPublisher struct {
+	mu     sync.Mutex
+	events []events.Event
+	got    chan struct{}
+}
+
+func (p *recordingPublisher) Publish(ctx context.Context, topic string, ev events.Event) error {
+	p.mu.Lock()
+	p.events = append(p.events, ev)
+	p.mu.Unlock()
+	select {
+	case p.got <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// waitFor waits until an event matching f was published.
+func (p *recordingPublisher) waitFor(t *testing.T, what string, f func(events.Event) bool) events.Event {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		p.mu.Lock()
+		for _, e := range p.events {
+			if f(e) {
+				p.mu.Unlock()
+				return e
+			}
+		}
+		p.mu.Unlock()
+		select {
+		case <-p.got:
+		case <-deadline:
+			t.Fatalf("no %s event; got %v", what, p.events)
+		}
+	}
+}
+
+type fakeShutdown struct{ done chan struct{} }
+
+func (f *fakeShutdown) Shutdown()                                    {}
+func (f *fakeShutdown) RegisterCallback(func(context.Context) error) {}
+func (f *fakeShutdown) Done() <-chan struct{}                        { return f.done }
+
+type fixture struct {
+	svc    *service
+	sb     *fakeSandbox
+	agent  *fakeAgent
+	pub    *recordingPublisher
+	mnt    *fakeMounter
+	bundle string
+	ctx    context.Context
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), "test"))
+	t.Cleanup(cancel)
+	agent := &fakeAgent{exits: map[string]chan uint32{}}
+	sb := &fakeSandbox{shared: t.TempDir(), agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
+	pub := &recordingPublisher{got: make(chan struct{}, 1)}
+	mnt := &fakeMounter{mounted: map[string]bool{}}
+	sd := &fakeShutdown{done: make(chan struct{})}
+	t.Cleanup(func() { close(sd.done) })
+	bundle := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bundle, specFile), []byte(`{"ociVersion":"1.0.2","hostname":"h"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	svc := newService(ctx, &fakeLauncher{sb: sb}, mnt, pub, sd)
+	return &fixture{svc: svc, sb: sb, agent: agent, pub: pub, mnt: mnt, bundle: bundle, ctx: ctx}
+}
+
+// stdoutFifo makes a FIFO and opens its read end, as containerd's client does.
+func stdoutFifo(t *testing.T) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "stdout")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return path, r
+}
+
+func (f *fixture) createAndStart(t *testing.T, id, stdout string) {
+	t.Helper()
+	if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: id, Bundle: f.bundle, Stdout: stdout}); err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	if _, err := f.svc.Start(f.ctx, &taskAPI.StartRequest{ID: id}); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+}
+
+func isExit(id string) func(events.Event) bool {
+	return func(e events.Event) bool {
+		x, ok := e.(*eventstypes.TaskExit)
+		return ok && x.ContainerID == id
+	}
+}
+
+func TestExitPublishedAfterOutput(t *testing.T) {
+	f := newFixture(t)
+	path, r := stdoutFifo(t)
+	f.createAndStart(t, "c1", path)
+
+	out := f.sb.guestConn(t, "c1", api.StreamStdout)
+	if _, err := out.Write([]byte("hello\n")); err != nil {
+		t.Fatal(err)
+	}
+	f.agent.exitChan("c1") <- 3 // WaitProcess answers while output is still open
+
+	_, p, err := f.svc.getProcess("c1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.exited:
+		t.Fatal("exit recorded before the stdout stream ended")
+	case <-time.After(100 * time.Millisecond):
+	}
+	out.Close()
+
+	wctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	w, err := f.svc.Wait(wctx, &taskAPI.WaitRequest{ID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.ExitStatus != 3 {
+		t.Fatalf("exit status %d, want 3", w.ExitStatus)
+	}
+	if err := syscall.SetNonblock(int(r.Fd()), false); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != "hello\n" {
+		t.Fatalf("stdout %q", got)
+	}
+	ev := f.pub.waitFor(t, "TaskExit", isExit("c1")).(*eventstypes.TaskExit)
+	if ev.ExitStatus != 3 || ev.ID != "c1" || ev.Pid != 4242 {
+		t.Fatalf("TaskExit %+v", ev)
+	}
+	// TaskStart precedes TaskExit.
+	f.pub.mu.Lock()
+	var order []string
+	for _, e := range f.pub.events {
+		switch e.(type) {
+		case *eventstypes.TaskCreate:
+			order = append(order, "create")
+		case *eventstypes.TaskStart:
+			order = append(order, "start")
+		case *eventstypes.TaskExit:
+			order = append(order, "exit")
+		}
+	}
+	f.pub.mu.Unlock()
+	if strings.Join(order, ",") != "create,start,exit" {
+		t.Fatalf("event order %v", order)
+	}
+}
+
+func TestVMDeathExitsEveryProcess(t *testing.T) {
+	f := newFixture(t)
+	f.createAndStart(t, "c1", "")
+	f.sb.die()
+
+	wctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
+	defer cancel()
+	w, err := f.svc.Wait(wctx, &taskAPI.WaitRequest{ID: "c1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.ExitStatus != vmDeathExitStatus {
+		t.Fatalf("exit status %d, want %d", w.ExitStatus, vmDeathExitStatus)
+	}
+	f.pub.waitFor(t, "TaskExit", isExit("c1"))
+
+	// Kill of the dead process says it finished; Delete still cleans up.
+	_, err = f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: 15})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("kill after death: %v", err)
+	}
+	if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.mnt.mounted) != 0 {
+		t.Fatalf("still mounted: %v", f.mnt.mounted)
+	}
+}
+
+func TestStartErrorReachesClient(t *testing.T) {
+	f := newFixture(t)
+	f.agent.startErr = status.Error(codes.Unknown, `exec: "nosuchcmd": executable file not found in $PATH`)
+	if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: f.bundle}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := f.svc.Start(f.ctx, &taskAPI.StartRequest{ID: "c1"})
+	if err == nil || !strings.Contains(err.Error(), "nosuchcmd") || !strings.Contains(err.Error(), "not found") {
+		t.Fatalf("start error %v", err)
+	}
+}
+
+func TestDeleteLastContainerStopsSandbox(t *testing.T) {
+	cases := []struct {
+		name  string
+		start bool
+	}{
+		{name: "never started", start: false},
+		{name: "exited", start: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: f.bundle}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.start {
+				if _, err := f.svc.Start(f.ctx, &taskAPI.StartRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				_, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"})
+				if status.Code(err) != codes.FailedPrecondition {
+					t.Fatalf("delete of running container: %v", err)
+				}
+				f.agent.exitChan("c1") <- 0
+				f.pub.waitFor(t, "TaskExit", isExit("c1"))
+			}
+			if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
+				t.Fatal(err)
+			}
+			f.sb.mu.Lock()
+			stopped := f.sb.stopped
+			f.sb.mu.Unlock()
+			if !stopped || len(f.mnt.mounted) != 0 {
+				t.Fatalf("stopped=%v mounted=%v", stopped, f.mnt.mounted)
+			}
+			if len(f.agent.removed) != 1 {
+				t.Fatalf("agent removed %v", f.agent.removed)
+			}
+			_, err := f.svc.State(f.ctx, &taskAPI.StateRequest{ID: "c1"})
+			if status.Code(err) != codes.NotFound {
+				t.Fatalf("state after delete: %v", err)
+			}
+			if errors.Is(err, context.Canceled) {
+				t.Fatal(err)
+			}
+		})
+	}
+}

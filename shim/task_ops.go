@@ -1,0 +1,216 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/veil-runtime/veil/agent/api"
+)
+
+var empty = &emptypb.Empty{}
+
+// State reports a process's state.
+func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.StateResponse, error) {
+	c, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, toService(err)
+	}
+	ps := p.status()
+	resp := &taskAPI.StateResponse{
+		ID:         r.ID,
+		Bundle:     c.bundle,
+		Pid:        ps.Pid,
+		Status:     ps.State.taskStatus(),
+		Stdin:      p.stdio.Stdin,
+		Stdout:     p.stdio.Stdout,
+		Stderr:     p.stdio.Stderr,
+		Terminal:   p.stdio.Terminal,
+		ExitStatus: ps.ExitStatus,
+		ExecID:     r.ExecID,
+	}
+	if ps.State == stateStopped {
+		resp.ExitedAt = timestamp(ps.ExitedAt)
+	}
+	return resp, nil
+}
+
+// Wait blocks until a process exited (and its output reached the host).
+func (s *service) Wait(ctx context.Context, r *taskAPI.WaitRequest) (*taskAPI.WaitResponse, error) {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return nil, toService(err)
+	}
+	select {
+	case <-p.exited:
+	case <-ctx.Done():
+		return nil, toService(ctx.Err())
+	}
+	ps := p.status()
+	return &taskAPI.WaitResponse{ExitStatus: ps.ExitStatus, ExitedAt: timestamp(ps.ExitedAt)}, nil
+}
+
+// Kill signals a process (with All, every process of the container).
+func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Empty, error) {
+	return empty, toService(s.kill(ctx, r))
+}
+
+func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return err
+	}
+	if p.status().State == stateStopped {
+		return errProcessFinished
+	}
+	sb, err := s.sandbox()
+	if err != nil {
+		return fmt.Errorf("signal %s: %w", p.name(), err)
+	}
+	_, err = sb.Agent().SignalProcess(ctx, &api.SignalRequest{
+		ContainerId: r.ID,
+		ExecId:      r.ExecID,
+		Signal:      r.Signal,
+		All:         r.All,
+	})
+	return fromAgent(err, "signal %d to %s", r.Signal, p.name())
+}
+
+// Exec registers an exec process; Start runs it.
+func (s *service) Exec(ctx context.Context, r *taskAPI.ExecProcessRequest) (*emptypb.Empty, error) {
+	return empty, toService(s.exec(r))
+}
+
+func (s *service) exec(r *taskAPI.ExecProcessRequest) error {
+	c, err := s.getContainer(r.ID)
+	if err != nil {
+		return err
+	}
+	if r.ExecID == "" {
+		return fmt.Errorf("exec in %s: empty exec id: %w", r.ID, errdefs.ErrInvalidArgument)
+	}
+	if st := c.init.status().State; st != stateRunning {
+		return fmt.Errorf("exec in %s: container is %s: %w", r.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	spec := r.Spec.GetValue()
+	var proc specs.Process
+	if err := json.Unmarshal(spec, &proc); err != nil {
+		return fmt.Errorf("exec %s in %s: decode process spec: %v: %w", r.ExecID, r.ID, err, errdefs.ErrInvalidArgument)
+	}
+	paths := stdioPaths{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	if err := c.addExec(newProcess(r.ID, r.ExecID, paths, spec)); err != nil {
+		return err
+	}
+	s.send(&eventstypes.TaskExecAdded{ContainerID: r.ID, ExecID: r.ExecID})
+	return nil
+}
+
+// ResizePty sets a process's terminal size.
+func (s *service) ResizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) (*emptypb.Empty, error) {
+	return empty, toService(s.resizePty(ctx, r))
+}
+
+func (s *service) resizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) error {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return err
+	}
+	if !p.stdio.Terminal {
+		return fmt.Errorf("resize %s: no terminal: %w", p.name(), errdefs.ErrFailedPrecondition)
+	}
+	sb, err := s.sandbox()
+	if err != nil {
+		return err
+	}
+	_, err = sb.Agent().ResizeTTY(ctx, &api.ResizeTTYRequest{ContainerId: r.ID, ExecId: r.ExecID, Width: r.Width, Height: r.Height})
+	return fromAgent(err, "resize terminal of %s", p.name())
+}
+
+// CloseIO closes a process's stdin once what is buffered was delivered.
+func (s *service) CloseIO(ctx context.Context, r *taskAPI.CloseIORequest) (*emptypb.Empty, error) {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return empty, toService(err)
+	}
+	if !r.Stdin {
+		return empty, nil
+	}
+	if st := p.getStreams(); st != nil {
+		st.closeStdin()
+	}
+	return empty, nil
+}
+
+// Pids lists the guest pids of a container's processes.
+func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.PidsResponse, error) {
+	if _, err := s.getContainer(r.ID); err != nil {
+		return nil, toService(err)
+	}
+	sb, err := s.sandbox()
+	if err != nil {
+		return nil, toService(err)
+	}
+	resp, err := sb.Agent().ListPids(ctx, &api.ContainerRequest{ContainerId: r.ID})
+	if err != nil {
+		return nil, toService(fromAgent(err, "list pids of %s", r.ID))
+	}
+	out := &taskAPI.PidsResponse{}
+	for _, pid := range resp.Pids {
+		out.Processes = append(out.Processes, &task.ProcessInfo{Pid: pid})
+	}
+	return out, nil
+}
+
+// Connect reports the shim's pid and the task's.
+func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*taskAPI.ConnectResponse, error) {
+	resp := &taskAPI.ConnectResponse{ShimPid: uint32(os.Getpid())}
+	if c, err := s.getContainer(r.ID); err == nil {
+		resp.TaskPid = c.init.status().Pid
+	}
+	return resp, nil
+}
+
+// Shutdown exits the shim once no container is left.
+func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
+	s.mu.Lock()
+	n := len(s.containers)
+	s.mu.Unlock()
+	if n > 0 {
+		return empty, nil
+	}
+	s.shutdown.Shutdown()
+	return empty, nil
+}
+
+// Stats is not implemented yet.
+func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
+	return nil, toService(fmt.Errorf("stats: %w", errdefs.ErrNotImplemented))
+}
+
+// Update is not implemented yet.
+func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
+	return nil, toService(fmt.Errorf("update: %w", errdefs.ErrNotImplemented))
+}
+
+// Pause is not implemented.
+func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
+	return nil, toService(fmt.Errorf("pause: %w", errdefs.ErrNotImplemented))
+}
+
+// Resume is not implemented.
+func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptypb.Empty, error) {
+	return nil, toService(fmt.Errorf("resume: %w", errdefs.ErrNotImplemented))
+}
+
+// Checkpoint is not implemented.
+func (s *service) Checkpoint(ctx context.Context, r *taskAPI.CheckpointTaskRequest) (*emptypb.Empty, error) {
+	return nil, toService(fmt.Errorf("checkpoint: %w", errdefs.ErrNotImplemented))
+}

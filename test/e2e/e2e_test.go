@@ -1,0 +1,287 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/image"
+)
+
+// env is one containerd with the busybox image, shared by the cases.
+type env struct {
+	c        *harness.Containerd
+	stateDir string
+	cache    string
+}
+
+func setup(t *testing.T) *env {
+	t.Helper()
+	harness.Skip(t)
+	cache := harness.CacheDir()
+	cfgPath := filepath.Join(cache, "veil-config.toml")
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatalf("veil config (made by make setup): %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := harness.Start(ctx, harness.Options{Env: []string{config.EnvPath + "=" + cfgPath}})
+	if err != nil {
+		t.Fatalf("start containerd: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := c.Stop(sctx); err != nil {
+			t.Errorf("stop containerd: %v", err)
+		}
+	})
+	tar, err := image.BuildBusybox(t.TempDir(), imageRef)
+	if err != nil {
+		t.Fatalf("build busybox image: %v", err)
+	}
+	mustCtr(t, c, "images", "import", tar)
+	return &env{c: c, stateDir: cfg.StateDir, cache: cache}
+}
+
+// TestCtr runs the user-visible cases one after the other (each boots one
+// VM; at most one runs at a time), checking after each that its sandbox
+// left nothing behind.
+func TestCtr(t *testing.T) {
+	e := setup(t)
+	cases := []struct {
+		name string
+		id   string
+		run  func(t *testing.T, e *env, id string)
+	}{
+		{"echo", "e2e-echo", testEcho},
+		{"guest kernel", "e2e-uname", testGuestKernel},
+		{"exit code", "e2e-exit", testExitCode},
+		{"stdin round trip", "e2e-stdin", testStdinRoundTrip},
+		{"kill detached", "e2e-kill", testKillDetached},
+		{"terminal", "e2e-tty", testTerminal},
+		{"exec", "e2e-exec", testExec},
+		{"command not found", "e2e-nocmd", testCommandNotFound},
+		{"vm killed", "e2e-vmkill", testVMKilled},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Cleanup(func() { forceRemove(t, e, tc.id) })
+			tc.run(t, e, tc.id)
+			// After a case its sandbox must be gone entirely.
+			checkNoLeftovers(t, e.stateDir, tc.id)
+		})
+	}
+}
+
+// forceRemove removes a case's task and container if the case failed
+// half-way, so later cases start clean.
+func forceRemove(t *testing.T, e *env, id string) {
+	if !t.Failed() {
+		return
+	}
+	ctr(t, e.c, nil, "task", "kill", "-s", "SIGKILL", id)
+	ctr(t, e.c, nil, "task", "delete", "-f", id)
+	ctr(t, e.c, nil, "containers", "delete", id)
+}
+
+func testEcho(t *testing.T, e *env, id string) {
+	r := mustCtr(t, e.c, runArgs([]string{"--rm"}, id, "echo", "hello")...)
+	if strings.TrimSpace(r.stdout) != "hello" {
+		t.Fatalf("stdout %q, want hello\n%s", r.stdout, r)
+	}
+}
+
+func testGuestKernel(t *testing.T, e *env, id string) {
+	want, err := os.ReadFile(filepath.Join(e.cache, "kernel", "release"))
+	if err != nil {
+		t.Fatalf("guest kernel release: %v", err)
+	}
+	var host unix.Utsname
+	if err := unix.Uname(&host); err != nil {
+		t.Fatal(err)
+	}
+	r := mustCtr(t, e.c, runArgs([]string{"--rm"}, id, "uname", "-r")...)
+	got := strings.TrimSpace(r.stdout)
+	if got != strings.TrimSpace(string(want)) {
+		t.Fatalf("uname -r = %q, want the guest kernel %q", got, strings.TrimSpace(string(want)))
+	}
+	if got == unix.ByteSliceToString(host.Release[:]) {
+		t.Fatalf("uname -r = %q is the host's kernel", got)
+	}
+}
+
+func testExitCode(t *testing.T, e *env, id string) {
+	r := ctr(t, e.c, nil, runArgs([]string{"--rm"}, id, "sh", "-c", "exit 7")...)
+	if r.code != 7 {
+		t.Fatalf("exit code %d, want 7\n%s", r.code, r)
+	}
+}
+
+func testStdinRoundTrip(t *testing.T, e *env, id string) {
+	in := make([]byte, 1<<20)
+	if _, err := rand.Read(in); err != nil {
+		t.Fatal(err)
+	}
+	r := ctr(t, e.c, bytes.NewReader(in), runArgs([]string{"--rm"}, id, "cat")...)
+	if r.code != 0 {
+		t.Fatalf("cat: %s", r.stderr)
+	}
+	if !bytes.Equal([]byte(r.stdout), in) {
+		t.Fatalf("cat returned %d bytes, not the %d sent (first difference at %d)", len(r.stdout), len(in), firstDiff([]byte(r.stdout), in))
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+// testKillDetached: SIGTERM through `ctr task kill` ends a detached
+// container with status 143. The container's PID 1 must handle SIGTERM
+// (the kernel drops unhandled signals to a PID namespace's init), so the
+// shell traps it the way a real service does.
+func testKillDetached(t *testing.T, e *env, id string) {
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sh", "-c", `trap "exit 143" TERM; sleep 1000 & wait`)...)
+	waitRunning(t, e, id)
+	mustCtr(t, e.c, "task", "kill", id) // SIGTERM
+	// `ctr task attach` waits for the task and exits with its status.
+	r := ctr(t, e.c, nil, "task", "attach", id)
+	if r.code != 143 {
+		t.Fatalf("task exit %d, want 143\n%s", r.code, r)
+	}
+	deleteContainer(t, e, id)
+}
+
+// waitRunning waits until ctr lists the task as RUNNING.
+func waitRunning(t *testing.T, e *env, id string) {
+	t.Helper()
+	deadline := time.Now().Add(cmdTimeout)
+	for time.Now().Before(deadline) {
+		if taskStatus(t, e, id) == "RUNNING" {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling an external CLI; no event to wait on
+	}
+	t.Fatalf("task %s never RUNNING", id)
+}
+
+// taskStatus is the STATUS column of `ctr task ls` for id.
+func taskStatus(t *testing.T, e *env, id string) string {
+	r := mustCtr(t, e.c, "task", "ls")
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == id {
+			return f[2]
+		}
+	}
+	return ""
+}
+
+// deleteContainer removes a detached container and its task.
+func deleteContainer(t *testing.T, e *env, id string) {
+	t.Helper()
+	ctr(t, e.c, nil, "task", "delete", id) // attach may have deleted it already
+	mustCtr(t, e.c, "containers", "delete", id)
+}
+
+func testTerminal(t *testing.T, e *env, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	defer cancel()
+	cmd := e.c.Ctr(ctx, runArgs([]string{"--rm", "-t"}, id, "sh", "-c", "test -t 0 && echo tty")...)
+	f, err := pty.Start(cmd)
+	if err != nil {
+		t.Fatalf("start ctr under a pty: %v", err)
+	}
+	defer f.Close()
+	var out bytes.Buffer
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(&out, f) // ends with EIO once ctr exits
+		close(copied)
+	}()
+	err = cmd.Wait()
+	f.Close()
+	<-copied
+	if ctx.Err() != nil {
+		t.Fatalf("ctr run -t timed out; output %q", out.String())
+	}
+	if err != nil {
+		t.Fatalf("ctr run -t: %v; output %q", err, out.String())
+	}
+	if !strings.Contains(out.String(), "tty") {
+		t.Fatalf("no terminal in the container; output %q", out.String())
+	}
+}
+
+func testExec(t *testing.T, e *env, id string) {
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	waitRunning(t, e, id)
+	r := mustCtr(t, e.c, "task", "exec", "--exec-id", "x", id, "echo", "hi")
+	if strings.TrimSpace(r.stdout) != "hi" {
+		t.Fatalf("exec stdout %q, want hi\n%s", r.stdout, r)
+	}
+	mustCtr(t, e.c, "task", "kill", "-s", "SIGKILL", id)
+	r = ctr(t, e.c, nil, "task", "attach", id)
+	if r.code != 137 {
+		t.Fatalf("task exit %d after SIGKILL, want 137\n%s", r.code, r)
+	}
+	deleteContainer(t, e, id)
+}
+
+func testCommandNotFound(t *testing.T, e *env, id string) {
+	r := ctr(t, e.c, nil, runArgs([]string{"--rm"}, id, "nosuchcmd")...)
+	if r.code == 0 {
+		t.Fatalf("nosuchcmd succeeded\n%s", r)
+	}
+	out := r.stdout + r.stderr
+	if !strings.Contains(out, "nosuchcmd") || !strings.Contains(out, "not found") {
+		t.Fatalf("error does not name nosuchcmd and \"not found\"\n%s", r)
+	}
+	// ctr run --rm does not remove a container whose task failed to start.
+	ctr(t, e.c, nil, "containers", "delete", id)
+}
+
+func testVMKilled(t *testing.T, e *env, id string) {
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	waitRunning(t, e, id)
+	pidFile := filepath.Join(e.stateDir, id, "qemu.pid")
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatalf("qemu pid: %v", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("qemu pid file %s: %v", pidFile, err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("kill qemu %d: %v", pid, err)
+	}
+	r := ctr(t, e.c, nil, "task", "attach", id)
+	if r.code != 255 && r.code != 137 {
+		t.Fatalf("task exit %d after the VM was killed, want 255 (or 137)\n%s", r.code, r)
+	}
+	if st := taskStatus(t, e, id); st != "" && st != "STOPPED" {
+		t.Fatalf("containerd sees the task as %s", st)
+	}
+	deleteContainer(t, e, id)
+}

@@ -1,0 +1,5 @@
+// Package harness runs the pieces Veil's integration tests, demo and
+// benchmarks need on the host: a private containerd in its own network
+// namespace (Start), and the locations of the checkout's build outputs and
+// setup cache. It is test-only and never shipped.
+package harness

@@ -1,0 +1,103 @@
+package harness
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/veil-runtime/veil/test/image"
+)
+
+func TestUnescapeMountinfo(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"plain", "/run/a", "/run/a"},
+		{"space", `/tmp/a\040b`, "/tmp/a b"},
+		{"trailing backslash", `/tmp/a\`, `/tmp/a\`},
+		{"newline", `/x\012y`, "/x\ny"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := unescapeMountinfo(tc.in); got != tc.want {
+				t.Errorf("unescapeMountinfo(%q) = %q, want %q", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestConfig(t *testing.T) {
+	c := &Containerd{Dir: "/d", Address: "/d/containerd.sock"}
+	cfg := c.config("# extra")
+	for _, want := range []string{
+		"version = 4\n",
+		`root = "/d/root"`,
+		`[plugins."io.containerd.server.v1.grpc"]` + "\n  address = \"/d/containerd.sock\"",
+		`"io.containerd.grpc.v1.cri"`,
+		"# extra",
+	} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q:\n%s", want, cfg)
+		}
+	}
+}
+
+func TestRepoRoot(t *testing.T) {
+	root := RepoRoot()
+	if root == "" || !isVeilModule(root+"/go.mod") {
+		t.Fatalf("RepoRoot() = %q, not Veil's module root", root)
+	}
+}
+
+// TestContainerdRunc runs busybox under runc through the private
+// containerd, then checks Stop leaves nothing behind.
+func TestContainerdRunc(t *testing.T) {
+	Skip(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	c, err := Start(ctx, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			_ = c.Stop(ctx)
+		}
+	}()
+
+	const ref = "docker.io/veil/busybox:test"
+	tarPath, err := image.BuildBusybox(t.TempDir(), ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Import(ctx, tarPath); err != nil {
+		t.Fatal(err)
+	}
+	out, err := c.CtrOutput(ctx, "run", "--rm", "--runtime", "io.containerd.runc.v2", ref, "hello-runc", "sh", "-c", "echo hello; id -u")
+	if err != nil {
+		t.Fatalf("%v; containerd log: %s", err, c.logTail())
+	}
+	if got, want := strings.TrimSpace(string(out)), "hello\n0"; got != want {
+		t.Errorf("ctr run printed %q, want %q", got, want)
+	}
+
+	dir, netns := c.Dir, c.NetNS
+	stopped = true
+	if err := c.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("%s still exists after Stop (%v)", dir, err)
+	}
+	if _, err := os.Stat(netnsPath(netns)); !os.IsNotExist(err) {
+		t.Errorf("netns %s still exists after Stop (%v)", netns, err)
+	}
+	if m, err := mountsUnder(dir); err != nil || len(m) > 0 {
+		t.Errorf("mounts left under %s: %v (%v)", dir, m, err)
+	}
+	if p := c.shimPids(); len(p) > 0 {
+		t.Errorf("shims left: %v", p)
+	}
+}

@@ -1,0 +1,114 @@
+package virtiofs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/veil-runtime/veil/runtime/proc"
+)
+
+// File names inside the sandbox directory.
+const (
+	processName = "virtiofsd" // virtiofsd.log, virtiofsd.pid
+	socketName  = "virtiofsd.sock"
+)
+
+// stopGrace is how long virtiofsd gets to exit after SIGTERM.
+const stopGrace = time.Second
+
+// Config describes one virtiofsd.
+type Config struct {
+	// Path is the virtiofsd binary; empty means virtiofsd on PATH.
+	Path string
+	// SharedDir is the directory the guest sees.
+	SharedDir string
+	// Dir receives the socket, log and pid file.
+	Dir string
+	// Cache is virtiofsd's --cache mode (auto, always, never, metadata).
+	Cache string
+}
+
+// Daemon is a running virtiofsd.
+type Daemon struct {
+	p      *proc.Process
+	socket string
+}
+
+// Start runs virtiofsd for cfg.SharedDir. The runtime creates the
+// listening socket itself and hands it over as fd 3 (--fd), so the socket
+// is ready when Start returns and no probe connection is needed (virtiofsd
+// serves exactly one front-end).
+func Start(ctx context.Context, cfg Config) (*Daemon, error) {
+	path := cfg.Path
+	if path == "" {
+		path = "virtiofsd"
+	}
+	cache := cfg.Cache
+	if cache == "" {
+		cache = "auto"
+	}
+	socket := filepath.Join(cfg.Dir, socketName)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("virtiofsd: listen: %w", err)
+	}
+	// The socket file must outlive our copy of the listener.
+	ln.SetUnlinkOnClose(false)
+	f, err := ln.File()
+	ln.Close()
+	if err != nil {
+		os.Remove(socket)
+		return nil, fmt.Errorf("virtiofsd: socket fd: %w", err)
+	}
+	defer f.Close()
+
+	p, err := proc.Start(ctx, proc.Spec{
+		Name: processName,
+		Dir:  cfg.Dir,
+		Path: path,
+		Args: []string{
+			"--fd=3",
+			"--shared-dir", cfg.SharedDir,
+			"--cache", cache,
+			"--announce-submounts",
+			"--thread-pool-size=1",
+			"--sandbox", "namespace",
+		},
+		ExtraFiles: []*os.File{f},
+	})
+	if err != nil {
+		os.Remove(socket)
+		return nil, err
+	}
+	return &Daemon{p: p, socket: socket}, nil
+}
+
+// Socket is the vhost-user socket to give the VMM.
+func (d *Daemon) Socket() string { return d.socket }
+
+// Pid is virtiofsd's host pid.
+func (d *Daemon) Pid() int { return d.p.Pid() }
+
+// Done is closed when virtiofsd exited.
+func (d *Daemon) Done() <-chan struct{} { return d.p.Done() }
+
+// ExitError describes virtiofsd's exit with its log tail.
+func (d *Daemon) ExitError() error { return d.p.ExitError() }
+
+// LogTail is the end of virtiofsd's log.
+func (d *Daemon) LogTail() string { return d.p.LogTail() }
+
+// Stop terminates virtiofsd (SIGTERM, then SIGKILL), waits for it and
+// removes its socket and pid file. It is idempotent.
+func (d *Daemon) Stop(ctx context.Context) error {
+	err := d.p.Stop(ctx, stopGrace)
+	if rerr := os.Remove(d.socket); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		err = errors.Join(err, rerr)
+	}
+	return err
+}
