@@ -29,7 +29,7 @@ build:
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -o $(BIN)/veil ./cmd/veil
 	$(GO) build -trimpath -o $(BIN)/containerd-shim-veil-v2 ./cmd/containerd-shim-veil-v2
-	CGO_ENABLED=1 $(GO) build $(GOFLAGS_STATIC) -tags 'netgo osusergo' -o $(BIN)/veil-agent ./cmd/veil-agent
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_STATIC) -tags 'netgo osusergo seccomp' -o $(BIN)/veil-agent ./cmd/veil-agent
 
 guest: build
 	@bash agent/initramfs/build.sh $(BIN)/veil-agent $(CACHE)/kernel $(OUT)/guest

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
@@ -103,6 +105,42 @@ func guestSpec(s specs.Spec) ([]byte, error) {
 type shimState struct {
 	SandboxID  string `json:"sandbox_id"`
 	HostRootfs string `json:"host_rootfs"`
+	// ShimPid is the long-lived shim that served the container.
+	ShimPid int `json:"shim_pid,omitempty"`
+}
+
+// bootstrapFile is where containerd records the shim's bootstrap result
+// (its socket address) in the bundle.
+const bootstrapFile = "bootstrap.json"
+
+// shimAddress returns the socket address containerd recorded for the
+// bundle's shim, or "" when there is none.
+func shimAddress(bundle string) string {
+	b, err := os.ReadFile(filepath.Join(bundle, bootstrapFile))
+	if err != nil {
+		return ""
+	}
+	var r struct {
+		Address string `json:"address"`
+	}
+	if json.Unmarshal(b, &r) != nil {
+		return ""
+	}
+	return r.Address
+}
+
+// isShimProcess reports whether pid runs a Veil shim binary (guarding
+// against a reused pid).
+func isShimProcess(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cmdline"))
+	if err != nil {
+		return false
+	}
+	argv0, _, _ := strings.Cut(string(b), "\x00")
+	return strings.HasPrefix(filepath.Base(argv0), "containerd-shim-veil")
 }
 
 func writeShimState(bundle string, st shimState) error {

@@ -330,3 +330,39 @@ func TestVMMPid(t *testing.T) {
 		})
 	}
 }
+
+func TestShimLiveness(t *testing.T) {
+	withBootstrap := t.TempDir()
+	if err := os.WriteFile(filepath.Join(withBootstrap, bootstrapFile), []byte(`{"version":3,"address":"unix:///run/containerd/s/abc","protocol":"ttrpc"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	addrCases := []struct {
+		name, bundle, want string
+	}{
+		{name: "recorded", bundle: withBootstrap, want: "unix:///run/containerd/s/abc"},
+		{name: "none", bundle: t.TempDir()},
+	}
+	for _, tc := range addrCases {
+		t.Run("address/"+tc.name, func(t *testing.T) {
+			if got := shimAddress(tc.bundle); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	pidCases := []struct {
+		name string
+		pid  int
+		want bool
+	}{
+		{name: "no pid", pid: 0},
+		{name: "not a shim (the test binary)", pid: os.Getpid()},
+		{name: "gone", pid: 1 << 30},
+	}
+	for _, tc := range pidCases {
+		t.Run("pid/"+tc.name, func(t *testing.T) {
+			if got := isShimProcess(tc.pid); got != tc.want {
+				t.Fatalf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}

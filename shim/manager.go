@@ -140,8 +140,10 @@ func serveCommand(ctx context.Context, id string, params *bootapi.BootstrapParam
 	return cmd, nil
 }
 
-// Stop is the `delete` action, run when the shim died: it unmounts the
-// container's rootfs and removes whatever is left of its sandbox.
+// Stop is the `delete` action, run when the shim died (or containerd let
+// go of one container of a pod): unless the pod's shim is still alive, it
+// unmounts the container's rootfs and removes whatever is left of its
+// sandbox.
 func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error) {
 	status := cshim.StopStatus{ExitStatus: 128 + int(unix.SIGKILL), ExitedAt: time.Now()}
 	bundle := ""
@@ -162,6 +164,13 @@ func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error)
 	st, err := cleanupState(bundle, id, l.StateDir())
 	if err != nil {
 		return status, err
+	}
+	// containerd also runs `delete` when it drops its connection for one
+	// container of a pod whose shim lives on: that shim still serves the
+	// sandbox and the pod's other containers, and owns their cleanup.
+	if addr := shimAddress(bundle); (addr != "" && cshim.CanConnect(addr)) || isShimProcess(st.ShimPid) {
+		log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": st.SandboxID}).Info("shim delete: the pod's shim is alive; leaving the sandbox to it")
+		return status, nil
 	}
 	if err := (hostMounter{}).Unmount(st.HostRootfs); err != nil {
 		log.G(ctx).WithError(err).Warn("shim delete: unmount rootfs")

@@ -155,7 +155,7 @@ func (st *streams) copyStdin(ctx context.Context) {
 	defer close(st.stdinDone)
 	buf := make([]byte, copyBufferSize)
 	_, err := io.CopyBuffer(writerOnly{st.stdin}, readerOnly{st.stdinSrc}, buf)
-	if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) {
+	if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, fifo.ErrReadClosed) {
 		log.G(ctx).WithError(err).WithField("process", st.name).Warn("copy stdin")
 	}
 	if cw, ok := st.stdin.(closeWriter); ok {

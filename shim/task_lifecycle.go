@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -78,7 +79,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
 		}
 	})
-	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target}); err != nil {
+	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target, ShimPid: os.Getpid()}); err != nil {
 		return nil, err
 	}
 
@@ -101,7 +102,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		Stdio:       stdio,
 	})
 	if err != nil {
-		return nil, fromAgent(err, "create container %s in sandbox %s", r.ID, sb.ID())
+		return nil, fromAgent(err, "sandbox %s", sb.ID())
 	}
 	st.start(s.ctx)
 	p.setStreams(st)
@@ -208,7 +209,7 @@ func (s *service) start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if r.ExecID == "" {
 		if _, err := sb.Agent().StartContainer(ctx, &api.ContainerRequest{ContainerId: c.id}); err != nil {
 			p.markExited(vmDeathExitStatus, time.Now())
-			return nil, fromAgent(err, "start container %s", c.id)
+			return nil, fromAgent(err, "sandbox %s", sb.ID())
 		}
 	} else {
 		if err := s.startExec(ctx, sb, p); err != nil {
@@ -243,7 +244,7 @@ func (s *service) startExec(ctx context.Context, sb Sandbox, p *process) error {
 	})
 	if err != nil {
 		st.abort()
-		return fromAgent(err, "exec %s in container %s", p.execID, p.containerID)
+		return fromAgent(err, "sandbox %s", sb.ID())
 	}
 	st.start(s.ctx)
 	p.setStreams(st)

@@ -17,6 +17,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
+	"github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -259,6 +260,36 @@ func trunc(s string) string {
 	return s
 }
 
+// TestIntegrationSeccomp checks that a seccomp profile is applied when the
+// build supports it (-tags seccomp, as `make build` does) and dropped, not
+// fatal, otherwise.
+func TestIntegrationSeccomp(t *testing.T) {
+	f := newFixture(t)
+	s := specconv.Example()
+	s.Process.Args = []string{"sh", "-c", "mkdir /dev/x"}
+	s.Process.Env = []string{"PATH=/bin"}
+	s.Linux.Seccomp = &specs.LinuxSeccomp{
+		DefaultAction: specs.ActAllow,
+		Syscalls:      []specs.LinuxSyscall{{Names: []string{"mkdir", "mkdirat"}, Action: specs.ActErrno}},
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sio := Stdio{Stderr: true}
+	h, _ := f.run("sc", sio, b)
+	errOut := readAll(h.stderr)
+	st := f.wait("sc", "")
+	msg := <-errOut
+	want := uint32(0)
+	if seccomp.Enabled {
+		want = 1
+	}
+	if st != want {
+		t.Fatalf("mkdir status %d (stderr %q), want %d (seccomp enabled: %v)", st, msg, want, seccomp.Enabled)
+	}
+}
+
 func TestIntegrationNoSuchCommand(t *testing.T) {
 	f := newFixture(t)
 	sio := Stdio{Stdout: true}
@@ -297,7 +328,7 @@ func TestIntegrationTerminal(t *testing.T) {
 	h, _ := f.run("tty", sio, spec(t, "sh", "-c", "tty; read x; stty size"))
 	out := readAll(h.stdout)
 	// The shell blocks in read until we send a line; resize first.
-	if err := f.m.Resize("tty", "", 123, 45); err != nil {
+	if err := f.m.Resize(f.ctx, "tty", "", 123, 45); err != nil {
 		t.Fatalf("resize: %v", err)
 	}
 	if _, err := h.stdin.Write([]byte("go\n")); err != nil {
@@ -310,7 +341,7 @@ func TestIntegrationTerminal(t *testing.T) {
 	if !strings.Contains(got, "/dev/pts/0") || !strings.Contains(got, "45 123") {
 		t.Fatalf("terminal output %q, want /dev/pts/0 and size 45 123", got)
 	}
-	if err := f.m.Resize("nonexistent", "", 1, 1); !errdefs.IsNotFound(err) {
+	if err := f.m.Resize(f.ctx, "nonexistent", "", 1, 1); !errdefs.IsNotFound(err) {
 		t.Fatalf("resize of unknown container: %v", err)
 	}
 }
@@ -333,7 +364,7 @@ func TestIntegrationExec(t *testing.T) {
 		t.Fatalf("exec: %v", err)
 	}
 	out := readAll(h.stdout)
-	pids, err := f.m.Pids("ex")
+	pids, err := f.m.Pids(f.ctx, "ex")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -359,7 +390,7 @@ func TestIntegrationExec(t *testing.T) {
 		t.Fatalf("exec cat: %v", err)
 	}
 	out = readAll(h.stdout)
-	if err := f.m.CloseStdin("ex", "cat"); err != nil {
+	if err := f.m.CloseStdin(f.ctx, "ex", "cat"); err != nil {
 		t.Fatal(err)
 	}
 	if st := f.wait("ex", "cat"); st != 0 {
@@ -367,6 +398,20 @@ func TestIntegrationExec(t *testing.T) {
 	}
 	if got := <-out; got != "" {
 		t.Fatalf("cat output %q", got)
+	}
+
+	// An exec with a terminal gets its own pty.
+	tsio := Stdio{Stdout: true, Terminal: true}
+	h = f.connect("ex", "tty", tsio)
+	if _, err := f.m.Exec(f.ctx, "ex", "tty", proc("tty"), tsio); err != nil {
+		t.Fatalf("exec tty: %v", err)
+	}
+	out = readAll(h.stdout)
+	if st := f.wait("ex", "tty"); st != 0 {
+		t.Fatalf("tty exec status %d", st)
+	}
+	if got := <-out; !strings.HasPrefix(got, "/dev/pts/") {
+		t.Fatalf("tty exec output %q", got)
 	}
 
 	// A signalled exec reports 128+signal.
@@ -416,7 +461,7 @@ func TestIntegrationExec(t *testing.T) {
 	if err := f.m.Remove(f.ctx, "ex", false); err != nil {
 		t.Fatalf("remove: %v", err)
 	}
-	if _, err := f.m.Pids("ex"); !errdefs.IsNotFound(err) {
+	if _, err := f.m.Pids(f.ctx, "ex"); !errdefs.IsNotFound(err) {
 		t.Fatalf("pids after remove: %v", err)
 	}
 }

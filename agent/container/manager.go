@@ -368,7 +368,7 @@ func (c *container) signalAll(sig syscall.Signal) error {
 }
 
 // CloseStdin closes a process's standard input.
-func (m *Manager) CloseStdin(id, execID string) error {
+func (m *Manager) CloseStdin(ctx context.Context, id, execID string) error {
 	_, p, err := m.proc(id, execID)
 	if err != nil {
 		return err
@@ -378,7 +378,7 @@ func (m *Manager) CloseStdin(id, execID string) error {
 }
 
 // Resize sets the window size of a process's terminal.
-func (m *Manager) Resize(id, execID string, width, height uint32) error {
+func (m *Manager) Resize(ctx context.Context, id, execID string, width, height uint32) error {
 	_, p, err := m.proc(id, execID)
 	if err != nil {
 		return err
@@ -396,7 +396,7 @@ func (m *Manager) Resize(id, execID string, width, height uint32) error {
 }
 
 // Pids lists the guest pids of the container's processes.
-func (m *Manager) Pids(id string) ([]int, error) {
+func (m *Manager) Pids(ctx context.Context, id string) ([]int, error) {
 	c, err := m.get(id)
 	if err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/containerd/log"
@@ -33,6 +34,7 @@ func Boot(ctx context.Context) error {
 		// Without a console there is no log; keep going regardless.
 		fmt.Fprintln(os.Stderr, "veil-agent:", err)
 	}
+	log.G(ctx).Infof("pid 1 started %ss after kernel start", uptime())
 	if err := mountAll(lateMounts); err != nil {
 		return err
 	}
@@ -60,7 +62,21 @@ func Boot(ctx context.Context) error {
 	if err := os.Setenv("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"); err != nil {
 		return err
 	}
+	log.G(ctx).Infof("guest set up %ss after kernel start", uptime())
 	return nil
+}
+
+// uptime returns the seconds since the kernel started, as /proc/uptime
+// says, or "?".
+func uptime() string {
+	b, err := os.ReadFile("/proc/uptime")
+	if err != nil {
+		return "?"
+	}
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 // Supervise starts the agent server (this binary with ServerArg), reaps

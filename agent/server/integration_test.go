@@ -31,16 +31,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fakeGuest records sandbox-level calls instead of touching the host.
-type fakeGuest struct{ hostname, tag, mounted string }
-
-func (g *fakeGuest) SetHostname(n string) error { g.hostname = n; return nil }
-func (g *fakeGuest) MountShare(_ context.Context, tag, dir string) error {
-	g.tag, g.mounted = tag, dir
-	return nil
-}
-func (g *fakeGuest) UnmountShare(context.Context, string) error { g.mounted = ""; return nil }
-
 // TestServeOverTTRPC drives the whole server (ttrpc + stream listener +
 // containers) over Unix sockets, as the host does over hybrid vsock.
 func TestServeOverTTRPC(t *testing.T) {

@@ -27,11 +27,11 @@ type Containers interface {
 	// Signal signals a process, or every process of the container.
 	Signal(ctx context.Context, id, execID string, sig syscall.Signal, all bool) error
 	// CloseStdin closes a process's stdin.
-	CloseStdin(id, execID string) error
+	CloseStdin(ctx context.Context, id, execID string) error
 	// Resize sets a process's terminal size.
-	Resize(id, execID string, width, height uint32) error
+	Resize(ctx context.Context, id, execID string, width, height uint32) error
 	// Pids lists a container's guest pids.
-	Pids(id string) ([]int, error)
+	Pids(ctx context.Context, id string) ([]int, error)
 	// Remove destroys a container (killing it first with force).
 	Remove(ctx context.Context, id string, force bool) error
 	// RemoveAll force-removes every container.
@@ -191,17 +191,17 @@ func (s *Service) SignalProcess(ctx context.Context, r *api.SignalRequest) (*api
 
 // CloseStdin closes the process's stdin.
 func (s *Service) CloseStdin(ctx context.Context, r *api.ProcessRequest) (*api.Empty, error) {
-	return &api.Empty{}, toStatus(s.containers.CloseStdin(r.ContainerId, r.ExecId))
+	return &api.Empty{}, toStatus(s.containers.CloseStdin(ctx, r.ContainerId, r.ExecId))
 }
 
 // ResizeTTY sets the process's terminal size.
 func (s *Service) ResizeTTY(ctx context.Context, r *api.ResizeTTYRequest) (*api.Empty, error) {
-	return &api.Empty{}, toStatus(s.containers.Resize(r.ContainerId, r.ExecId, r.Width, r.Height))
+	return &api.Empty{}, toStatus(s.containers.Resize(ctx, r.ContainerId, r.ExecId, r.Width, r.Height))
 }
 
 // ListPids lists the guest pids of a container's processes.
 func (s *Service) ListPids(ctx context.Context, r *api.ContainerRequest) (*api.ListPidsResponse, error) {
-	pids, err := s.containers.Pids(r.ContainerId)
+	pids, err := s.containers.Pids(ctx, r.ContainerId)
 	if err != nil {
 		return nil, toStatus(err)
 	}

@@ -33,10 +33,13 @@ type Config struct {
 
 // Hypervisor selects the VMM and its helper binaries.
 type Hypervisor struct {
-	// Name is "qemu" (the only driver so far).
+	// Name is "qemu", "cloud-hypervisor", or "auto" (or empty): Cloud
+	// Hypervisor when the host can run it, else QEMU; see Select.
 	Name string `toml:"name"`
 	// QEMUPath is the qemu-system-x86_64 binary.
 	QEMUPath string `toml:"qemu_path"`
+	// CloudHypervisorPath is the cloud-hypervisor binary.
+	CloudHypervisorPath string `toml:"cloud_hypervisor_path"`
 	// VhostVsockPath is the vhost-device-vsock binary QEMU uses for hybrid vsock.
 	VhostVsockPath string `toml:"vhost_vsock_path"`
 }
@@ -94,7 +97,7 @@ func Default() *Config {
 		StateDir: "/run/veil/sandboxes",
 		LogLevel: "info",
 		Hypervisor: Hypervisor{
-			Name: "qemu",
+			Name: HypervisorQEMU,
 		},
 		Guest: Guest{
 			Kernel:    "/usr/share/veil/vmlinux",
@@ -142,16 +145,17 @@ func LoadDefault() (*Config, error) {
 
 // describe turns go-toml's errors into ones that name the line and key.
 func describe(err error) error {
-	var derr *toml.DecodeError
-	if errors.As(err, &derr) {
-		row, col := derr.Position()
-		return fmt.Errorf("line %d, column %d: %s", row, col, derr.Error())
-	}
+	// A StrictMissingError unwraps to its DecodeErrors, so test it first.
 	var serr *toml.StrictMissingError
 	if errors.As(err, &serr) && len(serr.Errors) > 0 {
 		e := serr.Errors[0]
 		row, _ := e.Position()
 		return fmt.Errorf("line %d: unknown key %q", row, joinKey(e.Key()))
+	}
+	var derr *toml.DecodeError
+	if errors.As(err, &derr) {
+		row, col := derr.Position()
+		return fmt.Errorf("line %d, column %d: %s", row, col, derr.Error())
 	}
 	return err
 }
@@ -170,9 +174,10 @@ func joinKey(k []string) string {
 // Validate reports values that cannot work.
 func (c *Config) Validate() error {
 	switch c.Hypervisor.Name {
-	case "qemu":
+	case HypervisorQEMU, HypervisorCloudHypervisor, HypervisorAuto, "":
 	default:
-		return fmt.Errorf("hypervisor.name: unknown hypervisor %q (known: qemu)", c.Hypervisor.Name)
+		return fmt.Errorf("hypervisor.name: unknown hypervisor %q (known: %s, %s, %s)",
+			c.Hypervisor.Name, HypervisorQEMU, HypervisorCloudHypervisor, HypervisorAuto)
 	}
 	if c.Guest.VCPUs == 0 {
 		return errors.New("guest.vcpus: must be at least 1")

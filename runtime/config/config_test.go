@@ -30,7 +30,43 @@ func TestLoad(t *testing.T) {
 		{name: "unknown key names line and key", file: "log_level = \"info\"\n[guest]\nvcpu = 2\n", wantErr: `line 3: unknown key "guest.vcpu"`},
 		{name: "syntax error names line", file: "[guest\n", wantErr: "line 1"},
 		{name: "bad duration", file: "[timeouts]\nstop = \"soon\"\n", wantErr: "line 2"},
-		{name: "unknown hypervisor", file: "[hypervisor]\nname = \"xen\"\n", wantErr: `unknown hypervisor "xen"`},
+		{name: "unknown hypervisor", file: "[hypervisor]\nname = \"xen\"\n", wantErr: `unknown hypervisor "xen" (known: qemu, cloud-hypervisor, auto)`},
+		{
+			name: "cloud-hypervisor with its path",
+			file: "[hypervisor]\nname = \"cloud-hypervisor\"\ncloud_hypervisor_path = \"/opt/ch/cloud-hypervisor\"\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Hypervisor.Name != HypervisorCloudHypervisor || c.Hypervisor.CloudHypervisorPath != "/opt/ch/cloud-hypervisor" {
+					t.Errorf("hypervisor = %+v", c.Hypervisor)
+				}
+			},
+		},
+		{
+			name: "auto",
+			file: "[hypervisor]\nname = \"auto\"\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Hypervisor.Name != HypervisorAuto {
+					t.Errorf("name = %q", c.Hypervisor.Name)
+				}
+			},
+		},
+		{
+			name: "empty name means auto",
+			file: "[hypervisor]\nname = \"\"\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Hypervisor.Name != "" {
+					t.Errorf("name = %q", c.Hypervisor.Name)
+				}
+			},
+		},
+		{
+			name: "default stays qemu",
+			file: "[guest]\nvcpus = 1\n",
+			check: func(t *testing.T, c *Config) {
+				if c.Hypervisor.Name != HypervisorQEMU {
+					t.Errorf("name = %q", c.Hypervisor.Name)
+				}
+			},
+		},
 		{name: "too little memory", file: "[guest]\nmemory_mib = 8\n", wantErr: "guest.memory_mib"},
 	}
 	for _, tc := range cases {

@@ -113,7 +113,7 @@ func (p *Process) Err() error {
 func (p *Process) LogPath() string { return p.spec.LogPath() }
 
 // LogTail returns the last lines of the process's log, for error messages.
-func (p *Process) LogTail() string { return Tail(p.spec.LogPath(), 80) }
+func (p *Process) LogTail() string { return Tail(p.spec.LogPath(), 20) }
 
 // ExitError describes how the process ended, with its log tail; it is
 // meant for a process that died when it should not have.

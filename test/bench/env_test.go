@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"testing"
@@ -27,7 +26,7 @@ const (
 // veilConfig loads the config `make setup` writes into the cache.
 func veilConfig(b *testing.B) (*config.Config, string) {
 	b.Helper()
-	path := filepath.Join(harness.CacheDir(), "veil-config.toml")
+	path := harness.ConfigPath()
 	cfg, err := config.Load(path)
 	if err != nil {
 		b.Fatalf("veil config (made by make setup): %v", err)

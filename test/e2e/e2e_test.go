@@ -33,7 +33,7 @@ func setup(t *testing.T) *env {
 	t.Helper()
 	harness.Skip(t)
 	cache := harness.CacheDir()
-	cfgPath := filepath.Join(cache, "veil-config.toml")
+	cfgPath := harness.ConfigPath()
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		t.Fatalf("veil config (made by make setup): %v", err)
@@ -161,8 +161,10 @@ func firstDiff(a, b []byte) int {
 // (the kernel drops unhandled signals to a PID namespace's init), so the
 // shell traps it the way a real service does.
 func testKillDetached(t *testing.T, e *env, id string) {
-	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sh", "-c", `trap "exit 143" TERM; sleep 1000 & wait`)...)
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sh", "-c", `trap "exit 143" TERM; touch /tmp/trapped; sleep 1000 & wait`)...)
 	waitRunning(t, e, id)
+	// A SIGTERM that arrives before the trap is set is dropped.
+	waitFile(t, e, id, "/tmp/trapped")
 	mustCtr(t, e.c, "task", "kill", id) // SIGTERM
 	// `ctr task attach` waits for the task and exits with its status.
 	r := ctr(t, e.c, nil, "task", "attach", id)
@@ -183,6 +185,21 @@ func waitRunning(t *testing.T, e *env, id string) {
 		time.Sleep(100 * time.Millisecond) // polling an external CLI; no event to wait on
 	}
 	t.Fatalf("task %s never RUNNING", id)
+}
+
+// waitFile waits until path exists in the running container id, probing
+// with exec.
+func waitFile(t *testing.T, e *env, id, path string) {
+	t.Helper()
+	deadline := time.Now().Add(cmdTimeout)
+	for i := 0; time.Now().Before(deadline); i++ {
+		r := ctr(t, e.c, nil, "task", "exec", "--exec-id", "probe"+strconv.Itoa(i), id, "test", "-e", path)
+		if r.code == 0 {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // polling the container; it has no way to notify
+	}
+	t.Fatalf("%s never appeared in %s", path, id)
 }
 
 // taskStatus is the STATUS column of `ctr task ls` for id.

@@ -33,6 +33,7 @@ func TestAbilities(t *testing.T) {
 	cases := []struct {
 		name    string
 		faults  map[string]fault
+		tune    func(*Driver)
 		do      func(t *testing.T, ctx context.Context, v hypervisor.VM) error
 		wantErr []string
 		want    []wantCall
@@ -194,6 +195,7 @@ func TestAbilities(t *testing.T) {
 		{
 			name:   "info answers slower than the API timeout",
 			faults: map[string]fault{"vm.info": {Hang: true}},
+			tune:   func(d *Driver) { d.APITimeout = time.Second },
 			do: func(t *testing.T, ctx context.Context, v hypervisor.VM) error {
 				_, err := as[hypervisor.InfoReader](t, v).Info(ctx)
 				if !errors.Is(err, context.DeadlineExceeded) {
@@ -201,13 +203,16 @@ func TestAbilities(t *testing.T) {
 				}
 				return err
 			},
-			wantErr: []string{"cloud-hypervisor vm.info: no answer within"},
+			wantErr: []string{"cloud-hypervisor vm.info: no answer within 1s"},
 			want:    []wantCall{{endpoint: "vm.info"}},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t, fakePlan{})
+			if tc.tune != nil {
+				tc.tune(h.driver)
+			}
 			v := h.start(t)
 			// Faults start after the boot, so that Start succeeds.
 			h.setFaults(t, tc.faults)

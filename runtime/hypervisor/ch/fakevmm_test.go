@@ -119,6 +119,12 @@ func runFakeVMM(planPath string, args []string) int {
 	netns, _ := os.Readlink("/proc/self/ns/net")
 	f.record(fakeRecord{Event: "start", Args: args, Pid: os.Getpid(), NetNS: netns})
 
+	// Schema validation initialises lazily and slowly (much more so under
+	// -race); pay for it before the API answers, so that answer times stay
+	// well below the tests' API timeouts.
+	s.checkRequest(http.MethodPut, "/vm.create", []byte(`{"payload":{"kernel":"/k"},"fs":[{"tag":"t","socket":"/s","num_queues":1,"queue_size":1}]}`))
+	s.checkResponse(http.MethodGet, "/vm.info", http.StatusOK, []byte(`{"config":{"payload":{}},"state":"Running"}`))
+
 	ln, err := net.Listen("unix", args[1])
 	if err != nil {
 		return fail(err)

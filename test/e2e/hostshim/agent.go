@@ -132,6 +132,9 @@ func (a *agent) run(cid, eid string, p *specs.Process, stdio *api.Stdio) (*api.S
 	errc := a.sb.streams.take(cid, eid, api.StreamStderr)
 	cmd := exec.Command(p.Args[0], p.Args[1:]...)
 	cmd.Env = p.Env
+	// A real container's processes die with its init (PID namespace); on
+	// the host, stop waiting for leftover children holding the output.
+	cmd.WaitDelay = 200 * time.Millisecond
 	pr := &proc{cmd: cmd, done: make(chan struct{})}
 	var err error
 	if p.Terminal {
