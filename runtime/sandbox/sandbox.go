@@ -15,6 +15,7 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/hypervisor/ch"
 	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
 	"github.com/veil-runtime/veil/runtime/vsock"
 	"github.com/veil-runtime/veil/virtiofs"
@@ -42,6 +43,7 @@ type Options struct {
 type Sandbox struct {
 	id, dir string
 	cfg     *config.Config
+	vmm     string // the resolved hypervisor name
 
 	fsd    *virtiofs.Daemon
 	vm     hypervisor.VM
@@ -71,7 +73,7 @@ func (s *Sandbox) Done() <-chan struct{} { return s.vm.Done() }
 // Pids maps "qemu" (the VMM), "virtiofsd" and the VMM's helper processes
 // ("vhost-device-vsock") to their host pids.
 func (s *Sandbox) Pids() map[string]int {
-	pids := map[string]int{s.cfg.Hypervisor.Name: s.vm.Pid(), "virtiofsd": s.fsd.Pid()}
+	pids := map[string]int{s.vmm: s.vm.Pid(), "virtiofsd": s.fsd.Pid()}
 	if h, ok := s.vm.(hypervisor.HelperPids); ok {
 		for k, v := range h.HelperPids() {
 			pids[k] = v
@@ -108,17 +110,24 @@ func (s *Sandbox) vsockPath() string { return filepath.Join(s.dir, vsockName) }
 
 func (s *Sandbox) consolePath() string { return filepath.Join(s.dir, consoleName) }
 
-// newHypervisor returns the driver named by the config.
-func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, error) {
-	switch cfg.Hypervisor.Name {
-	case "qemu":
+// newHypervisor returns the driver the config selects, with its name and
+// the reason it was chosen.
+func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, string, string, error) {
+	name, reason := cfg.Hypervisor.Resolve()
+	switch name {
+	case config.HypervisorQEMU:
 		return &qemu.Driver{
 			QEMUPath:       cfg.Hypervisor.QEMUPath,
 			VhostVsockPath: cfg.Hypervisor.VhostVsockPath,
 			StopTimeout:    cfg.Timeouts.Stop.Duration,
-		}, nil
+		}, name, reason, nil
+	case config.HypervisorCloudHypervisor:
+		return &ch.Driver{
+			Path:        cfg.Hypervisor.CloudHypervisorPath,
+			StopTimeout: cfg.Timeouts.Stop.Duration,
+		}, name, reason, nil
 	default:
-		return nil, fmt.Errorf("unknown hypervisor %q", cfg.Hypervisor.Name)
+		return nil, "", "", fmt.Errorf("unknown hypervisor %q (%s)", name, reason)
 	}
 }
 

@@ -93,10 +93,12 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	undo = append(undo, fsd.Stop)
 
 	// 4. The VM.
-	hv, err := newHypervisor(cfg)
+	hv, vmm, reason, err := newHypervisor(cfg)
 	if err != nil {
 		return nil, fail("hypervisor", err)
 	}
+	s.vmm = vmm
+	lg.WithField("hypervisor", vmm).Info("hypervisor selected: " + reason)
 	tsc, err := hypervisor.HostTSCKHz()
 	if err != nil {
 		lg.WithError(err).Warn("host TSC rate unknown: guest boots without tsc_early_khz")

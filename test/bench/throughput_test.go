@@ -68,7 +68,9 @@ func rawStream(b *testing.B, cfg *config.Config, id string) (int64, time.Duratio
 	if err := busyboxRootfs(rootfs); err != nil {
 		b.Fatal(err)
 	}
-	spec, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: id}, oci.WithProcessArgs(streamCmd...))
+	// An absolute path: this rootfs has no image config, hence no PATH.
+	args := append([]string{"/bin/" + streamCmd[0]}, streamCmd[1:]...)
+	spec, err := oci.GenerateSpec(ctx, nil, &containers.Container{ID: id}, oci.WithProcessArgs(args...))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -197,5 +197,11 @@ func TestStartHonoursContext(t *testing.T) {
 			t.Errorf("unexpected call %s", c.Endpoint)
 		}
 	}
-	h.assertGone(t, h.startRecord(t).Pid)
+	pid := 0
+	for _, r := range h.records(t) {
+		if r.Event == "start" {
+			pid = r.Pid
+		}
+	}
+	h.assertGone(t, pid)
 }
