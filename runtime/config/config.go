@@ -97,7 +97,7 @@ func Default() *Config {
 		StateDir: "/run/veil/sandboxes",
 		LogLevel: "info",
 		Hypervisor: Hypervisor{
-			Name: HypervisorQEMU,
+			Name: HypervisorAuto,
 		},
 		Guest: Guest{
 			Kernel:    "/usr/share/veil/vmlinux",
