@@ -59,10 +59,10 @@ func TestLoad(t *testing.T) {
 			},
 		},
 		{
-			name: "default stays qemu",
+			name: "default is auto",
 			file: "[guest]\nvcpus = 1\n",
 			check: func(t *testing.T, c *Config) {
-				if c.Hypervisor.Name != HypervisorQEMU {
+				if c.Hypervisor.Name != HypervisorAuto {
 					t.Errorf("name = %q", c.Hypervisor.Name)
 				}
 			},
