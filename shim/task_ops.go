@@ -190,11 +190,6 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*em
 	return empty, nil
 }
 
-// Stats is not implemented yet.
-func (s *service) Stats(ctx context.Context, r *taskAPI.StatsRequest) (*taskAPI.StatsResponse, error) {
-	return nil, toService(fmt.Errorf("stats: %w", errdefs.ErrNotImplemented))
-}
-
 // Update is not implemented yet.
 func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
 	return nil, toService(fmt.Errorf("update: %w", errdefs.ErrNotImplemented))

@@ -903,6 +903,531 @@ func (x *ListPidsResponse) GetPids() []uint32 {
 	return nil
 }
 
+type DebugExecRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// argv is the program and its arguments; argv[0] is looked up on the
+	// guest's PATH.
+	Argv []string `protobuf:"bytes,1,rep,name=argv,proto3" json:"argv,omitempty"`
+	// env entries (KEY=VALUE) are added to the agent's environment.
+	Env []string `protobuf:"bytes,2,rep,name=env,proto3" json:"env,omitempty"`
+	// timeout_ms bounds the run; 0 means the agent's default. The process
+	// is killed when it expires.
+	TimeoutMs uint32 `protobuf:"varint,3,opt,name=timeout_ms,json=timeoutMs,proto3" json:"timeout_ms,omitempty"`
+	// stdin is written to the process's standard input.
+	Stdin         []byte `protobuf:"bytes,4,opt,name=stdin,proto3" json:"stdin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebugExecRequest) Reset() {
+	*x = DebugExecRequest{}
+	mi := &file_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebugExecRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebugExecRequest) ProtoMessage() {}
+
+func (x *DebugExecRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebugExecRequest.ProtoReflect.Descriptor instead.
+func (*DebugExecRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *DebugExecRequest) GetArgv() []string {
+	if x != nil {
+		return x.Argv
+	}
+	return nil
+}
+
+func (x *DebugExecRequest) GetEnv() []string {
+	if x != nil {
+		return x.Env
+	}
+	return nil
+}
+
+func (x *DebugExecRequest) GetTimeoutMs() uint32 {
+	if x != nil {
+		return x.TimeoutMs
+	}
+	return 0
+}
+
+func (x *DebugExecRequest) GetStdin() []byte {
+	if x != nil {
+		return x.Stdin
+	}
+	return nil
+}
+
+type DebugExecResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// exit_status is the exit code, or 128+signal for a killed process.
+	ExitStatus uint32 `protobuf:"varint,1,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
+	// stdout and stderr hold at most the agent's output limit each.
+	Stdout []byte `protobuf:"bytes,2,opt,name=stdout,proto3" json:"stdout,omitempty"`
+	Stderr []byte `protobuf:"bytes,3,opt,name=stderr,proto3" json:"stderr,omitempty"`
+	// *_truncated report output beyond the limit that was dropped.
+	StdoutTruncated bool `protobuf:"varint,4,opt,name=stdout_truncated,json=stdoutTruncated,proto3" json:"stdout_truncated,omitempty"`
+	StderrTruncated bool `protobuf:"varint,5,opt,name=stderr_truncated,json=stderrTruncated,proto3" json:"stderr_truncated,omitempty"`
+	// timed_out reports that the process was killed at the timeout.
+	TimedOut      bool `protobuf:"varint,6,opt,name=timed_out,json=timedOut,proto3" json:"timed_out,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DebugExecResponse) Reset() {
+	*x = DebugExecResponse{}
+	mi := &file_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DebugExecResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DebugExecResponse) ProtoMessage() {}
+
+func (x *DebugExecResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DebugExecResponse.ProtoReflect.Descriptor instead.
+func (*DebugExecResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *DebugExecResponse) GetExitStatus() uint32 {
+	if x != nil {
+		return x.ExitStatus
+	}
+	return 0
+}
+
+func (x *DebugExecResponse) GetStdout() []byte {
+	if x != nil {
+		return x.Stdout
+	}
+	return nil
+}
+
+func (x *DebugExecResponse) GetStderr() []byte {
+	if x != nil {
+		return x.Stderr
+	}
+	return nil
+}
+
+func (x *DebugExecResponse) GetStdoutTruncated() bool {
+	if x != nil {
+		return x.StdoutTruncated
+	}
+	return false
+}
+
+func (x *DebugExecResponse) GetStderrTruncated() bool {
+	if x != nil {
+		return x.StderrTruncated
+	}
+	return false
+}
+
+func (x *DebugExecResponse) GetTimedOut() bool {
+	if x != nil {
+		return x.TimedOut
+	}
+	return false
+}
+
+type StatsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsRequest) Reset() {
+	*x = StatsRequest{}
+	mi := &file_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsRequest) ProtoMessage() {}
+
+func (x *StatsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
+func (*StatsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{18}
+}
+
+type StatsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Guest memory from /proc/meminfo, in bytes.
+	MemoryTotalBytes     uint64 `protobuf:"varint,1,opt,name=memory_total_bytes,json=memoryTotalBytes,proto3" json:"memory_total_bytes,omitempty"`
+	MemoryAvailableBytes uint64 `protobuf:"varint,2,opt,name=memory_available_bytes,json=memoryAvailableBytes,proto3" json:"memory_available_bytes,omitempty"`
+	// Guest CPU time from /proc/stat's cpu line, in USER_HZ ticks
+	// converted to microseconds.
+	Cpu *CPUStats `protobuf:"bytes,3,opt,name=cpu,proto3" json:"cpu,omitempty"`
+	// Load averages from /proc/loadavg.
+	Load1  float64 `protobuf:"fixed64,4,opt,name=load1,proto3" json:"load1,omitempty"`
+	Load5  float64 `protobuf:"fixed64,5,opt,name=load5,proto3" json:"load5,omitempty"`
+	Load15 float64 `protobuf:"fixed64,6,opt,name=load15,proto3" json:"load15,omitempty"`
+	// uptime_seconds is from /proc/uptime.
+	UptimeSeconds float64           `protobuf:"fixed64,7,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
+	Containers    []*ContainerStats `protobuf:"bytes,8,rep,name=containers,proto3" json:"containers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatsResponse) Reset() {
+	*x = StatsResponse{}
+	mi := &file_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatsResponse) ProtoMessage() {}
+
+func (x *StatsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatsResponse.ProtoReflect.Descriptor instead.
+func (*StatsResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *StatsResponse) GetMemoryTotalBytes() uint64 {
+	if x != nil {
+		return x.MemoryTotalBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetMemoryAvailableBytes() uint64 {
+	if x != nil {
+		return x.MemoryAvailableBytes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetCpu() *CPUStats {
+	if x != nil {
+		return x.Cpu
+	}
+	return nil
+}
+
+func (x *StatsResponse) GetLoad1() float64 {
+	if x != nil {
+		return x.Load1
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLoad5() float64 {
+	if x != nil {
+		return x.Load5
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetLoad15() float64 {
+	if x != nil {
+		return x.Load15
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetUptimeSeconds() float64 {
+	if x != nil {
+		return x.UptimeSeconds
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetContainers() []*ContainerStats {
+	if x != nil {
+		return x.Containers
+	}
+	return nil
+}
+
+type CPUStats struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UserUsec    uint64                 `protobuf:"varint,1,opt,name=user_usec,json=userUsec,proto3" json:"user_usec,omitempty"`
+	NiceUsec    uint64                 `protobuf:"varint,2,opt,name=nice_usec,json=niceUsec,proto3" json:"nice_usec,omitempty"`
+	SystemUsec  uint64                 `protobuf:"varint,3,opt,name=system_usec,json=systemUsec,proto3" json:"system_usec,omitempty"`
+	IdleUsec    uint64                 `protobuf:"varint,4,opt,name=idle_usec,json=idleUsec,proto3" json:"idle_usec,omitempty"`
+	IowaitUsec  uint64                 `protobuf:"varint,5,opt,name=iowait_usec,json=iowaitUsec,proto3" json:"iowait_usec,omitempty"`
+	IrqUsec     uint64                 `protobuf:"varint,6,opt,name=irq_usec,json=irqUsec,proto3" json:"irq_usec,omitempty"`
+	SoftirqUsec uint64                 `protobuf:"varint,7,opt,name=softirq_usec,json=softirqUsec,proto3" json:"softirq_usec,omitempty"`
+	StealUsec   uint64                 `protobuf:"varint,8,opt,name=steal_usec,json=stealUsec,proto3" json:"steal_usec,omitempty"`
+	// online is the number of cpuN lines.
+	Online        uint32 `protobuf:"varint,9,opt,name=online,proto3" json:"online,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CPUStats) Reset() {
+	*x = CPUStats{}
+	mi := &file_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CPUStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CPUStats) ProtoMessage() {}
+
+func (x *CPUStats) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CPUStats.ProtoReflect.Descriptor instead.
+func (*CPUStats) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *CPUStats) GetUserUsec() uint64 {
+	if x != nil {
+		return x.UserUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetNiceUsec() uint64 {
+	if x != nil {
+		return x.NiceUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetSystemUsec() uint64 {
+	if x != nil {
+		return x.SystemUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetIdleUsec() uint64 {
+	if x != nil {
+		return x.IdleUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetIowaitUsec() uint64 {
+	if x != nil {
+		return x.IowaitUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetIrqUsec() uint64 {
+	if x != nil {
+		return x.IrqUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetSoftirqUsec() uint64 {
+	if x != nil {
+		return x.SoftirqUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetStealUsec() uint64 {
+	if x != nil {
+		return x.StealUsec
+	}
+	return 0
+}
+
+func (x *CPUStats) GetOnline() uint32 {
+	if x != nil {
+		return x.Online
+	}
+	return 0
+}
+
+type ContainerStats struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// cgroup is the container's cgroup v2 directory in the guest.
+	Cgroup string `protobuf:"bytes,2,opt,name=cgroup,proto3" json:"cgroup,omitempty"`
+	// From cpu.stat.
+	CpuUsageUsec  uint64 `protobuf:"varint,3,opt,name=cpu_usage_usec,json=cpuUsageUsec,proto3" json:"cpu_usage_usec,omitempty"`
+	CpuUserUsec   uint64 `protobuf:"varint,4,opt,name=cpu_user_usec,json=cpuUserUsec,proto3" json:"cpu_user_usec,omitempty"`
+	CpuSystemUsec uint64 `protobuf:"varint,5,opt,name=cpu_system_usec,json=cpuSystemUsec,proto3" json:"cpu_system_usec,omitempty"`
+	// memory.current and memory.max (0 when "max").
+	MemoryCurrentBytes uint64 `protobuf:"varint,6,opt,name=memory_current_bytes,json=memoryCurrentBytes,proto3" json:"memory_current_bytes,omitempty"`
+	MemoryLimitBytes   uint64 `protobuf:"varint,7,opt,name=memory_limit_bytes,json=memoryLimitBytes,proto3" json:"memory_limit_bytes,omitempty"`
+	// pids.current.
+	PidsCurrent uint64 `protobuf:"varint,8,opt,name=pids_current,json=pidsCurrent,proto3" json:"pids_current,omitempty"`
+	// error explains missing values (e.g. a controller not enabled).
+	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ContainerStats) Reset() {
+	*x = ContainerStats{}
+	mi := &file_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ContainerStats) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ContainerStats) ProtoMessage() {}
+
+func (x *ContainerStats) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ContainerStats.ProtoReflect.Descriptor instead.
+func (*ContainerStats) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ContainerStats) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *ContainerStats) GetCgroup() string {
+	if x != nil {
+		return x.Cgroup
+	}
+	return ""
+}
+
+func (x *ContainerStats) GetCpuUsageUsec() uint64 {
+	if x != nil {
+		return x.CpuUsageUsec
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetCpuUserUsec() uint64 {
+	if x != nil {
+		return x.CpuUserUsec
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetCpuSystemUsec() uint64 {
+	if x != nil {
+		return x.CpuSystemUsec
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetMemoryCurrentBytes() uint64 {
+	if x != nil {
+		return x.MemoryCurrentBytes
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetMemoryLimitBytes() uint64 {
+	if x != nil {
+		return x.MemoryLimitBytes
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetPidsCurrent() uint64 {
+	if x != nil {
+		return x.PidsCurrent
+	}
+	return 0
+}
+
+func (x *ContainerStats) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -963,7 +1488,56 @@ const file_agent_proto_rawDesc = "" +
 	"\x05width\x18\x03 \x01(\rR\x05width\x12\x16\n" +
 	"\x06height\x18\x04 \x01(\rR\x06height\"&\n" +
 	"\x10ListPidsResponse\x12\x12\n" +
-	"\x04pids\x18\x01 \x03(\rR\x04pids2\x8e\a\n" +
+	"\x04pids\x18\x01 \x03(\rR\x04pids\"m\n" +
+	"\x10DebugExecRequest\x12\x12\n" +
+	"\x04argv\x18\x01 \x03(\tR\x04argv\x12\x10\n" +
+	"\x03env\x18\x02 \x03(\tR\x03env\x12\x1d\n" +
+	"\n" +
+	"timeout_ms\x18\x03 \x01(\rR\ttimeoutMs\x12\x14\n" +
+	"\x05stdin\x18\x04 \x01(\fR\x05stdin\"\xd7\x01\n" +
+	"\x11DebugExecResponse\x12\x1f\n" +
+	"\vexit_status\x18\x01 \x01(\rR\n" +
+	"exitStatus\x12\x16\n" +
+	"\x06stdout\x18\x02 \x01(\fR\x06stdout\x12\x16\n" +
+	"\x06stderr\x18\x03 \x01(\fR\x06stderr\x12)\n" +
+	"\x10stdout_truncated\x18\x04 \x01(\bR\x0fstdoutTruncated\x12)\n" +
+	"\x10stderr_truncated\x18\x05 \x01(\bR\x0fstderrTruncated\x12\x1b\n" +
+	"\ttimed_out\x18\x06 \x01(\bR\btimedOut\"\x0e\n" +
+	"\fStatsRequest\"\xc8\x02\n" +
+	"\rStatsResponse\x12,\n" +
+	"\x12memory_total_bytes\x18\x01 \x01(\x04R\x10memoryTotalBytes\x124\n" +
+	"\x16memory_available_bytes\x18\x02 \x01(\x04R\x14memoryAvailableBytes\x12)\n" +
+	"\x03cpu\x18\x03 \x01(\v2\x17.veil.agent.v1.CPUStatsR\x03cpu\x12\x14\n" +
+	"\x05load1\x18\x04 \x01(\x01R\x05load1\x12\x14\n" +
+	"\x05load5\x18\x05 \x01(\x01R\x05load5\x12\x16\n" +
+	"\x06load15\x18\x06 \x01(\x01R\x06load15\x12%\n" +
+	"\x0euptime_seconds\x18\a \x01(\x01R\ruptimeSeconds\x12=\n" +
+	"\n" +
+	"containers\x18\b \x03(\v2\x1d.veil.agent.v1.ContainerStatsR\n" +
+	"containers\"\x98\x02\n" +
+	"\bCPUStats\x12\x1b\n" +
+	"\tuser_usec\x18\x01 \x01(\x04R\buserUsec\x12\x1b\n" +
+	"\tnice_usec\x18\x02 \x01(\x04R\bniceUsec\x12\x1f\n" +
+	"\vsystem_usec\x18\x03 \x01(\x04R\n" +
+	"systemUsec\x12\x1b\n" +
+	"\tidle_usec\x18\x04 \x01(\x04R\bidleUsec\x12\x1f\n" +
+	"\viowait_usec\x18\x05 \x01(\x04R\n" +
+	"iowaitUsec\x12\x19\n" +
+	"\birq_usec\x18\x06 \x01(\x04R\airqUsec\x12!\n" +
+	"\fsoftirq_usec\x18\a \x01(\x04R\vsoftirqUsec\x12\x1d\n" +
+	"\n" +
+	"steal_usec\x18\b \x01(\x04R\tstealUsec\x12\x16\n" +
+	"\x06online\x18\t \x01(\rR\x06online\"\xd6\x02\n" +
+	"\x0eContainerStats\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
+	"\x06cgroup\x18\x02 \x01(\tR\x06cgroup\x12$\n" +
+	"\x0ecpu_usage_usec\x18\x03 \x01(\x04R\fcpuUsageUsec\x12\"\n" +
+	"\rcpu_user_usec\x18\x04 \x01(\x04R\vcpuUserUsec\x12&\n" +
+	"\x0fcpu_system_usec\x18\x05 \x01(\x04R\rcpuSystemUsec\x120\n" +
+	"\x14memory_current_bytes\x18\x06 \x01(\x04R\x12memoryCurrentBytes\x12,\n" +
+	"\x12memory_limit_bytes\x18\a \x01(\x04R\x10memoryLimitBytes\x12!\n" +
+	"\fpids_current\x18\b \x01(\x04R\vpidsCurrent\x12\x14\n" +
+	"\x05error\x18\t \x01(\tR\x05error2\xa2\b\n" +
 	"\x05Agent\x12E\n" +
 	"\x06Health\x12\x1c.veil.agent.v1.HealthRequest\x1a\x1d.veil.agent.v1.HealthResponse\x12J\n" +
 	"\rCreateSandbox\x12#.veil.agent.v1.CreateSandboxRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
@@ -977,7 +1551,9 @@ const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"CloseStdin\x12\x1d.veil.agent.v1.ProcessRequest\x1a\x14.veil.agent.v1.Empty\x12B\n" +
 	"\tResizeTTY\x12\x1f.veil.agent.v1.ResizeTTYRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
-	"\bListPids\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x1f.veil.agent.v1.ListPidsResponseB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
+	"\bListPids\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x1f.veil.agent.v1.ListPidsResponse\x12N\n" +
+	"\tDebugExec\x12\x1f.veil.agent.v1.DebugExecRequest\x1a .veil.agent.v1.DebugExecResponse\x12B\n" +
+	"\x05Stats\x12\x1b.veil.agent.v1.StatsRequest\x1a\x1c.veil.agent.v1.StatsResponseB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -991,7 +1567,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: veil.agent.v1.Empty
 	(*HealthRequest)(nil),          // 1: veil.agent.v1.HealthRequest
@@ -1009,39 +1585,51 @@ var file_agent_proto_goTypes = []any{
 	(*SignalRequest)(nil),          // 13: veil.agent.v1.SignalRequest
 	(*ResizeTTYRequest)(nil),       // 14: veil.agent.v1.ResizeTTYRequest
 	(*ListPidsResponse)(nil),       // 15: veil.agent.v1.ListPidsResponse
+	(*DebugExecRequest)(nil),       // 16: veil.agent.v1.DebugExecRequest
+	(*DebugExecResponse)(nil),      // 17: veil.agent.v1.DebugExecResponse
+	(*StatsRequest)(nil),           // 18: veil.agent.v1.StatsRequest
+	(*StatsResponse)(nil),          // 19: veil.agent.v1.StatsResponse
+	(*CPUStats)(nil),               // 20: veil.agent.v1.CPUStats
+	(*ContainerStats)(nil),         // 21: veil.agent.v1.ContainerStats
 }
 var file_agent_proto_depIdxs = []int32{
 	5,  // 0: veil.agent.v1.CreateContainerRequest.stdio:type_name -> veil.agent.v1.Stdio
 	5,  // 1: veil.agent.v1.ExecProcessRequest.stdio:type_name -> veil.agent.v1.Stdio
-	1,  // 2: veil.agent.v1.Agent.Health:input_type -> veil.agent.v1.HealthRequest
-	3,  // 3: veil.agent.v1.Agent.CreateSandbox:input_type -> veil.agent.v1.CreateSandboxRequest
-	4,  // 4: veil.agent.v1.Agent.DestroySandbox:input_type -> veil.agent.v1.DestroySandboxRequest
-	6,  // 5: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
-	7,  // 6: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
-	8,  // 7: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
-	10, // 8: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
-	11, // 9: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
-	13, // 10: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
-	11, // 11: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
-	14, // 12: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
-	7,  // 13: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
-	2,  // 14: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 15: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 16: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 17: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 18: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 19: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	9,  // 20: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 21: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 22: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 23: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 24: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 25: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	14, // [14:26] is the sub-list for method output_type
-	2,  // [2:14] is the sub-list for method input_type
-	2,  // [2:2] is the sub-list for extension type_name
-	2,  // [2:2] is the sub-list for extension extendee
-	0,  // [0:2] is the sub-list for field type_name
+	20, // 2: veil.agent.v1.StatsResponse.cpu:type_name -> veil.agent.v1.CPUStats
+	21, // 3: veil.agent.v1.StatsResponse.containers:type_name -> veil.agent.v1.ContainerStats
+	1,  // 4: veil.agent.v1.Agent.Health:input_type -> veil.agent.v1.HealthRequest
+	3,  // 5: veil.agent.v1.Agent.CreateSandbox:input_type -> veil.agent.v1.CreateSandboxRequest
+	4,  // 6: veil.agent.v1.Agent.DestroySandbox:input_type -> veil.agent.v1.DestroySandboxRequest
+	6,  // 7: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
+	7,  // 8: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
+	8,  // 9: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
+	10, // 10: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
+	11, // 11: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
+	13, // 12: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
+	11, // 13: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
+	14, // 14: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
+	7,  // 15: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
+	16, // 16: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
+	18, // 17: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
+	2,  // 18: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 19: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 20: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 21: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 22: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 23: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	9,  // 24: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 25: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 26: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 27: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 28: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 29: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	17, // 30: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 31: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	18, // [18:32] is the sub-list for method output_type
+	4,  // [4:18] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1055,7 +1643,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -20,6 +20,8 @@ type AgentService interface {
 	CloseStdin(context.Context, *ProcessRequest) (*Empty, error)
 	ResizeTTY(context.Context, *ResizeTTYRequest) (*Empty, error)
 	ListPids(context.Context, *ContainerRequest) (*ListPidsResponse, error)
+	DebugExec(context.Context, *DebugExecRequest) (*DebugExecResponse, error)
+	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -108,6 +110,20 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.ListPids(ctx, &req)
+			},
+			"DebugExec": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req DebugExecRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.DebugExec(ctx, &req)
+			},
+			"Stats": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req StatsRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.Stats(ctx, &req)
 			},
 		},
 	})
@@ -214,6 +230,22 @@ func (c *agentClient) ResizeTTY(ctx context.Context, req *ResizeTTYRequest) (*Em
 func (c *agentClient) ListPids(ctx context.Context, req *ContainerRequest) (*ListPidsResponse, error) {
 	var resp ListPidsResponse
 	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "ListPids", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) DebugExec(ctx context.Context, req *DebugExecRequest) (*DebugExecResponse, error) {
+	var resp DebugExecResponse
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "DebugExec", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) Stats(ctx context.Context, req *StatsRequest) (*StatsResponse, error) {
+	var resp StatsResponse
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "Stats", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -53,6 +53,8 @@ type Service struct {
 	version    string
 	containers Containers
 	guest      Guest
+	// procRoot is where Stats reads the guest's /proc.
+	procRoot string
 
 	mu        sync.Mutex
 	sandboxID string
@@ -63,7 +65,7 @@ var _ api.AgentService = (*Service)(nil)
 
 // NewService returns the agent service; version is the agent's release.
 func NewService(version string, c Containers, g Guest) *Service {
-	return &Service{version: version, containers: c, guest: g}
+	return &Service{version: version, containers: c, guest: g, procRoot: "/proc"}
 }
 
 // Health reports the agent's, the protocol's and the kernel's versions.

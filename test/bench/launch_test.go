@@ -23,27 +23,30 @@ const launchSamples = 3
 // BenchmarkSandboxLaunch compares a full sandbox start (virtiofsd,
 // vhost-device-vsock, QEMU, the agent answering Health, CreateSandbox)
 // with a bare QEMU boot of the same kernel, initramfs, command line and
-// machine without any device, timed to the agent's first console line
-// ("pid 1 started", logged as the first thing PID 1 does).
+// machine without any device, timed to the first console line the agent
+// logs as PID 1 (tagged agent=pid1); the time to its "agent serving" line
+// is reported too.
 // Target: sandbox / bare ≤ 1.10.
 func BenchmarkSandboxLaunch(b *testing.B) {
 	harness.Skip(b)
 	cfg, _ := veilConfig(b)
-	var sb, bare []time.Duration
+	var sb, bare, serving []time.Duration
 	var marker string
 	for i := range launchSamples {
 		sb = append(sb, sandboxStart(b, cfg, fmt.Sprintf("bench-launch-%d", i)))
-		d, line := bareBoot(b, cfg)
-		bare = append(bare, d)
+		pid1, srv, line := bareBoot(b, cfg)
+		bare = append(bare, pid1)
+		serving = append(serving, srv)
 		marker = line
 	}
-	ms, mb := median(sb), median(bare)
+	ms, mb, mserv := median(sb), median(bare), median(serving)
 	ratio := float64(ms) / float64(mb)
 	b.ReportMetric(ms.Seconds(), "sandbox_ready_s")
-	b.ReportMetric(mb.Seconds(), "bare_boot_s")
+	b.ReportMetric(mb.Seconds(), "bare_pid1_s")
+	b.ReportMetric(mserv.Seconds(), "bare_serving_s")
 	b.ReportMetric(ratio, "ratio")
-	b.Logf("sandbox start to agent ready: median %v of %v; bare QEMU boot to first console line (%q): median %v of %v; ratio %.2f (target ≤ 1.10)",
-		ms, sb, marker, mb, bare, ratio)
+	b.Logf("sandbox start to agent ready: median %v of %v; bare QEMU boot to PID 1's first line (%q): median %v of %v, to \"agent serving\": median %v; ratio %.2f (target ≤ 1.10)",
+		ms, sb, marker, mb, bare, mserv, ratio)
 }
 
 // sandboxStart times sandbox.Start (which returns once Health answered and
@@ -68,12 +71,17 @@ func sandboxStart(b *testing.B, cfg *config.Config, id string) time.Duration {
 	return d
 }
 
-// pid1Marker is what the agent logs first as PID 1.
-const pid1Marker = "pid 1 started"
+const (
+	// pid1Marker tags every line the agent logs as PID 1.
+	pid1Marker = "agent=pid1"
+	// servingMarker is the agent's line once its server listens.
+	servingMarker = "agent serving"
+)
 
-// bareBoot boots the guest with QEMU alone and returns the time from
-// launch to the agent's first console line, and that line.
-func bareBoot(b *testing.B, cfg *config.Config) (time.Duration, string) {
+// bareBoot boots the guest with QEMU alone and returns the times from
+// launch to the agent's first line as PID 1 and to its "agent serving"
+// line, and the first line.
+func bareBoot(b *testing.B, cfg *config.Config) (pid1, serving time.Duration, first string) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -115,10 +123,14 @@ func bareBoot(b *testing.B, cfg *config.Config) (time.Duration, string) {
 	}()
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
-		if line := sc.Text(); strings.Contains(line, pid1Marker) {
-			return time.Since(start), strings.TrimSpace(line)
+		line := sc.Text()
+		if pid1 == 0 && strings.Contains(line, pid1Marker) {
+			pid1, first = time.Since(start), strings.TrimSpace(line)
+		}
+		if strings.Contains(line, servingMarker) {
+			return pid1, time.Since(start), first
 		}
 	}
-	b.Fatalf("bare boot: no %q on the console (timed out: %v)", pid1Marker, ctx.Err() != nil)
-	return 0, ""
+	b.Fatalf("bare boot: no %q line on the console (timed out: %v)", servingMarker, ctx.Err() != nil)
+	return 0, 0, ""
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/pelletier/go-toml/v2"
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/runtime/config"
@@ -29,15 +30,20 @@ type env struct {
 	cache    string
 }
 
-func setup(t *testing.T) *env {
+func setup(t *testing.T, hypervisor string) *env {
 	t.Helper()
 	harness.Skip(t)
 	cache := harness.CacheDir()
-	cfgPath := harness.ConfigPath()
-	cfg, err := config.Load(cfgPath)
+	cfg, err := config.Load(harness.ConfigPath())
 	if err != nil {
 		t.Fatalf("veil config (made by make setup): %v", err)
 	}
+	cfg.Hypervisor.Name = config.HypervisorAuto
+	if name, reason := cfg.Hypervisor.Resolve(); hypervisor == config.HypervisorCloudHypervisor && name != hypervisor {
+		t.Skipf("cloud-hypervisor cannot run here (%s); the suite runs on qemu", reason)
+	}
+	cfg.Hypervisor.Name = hypervisor
+	cfgPath := writeConfig(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	c, err := harness.Start(ctx, harness.Options{Env: []string{config.EnvPath + "=" + cfgPath}})
@@ -59,11 +65,31 @@ func setup(t *testing.T) *env {
 	return &env{c: c, stateDir: cfg.StateDir, cache: cache}
 }
 
-// TestCtr runs the user-visible cases one after the other (each boots one
-// VM; at most one runs at a time), checking after each that its sandbox
-// left nothing behind.
+// writeConfig writes cfg where the shim finds it through $VEIL_CONFIG.
+func writeConfig(t *testing.T, cfg *config.Config) string {
+	t.Helper()
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		t.Fatalf("encode veil config: %v", err)
+	}
+	p := filepath.Join(t.TempDir(), "veil-config.toml")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestCtr runs the user-visible cases once per hypervisor, one case after
+// the other (each boots one VM; at most one runs at a time), checking
+// after each that its sandbox left nothing behind. The Cloud Hypervisor
+// run skips, saying why, where CH or hardware virtualization is missing.
 func TestCtr(t *testing.T) {
-	e := setup(t)
+	for _, hv := range []string{config.HypervisorQEMU, config.HypervisorCloudHypervisor} {
+		t.Run(hv, func(t *testing.T) { testCtr(t, setup(t, hv)) })
+	}
+}
+
+func testCtr(t *testing.T, e *env) {
 	cases := []struct {
 		name string
 		id   string
@@ -78,6 +104,9 @@ func TestCtr(t *testing.T) {
 		{"exec", "e2e-exec", testExec},
 		{"command not found", "e2e-nocmd", testCommandNotFound},
 		{"vm killed", "e2e-vmkill", testVMKilled},
+		{"pod shares one sandbox", "e2e-pod", testPod},
+		{"shim killed", "e2e-shimkill", testShimKilled},
+		{"metrics", "e2e-metrics", testMetrics},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -301,4 +330,116 @@ func testVMKilled(t *testing.T, e *env, id string) {
 		t.Fatalf("containerd sees the task as %s", st)
 	}
 	deleteContainer(t, e, id)
+}
+
+// testPod: a container annotated with a pod's sandbox id joins that pod's
+// shim and VM; removing it leaves the pod running; the sandbox goes with
+// the pod's last container.
+func testPod(t *testing.T, e *env, id string) {
+	member := id + "-member"
+	t.Cleanup(func() { forceRemove(t, e, member) })
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	waitRunning(t, e, id)
+	mustCtr(t, e.c, runArgs([]string{"-d", "--annotation", "io.kubernetes.cri.sandbox-id=" + id}, member, "sleep", "1000")...)
+	waitRunning(t, e, member)
+	if _, err := os.Stat(filepath.Join(e.stateDir, member)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the member got a sandbox of its own (%v)", err)
+	}
+	if a, b := taskPid(t, e, id), taskPid(t, e, member); a != b || a == "" {
+		t.Fatalf("pod containers report VMM pids %q and %q, want one VM", a, b)
+	}
+	r := mustCtr(t, e.c, "task", "exec", "--exec-id", "x", member, "echo", "in-pod")
+	if strings.TrimSpace(r.stdout) != "in-pod" {
+		t.Fatalf("exec in member: %s", r)
+	}
+	mustCtr(t, e.c, "task", "delete", "--force", member)
+	mustCtr(t, e.c, "containers", "delete", member)
+	r = mustCtr(t, e.c, "task", "exec", "--exec-id", "y", id, "echo", "still-up")
+	if strings.TrimSpace(r.stdout) != "still-up" {
+		t.Fatalf("pod sandbox gone with its member: %s", r)
+	}
+	mustCtr(t, e.c, "task", "delete", "--force", id)
+	mustCtr(t, e.c, "containers", "delete", id)
+	checkNoLeftovers(t, e.stateDir, member)
+}
+
+// taskPid is the PID column of `ctr task ls` for id.
+func taskPid(t *testing.T, e *env, id string) string {
+	r := mustCtr(t, e.c, "task", "ls")
+	for _, line := range strings.Split(r.stdout, "\n") {
+		f := strings.Fields(line)
+		if len(f) >= 3 && f[0] == id {
+			return f[1]
+		}
+	}
+	return ""
+}
+
+// testShimKilled: when the shim dies, containerd runs the shim's delete
+// action, which must remove the orphaned VM, its helpers and mounts.
+func testShimKilled(t *testing.T, e *env, id string) {
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	waitRunning(t, e, id)
+	pid := shimPid(id)
+	if pid == 0 {
+		t.Fatalf("no shim process serving %s", id)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatalf("kill shim %d: %v", pid, err)
+	}
+	// containerd notices the dead shim and runs `delete`; the task is gone
+	// once it finished.
+	deadline := time.Now().Add(cmdTimeout)
+	for taskStatus(t, e, id) != "" && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // polling ctr: no event to wait on
+	}
+	if st := taskStatus(t, e, id); st != "" {
+		t.Fatalf("task still listed as %s after its shim died", st)
+	}
+	// containerd drops the task before its cleanup of the dead shim ends.
+	for len(leftovers(e.stateDir, id)) > 0 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond) // polling the host: no event to wait on
+	}
+	mustCtr(t, e.c, "containers", "delete", id)
+}
+
+// shimPid finds the long-lived Veil shim started for id.
+func shimPid(id string) int {
+	entries, _ := os.ReadDir("/proc")
+	for _, en := range entries {
+		pid, err := strconv.Atoi(en.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
+		if !strings.HasSuffix(args[0], "containerd-shim-veil-v2") {
+			continue
+		}
+		for i := 0; i+1 < len(args); i++ {
+			if args[i] == "-id" && args[i+1] == id {
+				return pid
+			}
+		}
+	}
+	return 0
+}
+
+// testMetrics: `ctr task metrics` shows the container's cgroup figures
+// from the guest.
+func testMetrics(t *testing.T, e *env, id string) {
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	waitRunning(t, e, id)
+	r := mustCtr(t, e.c, "task", "metrics", "--format", "json", id)
+	t.Logf("ctr task metrics: %s", strings.TrimSpace(r.stdout))
+	for _, want := range []string{`"pids"`, `"memory"`, `"cpu"`} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("metrics lack %s:\n%s", want, r.stdout)
+		}
+	}
+	mustCtr(t, e.c, "task", "delete", "--force", id)
+	mustCtr(t, e.c, "containers", "delete", id)
 }

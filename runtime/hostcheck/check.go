@@ -1,0 +1,241 @@
+package hostcheck
+
+import (
+	"bytes"
+	"fmt"
+
+	"github.com/veil-runtime/veil/runtime/config"
+)
+
+// Status is a check's verdict.
+type Status string
+
+const (
+	// OK: the check passed.
+	OK Status = "OK"
+	// Warn: Veil works, but slower or with a feature missing.
+	Warn Status = "WARN"
+	// Fail: sandboxes cannot start until this is fixed.
+	Fail Status = "FAIL"
+)
+
+// Result is the outcome of one check.
+type Result struct {
+	// Name names the check (e.g. "virtualization").
+	Name string `json:"name"`
+	// Status is the verdict.
+	Status Status `json:"status"`
+	// Detail says what was found.
+	Detail string `json:"detail"`
+	// Fix says how to fix a failing or warning check.
+	Fix string `json:"fix,omitempty"`
+}
+
+// Report is the outcome of every check.
+type Report struct {
+	// Ready reports that no check failed: VMs can run.
+	Ready bool `json:"ready"`
+	// Hypervisor is the hypervisor sandboxes would use.
+	Hypervisor string `json:"hypervisor"`
+	// Accel is how QEMU would run guests: "kvm" or "tcg".
+	Accel   string   `json:"accel"`
+	Results []Result `json:"checks"`
+}
+
+// DefaultContainerdConfig is containerd's configuration file.
+const DefaultContainerdConfig = "/etc/containerd/config.toml"
+
+// RuntimeType is the containerd runtime type that runs Veil's shim.
+const RuntimeType = "io.containerd.veil.v2"
+
+// Options tune Run.
+type Options struct {
+	// ContainerdConfig is containerd's config file; empty means
+	// DefaultContainerdConfig.
+	ContainerdConfig string
+}
+
+// Run checks host h against cfg.
+func Run(cfg *config.Config, h Host, opts Options) Report {
+	virt := probeVirt(h)
+	hvName, hvReason := cfg.Hypervisor.Select(hostFacts(cfg, h, virt))
+	r := Report{Hypervisor: hvName, Accel: "tcg"}
+	if virt.hardware && virt.kvmErr == nil {
+		r.Accel = "kvm"
+	}
+	add := func(res Result) { r.Results = append(r.Results, res) }
+
+	add(virt.result())
+	add(Result{Name: "hypervisor", Status: OK, Detail: fmt.Sprintf("%s (%s)", hvName, hvReason)})
+	add(checkVMM(cfg, h, hvName, config.HypervisorQEMU))
+	add(checkVMM(cfg, h, hvName, config.HypervisorCloudHypervisor))
+	add(checkVsock(cfg, h, hvName))
+	add(checkBinary(h, "virtiofsd", cfg.Virtiofs.Path, "virtiofsd", Fail,
+		"install virtiofsd (Debian: apt-get install virtiofsd, or `make setup`) and set virtiofs.path"))
+	add(checkFile(h, "guest kernel", cfg.Guest.Kernel, "guest.kernel", "build it with `make setup` (an uncompressed PVH vmlinux)"))
+	add(checkFile(h, "guest initramfs", cfg.Guest.Initrd, "guest.initrd", "build it with `make guest`"))
+	add(checkTun(h))
+	add(checkCgroups(h))
+	add(checkContainerd(h, opts.ContainerdConfig))
+
+	r.Ready = true
+	for _, res := range r.Results {
+		if res.Status == Fail {
+			r.Ready = false
+		}
+	}
+	return r
+}
+
+// virtFacts is what the host offers for hardware virtualization.
+type virtFacts struct {
+	hardware bool  // vmx or svm in /proc/cpuinfo
+	kvm      bool  // /dev/kvm exists
+	kvmErr   error // why /dev/kvm does not open (nil when it does)
+}
+
+func probeVirt(h Host) virtFacts {
+	cpuinfo, _ := h.ReadFile("/proc/cpuinfo")
+	v := virtFacts{hardware: config.HasCPUVirt(cpuinfo), kvm: h.Exists("/dev/kvm")}
+	v.kvmErr = h.OpenRW("/dev/kvm")
+	return v
+}
+
+func (v virtFacts) result() Result {
+	res := Result{Name: "virtualization"}
+	switch {
+	case v.hardware && v.kvmErr == nil:
+		res.Status, res.Detail = OK, "hardware KVM: CPU has vmx/svm and /dev/kvm opens"
+	case v.hardware && v.kvm:
+		res.Status = Warn
+		res.Detail = fmt.Sprintf("CPU has vmx/svm but /dev/kvm does not open (%v): VMs will run under QEMU TCG emulation, several times slower", v.kvmErr)
+		res.Fix = "run as root or add the user to the kvm group"
+	case v.hardware:
+		res.Status = Warn
+		res.Detail = "CPU has vmx/svm but there is no /dev/kvm: VMs will run under QEMU TCG emulation, several times slower"
+		res.Fix = "modprobe kvm_intel (or kvm_amd); enable virtualization in the firmware"
+	case v.kvm:
+		res.Status = Warn
+		res.Detail = "/dev/kvm exists but the CPU has no vmx/svm flag: a software KVM (such as PVM) that stock guest kernels cannot run under; " +
+			"VMs will run under QEMU TCG emulation (about 1.5 s boot instead of ~0.2 s) and Cloud Hypervisor cannot be used"
+		res.Fix = "for KVM speed, run on bare metal or a VM with nested virtualization (vmx/svm exposed)"
+	default:
+		res.Status = Warn
+		res.Detail = "no hardware virtualization (no vmx/svm, no /dev/kvm): VMs will run under QEMU TCG emulation, several times slower"
+		res.Fix = "enable VT-x/AMD-V (or nested virtualization) and load kvm_intel/kvm_amd"
+	}
+	return res
+}
+
+// hostFacts is config.HostFacts gathered through h.
+func hostFacts(cfg *config.Config, h Host, v virtFacts) config.HostFacts {
+	f := config.HostFacts{CPUVirt: v.hardware, KVM: v.kvm}
+	f.CloudHypervisor, f.CloudHypervisorErr = h.FindBinary(cfg.Hypervisor.CloudHypervisorPath, config.HypervisorCloudHypervisor)
+	if f.CloudHypervisorErr != nil {
+		f.CloudHypervisor = ""
+	}
+	return f
+}
+
+// checkVMM checks the binary of hypervisor name; it fails only when name
+// is the hypervisor in use.
+func checkVMM(cfg *config.Config, h Host, inUse, name string) Result {
+	sev := Warn
+	if inUse == name {
+		sev = Fail
+	}
+	switch name {
+	case config.HypervisorQEMU:
+		return checkBinary(h, "qemu", cfg.Hypervisor.QEMUPath, "qemu-system-x86_64", sev,
+			"apt-get install qemu-system-x86 (or set hypervisor.qemu_path)")
+	default:
+		return checkBinary(h, "cloud-hypervisor", cfg.Hypervisor.CloudHypervisorPath, "cloud-hypervisor", sev,
+			"install cloud-hypervisor (needs hardware KVM) or set hypervisor.cloud_hypervisor_path; QEMU is used without it")
+	}
+}
+
+// checkVsock checks the hybrid vsock the hypervisor in use needs: QEMU
+// gets it from vhost-device-vsock; Cloud Hypervisor has it built in.
+// /dev/vhost-vsock (kernel vsock) is not needed for hybrid vsock.
+func checkVsock(cfg *config.Config, h Host, inUse string) Result {
+	kernel := "absent (not needed for hybrid vsock)"
+	if h.Exists("/dev/vhost-vsock") {
+		kernel = "present (not used: hybrid vsock)"
+	}
+	if inUse == config.HypervisorCloudHypervisor {
+		return Result{Name: "vsock", Status: OK, Detail: "Cloud Hypervisor's built-in hybrid vsock; /dev/vhost-vsock " + kernel}
+	}
+	res := checkBinary(h, "vsock", cfg.Hypervisor.VhostVsockPath, "vhost-device-vsock", Fail,
+		"install vhost-device-vsock (Debian sid package, or `make setup`) and set hypervisor.vhost_vsock_path")
+	if res.Status == OK {
+		res.Detail = "vhost-device-vsock " + res.Detail + " gives QEMU hybrid vsock; /dev/vhost-vsock " + kernel
+	}
+	return res
+}
+
+func checkBinary(h Host, name, configured, binary string, sev Status, fix string) Result {
+	p, err := h.FindBinary(configured, binary)
+	if err != nil {
+		return Result{Name: name, Status: sev, Detail: err.Error(), Fix: fix}
+	}
+	return Result{Name: name, Status: OK, Detail: p}
+}
+
+func checkFile(h Host, name, path, key, fix string) Result {
+	if path == "" {
+		return Result{Name: name, Status: Fail, Detail: key + " is not set", Fix: "set " + key + " in the Veil config; " + fix}
+	}
+	if !h.Exists(path) {
+		return Result{Name: name, Status: Fail, Detail: fmt.Sprintf("%s (%s) does not exist", path, key), Fix: fix + ", or point " + key + " at it"}
+	}
+	return Result{Name: name, Status: OK, Detail: path}
+}
+
+func checkTun(h Host) Result {
+	if err := h.OpenRW("/dev/net/tun"); err != nil {
+		return Result{Name: "tun", Status: Warn, Detail: fmt.Sprintf("/dev/net/tun: %v: pod networking (tap devices) will not work", err),
+			Fix: "modprobe tun; mknod /dev/net/tun c 10 200"}
+	}
+	return Result{Name: "tun", Status: OK, Detail: "/dev/net/tun opens"}
+}
+
+// checkCgroups reports the host's cgroup layout: v2 (unified), hybrid (v1
+// with a v2 mount at unified/) or v1.
+func checkCgroups(h Host) Result {
+	res := Result{Name: "cgroups", Status: OK}
+	switch {
+	case h.Exists("/sys/fs/cgroup/cgroup.controllers"):
+		res.Detail = "v2 (unified)"
+	case h.Exists("/sys/fs/cgroup/unified/cgroup.controllers"):
+		res.Detail = "hybrid (v1 controllers, v2 at /sys/fs/cgroup/unified); containerd warns that v1 is deprecated"
+	case h.Exists("/sys/fs/cgroup/memory") || h.Exists("/sys/fs/cgroup/cpu"):
+		res.Detail = "v1; containerd warns that v1 is deprecated"
+	default:
+		res.Status, res.Detail = Warn, "no cgroup hierarchy under /sys/fs/cgroup: the shim cannot account its processes"
+		res.Fix = "mount cgroup2 on /sys/fs/cgroup"
+	}
+	return res
+}
+
+// ContainerdSnippet is what containerd's config needs for Veil's runtime.
+const ContainerdSnippet = `[plugins."io.containerd.cri.v1.runtime".containerd.runtimes.veil]
+  runtime_type = "` + RuntimeType + `"`
+
+func checkContainerd(h Host, path string) Result {
+	if path == "" {
+		path = DefaultContainerdConfig
+	}
+	res := Result{Name: "containerd runtime"}
+	b, err := h.ReadFile(path)
+	switch {
+	case err != nil:
+		res.Status, res.Detail = Warn, fmt.Sprintf("cannot read %s: %v", path, err)
+		res.Fix = "add to containerd's config (and put containerd-shim-veil-v2 on containerd's PATH):\n" + ContainerdSnippet
+	case !bytes.Contains(b, []byte(RuntimeType)):
+		res.Status, res.Detail = Warn, fmt.Sprintf("%s names no %s runtime (ctr --runtime %s still works)", path, RuntimeType, RuntimeType)
+		res.Fix = "add to " + path + " and restart containerd:\n" + ContainerdSnippet
+	default:
+		res.Status, res.Detail = OK, fmt.Sprintf("%s names %s", path, RuntimeType)
+	}
+	return res
+}

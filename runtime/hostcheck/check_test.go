@@ -1,0 +1,155 @@
+package hostcheck
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/veil-runtime/veil/runtime/config"
+)
+
+// fakeHost builds a root tree: files maps host paths to contents; a
+// content of "x" makes an executable file.
+func fakeHost(t *testing.T, files map[string]string) Host {
+	t.Helper()
+	root := t.TempDir()
+	for p, content := range files {
+		full := filepath.Join(root, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		mode := os.FileMode(0o644)
+		if content == "x" {
+			mode = 0o755
+		}
+		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return Host{Root: root, Path: []string{"/usr/bin"}}
+}
+
+const (
+	cpuVMX  = "processor: 0\nflags\t\t: fpu vme vmx sse\n"
+	cpuNone = "processor: 0\nflags\t\t: fpu vme sse\n"
+)
+
+// readyQEMU is a host where QEMU sandboxes can run under TCG.
+func readyQEMU() map[string]string {
+	return map[string]string{
+		"/proc/cpuinfo":                     cpuNone,
+		"/usr/bin/qemu-system-x86_64":       "x",
+		"/usr/bin/vhost-device-vsock":       "x",
+		"/usr/bin/virtiofsd":                "x",
+		"/usr/share/veil/vmlinux":           "k",
+		"/usr/share/veil/initramfs.cpio":    "i",
+		"/dev/net/tun":                      "",
+		"/sys/fs/cgroup/cgroup.controllers": "cpu memory pids",
+		"/etc/containerd/config.toml":       `runtime_type = "io.containerd.veil.v2"`,
+	}
+}
+
+func with(base map[string]string, set map[string]string, drop ...string) map[string]string {
+	out := map[string]string{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range set {
+		out[k] = v
+	}
+	for _, k := range drop {
+		delete(out, k)
+	}
+	return out
+}
+
+func TestRun(t *testing.T) {
+	cases := []struct {
+		name      string
+		files     map[string]string
+		cfg       func(c *config.Config)
+		ready     bool
+		hv, accel string
+		want      map[string]Status // check name → status
+		detail    map[string]string // check name → substring of detail
+	}{
+		{name: "qemu under TCG without KVM", files: readyQEMU(), ready: true, hv: "qemu", accel: "tcg",
+			want:   map[string]Status{"virtualization": Warn, "vsock": OK, "virtiofsd": OK, "cloud-hypervisor": Warn, "cgroups": OK, "containerd runtime": OK},
+			detail: map[string]string{"virtualization": "no hardware virtualization", "cgroups": "v2"}},
+		{name: "PVM: /dev/kvm without vmx", files: with(readyQEMU(), map[string]string{"/dev/kvm": ""}), ready: true, hv: "qemu", accel: "tcg",
+			want:   map[string]Status{"virtualization": Warn},
+			detail: map[string]string{"virtualization": "software KVM (such as PVM)"}},
+		{name: "hardware KVM", files: with(readyQEMU(), map[string]string{"/dev/kvm": "", "/proc/cpuinfo": cpuVMX}), ready: true, hv: "qemu", accel: "kvm",
+			want: map[string]Status{"virtualization": OK}},
+		{name: "auto picks cloud-hypervisor", files: with(readyQEMU(), map[string]string{"/dev/kvm": "", "/proc/cpuinfo": cpuVMX, "/usr/bin/cloud-hypervisor": "x"}, "/usr/bin/vhost-device-vsock", "/usr/bin/qemu-system-x86_64"),
+			ready: true, hv: "cloud-hypervisor", accel: "kvm",
+			want:   map[string]Status{"vsock": OK, "cloud-hypervisor": OK, "qemu": Warn},
+			detail: map[string]string{"vsock": "built-in"}},
+		{name: "no vhost-device-vsock for qemu", files: with(readyQEMU(), nil, "/usr/bin/vhost-device-vsock"), hv: "qemu", accel: "tcg",
+			want: map[string]Status{"vsock": Fail}},
+		{name: "no qemu", files: with(readyQEMU(), nil, "/usr/bin/qemu-system-x86_64"), hv: "qemu", accel: "tcg",
+			want: map[string]Status{"qemu": Fail}},
+		{name: "configured virtiofsd missing", files: readyQEMU(), cfg: func(c *config.Config) { c.Virtiofs.Path = "/opt/virtiofsd" }, hv: "qemu", accel: "tcg",
+			want: map[string]Status{"virtiofsd": Fail}, detail: map[string]string{"virtiofsd": "/opt/virtiofsd does not exist"}},
+		{name: "configured binary not executable", files: with(readyQEMU(), map[string]string{"/opt/qemu": "not x"}), cfg: func(c *config.Config) { c.Hypervisor.QEMUPath = "/opt/qemu" },
+			hv: "qemu", accel: "tcg", want: map[string]Status{"qemu": Fail}, detail: map[string]string{"qemu": "not an executable"}},
+		{name: "no kernel", files: with(readyQEMU(), nil, "/usr/share/veil/vmlinux"), hv: "qemu", accel: "tcg",
+			want: map[string]Status{"guest kernel": Fail, "guest initramfs": OK}},
+		{name: "no tun, hybrid cgroups, containerd without veil", ready: true, hv: "qemu", accel: "tcg",
+			files:  with(readyQEMU(), map[string]string{"/sys/fs/cgroup/unified/cgroup.controllers": "", "/etc/containerd/config.toml": "version = 3\n"}, "/dev/net/tun", "/sys/fs/cgroup/cgroup.controllers"),
+			want:   map[string]Status{"tun": Warn, "cgroups": OK, "containerd runtime": Warn},
+			detail: map[string]string{"cgroups": "hybrid", "containerd runtime": "names no io.containerd.veil.v2"}},
+		{name: "cgroup v1", ready: true, hv: "qemu", accel: "tcg",
+			files: with(readyQEMU(), map[string]string{"/sys/fs/cgroup/memory/tasks": ""}, "/sys/fs/cgroup/cgroup.controllers"),
+			want:  map[string]Status{"cgroups": OK}, detail: map[string]string{"cgroups": "v1"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			if tc.cfg != nil {
+				tc.cfg(cfg)
+			}
+			rep := Run(cfg, fakeHost(t, tc.files), Options{})
+			if rep.Ready != tc.ready || rep.Hypervisor != tc.hv || rep.Accel != tc.accel {
+				t.Errorf("ready %v hypervisor %s accel %s, want %v %s %s\n%+v", rep.Ready, rep.Hypervisor, rep.Accel, tc.ready, tc.hv, tc.accel, rep.Results)
+			}
+			got := map[string]Result{}
+			for _, r := range rep.Results {
+				got[r.Name] = r
+				if r.Status != OK && r.Fix == "" {
+					t.Errorf("%s is %s without a fix", r.Name, r.Status)
+				}
+			}
+			for name, want := range tc.want {
+				if got[name].Status != want {
+					t.Errorf("%s: %s (%s), want %s", name, got[name].Status, got[name].Detail, want)
+				}
+			}
+			for name, sub := range tc.detail {
+				if !strings.Contains(got[name].Detail, sub) {
+					t.Errorf("%s detail %q lacks %q", name, got[name].Detail, sub)
+				}
+			}
+		})
+	}
+}
+
+func TestContainerdConfigPath(t *testing.T) {
+	h := fakeHost(t, map[string]string{"/etc/cd.toml": "runtime_type = 'io.containerd.veil.v2'"})
+	cases := []struct {
+		name string
+		path string
+		want Status
+	}{
+		{"given path names veil", "/etc/cd.toml", OK},
+		{"default path missing", "", Warn},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := checkContainerd(h, tc.path); got.Status != tc.want {
+				t.Fatalf("%+v, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,50 @@
+package qemu
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+)
+
+// Remote reaches the QMP socket of a QEMU started by another process (the
+// shim), in the sandbox directory: enough for an operator tool to read the
+// VM's state. QEMU reports no device counters, so it is no
+// hypervisor.CountersReader.
+type Remote struct{ qmpPath string }
+
+var _ hypervisor.InfoReader = (*Remote)(nil)
+
+// Connect returns a client of the QEMU whose sandbox directory is dir. It
+// does not dial: every call does.
+func Connect(dir string) *Remote {
+	return &Remote{qmpPath: filepath.Join(dir, qmpSocketName)}
+}
+
+// QMPPath is the QMP socket of the QEMU of sandbox directory dir.
+func QMPPath(dir string) string { return filepath.Join(dir, qmpSocketName) }
+
+// Info is QMP's query-status: State is QEMU's run state ("running",
+// "paused", ...).
+func (r *Remote) Info(ctx context.Context) (hypervisor.VMInfo, error) {
+	q, err := dialQMP(ctx, r.qmpPath)
+	if err != nil {
+		return hypervisor.VMInfo{}, fmt.Errorf("qemu: qmp %s: %w", r.qmpPath, err)
+	}
+	defer q.Close()
+	stop := context.AfterFunc(ctx, func() { q.Close() })
+	defer stop()
+	var raw json.RawMessage
+	if err := q.call("query-status", nil, &raw); err != nil {
+		return hypervisor.VMInfo{}, fmt.Errorf("qemu: %s: %w", r.qmpPath, err)
+	}
+	var st struct {
+		Status string `json:"status"`
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return hypervisor.VMInfo{}, fmt.Errorf("qemu: query-status answer %s: %w", raw, err)
+	}
+	return hypervisor.VMInfo{State: st.Status, Raw: raw}, nil
+}

@@ -1,0 +1,99 @@
+package inspect
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/containerd/ttrpc"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/vsock"
+)
+
+// dialTimeout bounds connecting to the agent and its Health answer.
+const dialTimeout = 10 * time.Second
+
+// Agent is the part of the guest agent the operator tool uses.
+type Agent interface {
+	// DebugExec runs a program in the guest outside any container.
+	DebugExec(ctx context.Context, r *api.DebugExecRequest) (*api.DebugExecResponse, error)
+	// Stats reports the guest's and its containers' resource use.
+	Stats(ctx context.Context, r *api.StatsRequest) (*api.StatsResponse, error)
+	// Close closes the connection.
+	Close() error
+}
+
+// DialFunc connects to the agent of the sandbox whose state directory is
+// dir.
+type DialFunc func(ctx context.Context, dir string) (Agent, error)
+
+// agentConn is a ttrpc connection to the agent.
+type agentConn struct {
+	api.AgentService
+	client *ttrpc.Client
+}
+
+func (c *agentConn) Close() error { return c.client.Close() }
+
+// DialAgent opens a second connection to a running sandbox's agent (the
+// shim keeps its own) through the hybrid vsock socket <dir>/vsock.sock,
+// and checks the agent's protocol version.
+func DialAgent(ctx context.Context, dir string) (Agent, error) {
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	sock := filepath.Join(dir, "vsock.sock")
+	conn, err := vsock.Dial(ctx, sock, api.AgentPort)
+	if err != nil {
+		return nil, fmt.Errorf("connect to the agent: %w (is the sandbox running?)", err)
+	}
+	client := ttrpc.NewClient(conn)
+	c := &agentConn{AgentService: api.NewAgentClient(client), client: client}
+	h, err := c.Health(ctx, &api.HealthRequest{})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("agent health via %s: %w", sock, err)
+	}
+	if h.ApiVersion != api.APIVersion {
+		c.Close()
+		return nil, fmt.Errorf("agent %s speaks protocol %d, this veil speaks %d", h.AgentVersion, h.ApiVersion, api.APIVersion)
+	}
+	return c, nil
+}
+
+// ExecOptions describe a debug process.
+type ExecOptions struct {
+	// Argv is the program and its arguments.
+	Argv []string
+	// Env entries (KEY=VALUE) are added to the agent's environment.
+	Env []string
+	// Stdin is the process's whole standard input.
+	Stdin []byte
+	// Timeout bounds the run in the guest; 0 is the agent's default.
+	Timeout time.Duration
+}
+
+// Exec runs a debug process in the guest of sandbox id, outside any
+// container, and returns its exit status and output.
+func (r *Reader) Exec(ctx context.Context, id string, dial DialFunc, opts ExecOptions) (*api.DebugExecResponse, error) {
+	dir, err := r.Dir(id)
+	if err != nil {
+		return nil, err
+	}
+	agent, err := dial(ctx, dir)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	defer agent.Close()
+	resp, err := agent.DebugExec(ctx, &api.DebugExecRequest{
+		Argv:      opts.Argv,
+		Env:       opts.Env,
+		Stdin:     opts.Stdin,
+		TimeoutMs: uint32(opts.Timeout / time.Millisecond),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: debug exec %q: %w", id, opts.Argv, err)
+	}
+	return resp, nil
+}

@@ -1,0 +1,210 @@
+package inspect
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/veil-runtime/veil/runtime/config"
+)
+
+// Sandbox states derived from the VMM's pid.
+const (
+	StateRunning = "running"
+	StateDead    = "dead"
+	StateUnknown = "unknown" // no VMM pid file
+)
+
+// vmmNames are the pid file names of the VMMs, in order of preference.
+var vmmNames = []string{config.HypervisorQEMU, config.HypervisorCloudHypervisor}
+
+// Reader reads sandbox state directories and host processes.
+type Reader struct {
+	// StateDir holds one directory per sandbox (config state_dir).
+	StateDir string
+	// ProcRoot is the host's /proc (a fake tree in tests).
+	ProcRoot string
+}
+
+// NewReader reads the sandboxes of cfg on this host.
+func NewReader(cfg *config.Config) *Reader {
+	return &Reader{StateDir: cfg.StateDir, ProcRoot: "/proc"}
+}
+
+// Helper is a host process of a sandbox, from its pid file.
+type Helper struct {
+	// Name is the pid file's name without .pid (qemu, virtiofsd, ...).
+	Name string `json:"name"`
+	// Pid is the recorded pid; 0 when the file is unreadable.
+	Pid int `json:"pid"`
+	// Alive reports that the pid runs a program naming the sandbox
+	// directory (a recycled pid does not count).
+	Alive bool `json:"alive"`
+	// PidFile is the pid file's path.
+	PidFile string `json:"pid_file"`
+}
+
+// Sandbox is what the state directory tells about one sandbox.
+type Sandbox struct {
+	ID  string `json:"id"`
+	Dir string `json:"dir"`
+	// Hypervisor is the VMM that runs it (from its pid file).
+	Hypervisor string `json:"hypervisor"`
+	// VMMPid is the VMM's pid, 0 when unknown.
+	VMMPid int `json:"vmm_pid"`
+	// State is running, dead or unknown.
+	State string `json:"state"`
+	// Created is when the VMM was launched (its pid file was written).
+	Created time.Time `json:"created"`
+	// Helpers are the processes named by the *.pid files, by name.
+	Helpers []Helper `json:"helpers"`
+	// Sockets are the Unix sockets present in the directory.
+	Sockets []string `json:"sockets"`
+	// Logs are the *.log files in the directory.
+	Logs []string `json:"logs"`
+	// ConsoleLog is the guest console's log.
+	ConsoleLog string `json:"console_log"`
+	// Containers are the directories under shared/.
+	Containers []string `json:"containers"`
+	// Kernel and Initrd are the guest images the config names.
+	Kernel string `json:"kernel,omitempty"`
+	Initrd string `json:"initrd,omitempty"`
+}
+
+// ErrNotFound reports a sandbox id without a state directory.
+var ErrNotFound = errors.New("sandbox not found")
+
+// List reads every sandbox directory, sorted by id. A missing state
+// directory means no sandboxes.
+func (r *Reader) List() ([]Sandbox, error) {
+	ents, err := os.ReadDir(r.StateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %w", err)
+	}
+	var out []Sandbox
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		sb, err := r.read(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sb)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// Get reads sandbox id.
+func (r *Reader) Get(id string) (Sandbox, error) {
+	if err := validID(id); err != nil {
+		return Sandbox{}, err
+	}
+	return r.read(id)
+}
+
+// Dir is the state directory of sandbox id.
+func (r *Reader) Dir(id string) (string, error) {
+	if err := validID(id); err != nil {
+		return "", err
+	}
+	dir := filepath.Join(r.StateDir, id)
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return "", fmt.Errorf("sandbox %s: no state directory %s: %w", id, dir, ErrNotFound)
+	}
+	return dir, nil
+}
+
+func (r *Reader) read(id string) (Sandbox, error) {
+	dir, err := r.Dir(id)
+	if err != nil {
+		return Sandbox{}, err
+	}
+	sb := Sandbox{ID: id, Dir: dir, State: StateUnknown, ConsoleLog: filepath.Join(dir, "console.log"),
+		Helpers: []Helper{}, Sockets: []string{}, Logs: []string{}, Containers: []string{}}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("sandbox %s: %w", id, err)
+	}
+	var created time.Time
+	for _, e := range ents {
+		p := filepath.Join(dir, e.Name())
+		switch {
+		case e.Type()&os.ModeSocket != 0:
+			sb.Sockets = append(sb.Sockets, p)
+		case strings.HasSuffix(e.Name(), ".log"):
+			sb.Logs = append(sb.Logs, p)
+		case strings.HasSuffix(e.Name(), ".pid") && e.Type().IsRegular():
+			h := Helper{Name: strings.TrimSuffix(e.Name(), ".pid"), PidFile: p}
+			h.Pid = readPid(p)
+			h.Alive = h.Pid > 0 && r.runsIn(h.Pid, dir)
+			sb.Helpers = append(sb.Helpers, h)
+			if fi, err := e.Info(); err == nil && (created.IsZero() || fi.ModTime().Before(created)) {
+				created = fi.ModTime()
+			}
+		}
+	}
+	for _, name := range vmmNames {
+		for _, h := range sb.Helpers {
+			if h.Name == name && sb.Hypervisor == "" {
+				sb.Hypervisor, sb.VMMPid, sb.State = name, h.Pid, StateDead
+				if h.Alive {
+					sb.State = StateRunning
+				}
+			}
+		}
+	}
+	if created.IsZero() {
+		if fi, err := os.Stat(dir); err == nil {
+			created = fi.ModTime()
+		}
+	}
+	sb.Created = created
+	if ents, err := os.ReadDir(filepath.Join(dir, "shared")); err == nil {
+		for _, e := range ents {
+			if e.IsDir() {
+				sb.Containers = append(sb.Containers, e.Name())
+			}
+		}
+	}
+	return sb, nil
+}
+
+// runsIn reports whether pid is alive and its command line names a path
+// inside dir (every helper does), so a recycled pid does not count.
+func (r *Reader) runsIn(pid int, dir string) bool {
+	b, err := os.ReadFile(filepath.Join(r.ProcRoot, strconv.Itoa(pid), "cmdline"))
+	if err != nil || len(b) == 0 {
+		return false
+	}
+	return strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), dir+"/")
+}
+
+func readPid(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0
+	}
+	return pid
+}
+
+// validID rejects ids that would escape the state directory.
+func validID(id string) error {
+	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
+		return fmt.Errorf("invalid sandbox id %q", id)
+	}
+	return nil
+}
