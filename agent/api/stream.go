@@ -17,6 +17,14 @@ const (
 	// StreamPort is the guest vsock port that accepts stdio stream
 	// connections, one per stream of a process.
 	StreamPort = 1025
+	// ReadyPort is the host vsock port the agent connects to once its
+	// listeners accept connections; it writes ReadyMessage and closes.
+	// Through a hybrid vsock socket S the host receives it on S_1026.
+	// The host dials the agent only after that, never into a guest
+	// that has no listener yet.
+	ReadyPort = 1026
+	// ReadyMessage is what the agent writes on the ready connection.
+	ReadyMessage = "READY\n"
 
 	// SharedDir is where the agent mounts the sandbox's virtio-fs share.
 	SharedDir = "/run/veil/shared"

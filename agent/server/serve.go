@@ -80,6 +80,15 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	if opts.UnixDir == "" {
+		// The listeners queue connections from here on, so the host may
+		// dial before Serve accepts.
+		go func() {
+			if err := notifyReady(ctx); err != nil {
+				log.G(ctx).WithError(err).Error("could not tell the host that the agent serves")
+			}
+		}()
+	}
 	return Serve(ctx, agentL, streamL, opts)
 }
 

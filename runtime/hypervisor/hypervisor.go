@@ -61,11 +61,3 @@ type LogTailer interface {
 	// LogTail returns the last lines of the VMM's log, for error messages.
 	LogTail() string
 }
-
-// VsockWaiter is implemented by a VM whose hybrid vsock socket must not be
-// used before the guest's vsock driver is up.
-type VsockWaiter interface {
-	// WaitVsock blocks until a host connection to the hybrid vsock socket
-	// can safely be made.
-	WaitVsock(ctx context.Context) error
-}

@@ -171,7 +171,8 @@ func (r *Reader) read(id string) (Sandbox, error) {
 	sb.Created = created
 	if ents, err := os.ReadDir(filepath.Join(dir, "shared")); err == nil {
 		for _, e := range ents {
-			if e.IsDir() {
+			// Dot directories are not containers (the shim never names one so).
+			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
 				sb.Containers = append(sb.Containers, e.Name())
 			}
 		}

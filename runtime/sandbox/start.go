@@ -18,12 +18,9 @@ import (
 )
 
 const (
-	// dialInterval paces the agent dial attempts once the agent serves,
-	// and the checks of the console for that.
+	// dialInterval paces the agent dial attempts once the agent said it
+	// serves.
 	dialInterval = 20 * time.Millisecond
-	// slowDialInterval paces the attempts before the console says the
-	// agent serves (see connectAgent).
-	slowDialInterval = time.Second
 	// attemptTimeout bounds one dial + Health attempt.
 	attemptTimeout = 2 * time.Second
 	// rollbackTimeout bounds the cleanup of a failed start.
@@ -92,7 +89,15 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	s.fsd = fsd
 	undo = append(undo, fsd.Stop)
 
-	// 4. The VM.
+	// 4. The listener for the agent's ready notification, before the VM
+	// can send it.
+	ready, err := listenReady(ctx, s.vsockPath())
+	if err != nil {
+		return nil, fail("listen for agent ready", err)
+	}
+	defer ready.Close()
+
+	// 5. The VM.
 	hv, vmm, reason, err := newHypervisor(cfg)
 	if err != nil {
 		return nil, fail("hypervisor", err)
@@ -124,14 +129,14 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	s.vm = vm
 	undo = append(undo, vm.Stop)
 
-	// 5. The agent.
-	if err := s.connectAgent(ctx, launch); err != nil {
+	// 6. The agent.
+	if err := s.connectAgent(ctx, launch, ready.Ready()); err != nil {
 		return nil, fail("connect to agent", err)
 	}
 	undo = append(undo, func(context.Context) error { return s.client.Close() })
-	ready := time.Since(launch)
+	readyAfter := time.Since(launch)
 
-	// 6. The guest side of the sandbox.
+	// 7. The guest side of the sandbox.
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeouts.AgentDial.Duration)
 	_, err = s.agent.CreateSandbox(cctx, &api.CreateSandboxRequest{SandboxId: id, Hostname: opts.Hostname, SharedFsTag: SharedFSTag})
 	cancel()
@@ -140,52 +145,43 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	}
 
 	go s.watchVirtiofsd(context.WithoutCancel(ctx))
-	lg.WithFields(map[string]any{"agent_ready": ready, "total": time.Since(launch)}).Info("sandbox started")
+	lg.WithFields(map[string]any{"agent_ready": readyAfter, "total": time.Since(launch)}).Info("sandbox started")
 	return s, nil
 }
 
-// connectAgent dials the agent until Health answers, within the agent dial
-// timeout counted from launch; it fails at once when the VM or virtiofsd
-// dies.
+// connectAgent waits for the agent's ready notification, then dials it
+// until Health answers, all within the agent dial timeout counted from
+// launch; it fails at once when the VM or virtiofsd dies.
 //
-// It dials at full pace (dialInterval) only once the agent logged on the
-// console that it serves, and slowly (slowDialInterval) before: measured
-// with vhost-device-vsock 0.3.0, a host connection that the guest refuses
-// (no listener yet) now and then leaves the device deaf to every later
-// connection (about 1 boot in 12 when dialing every 20 ms during boot,
-// 0 in 60 when dialing only once the agent listened).
-func (s *Sandbox) connectAgent(ctx context.Context, launch time.Time) error {
+// The host never dials a guest port that has no listener yet: measured
+// with vhost-device-vsock 0.3.0, such a refused connection now and then
+// leaves the device deaf to every later one (about 1 boot in 12).
+func (s *Sandbox) connectAgent(ctx context.Context, launch time.Time, ready <-chan struct{}) error {
 	dctx, cancel := context.WithDeadline(ctx, launch.Add(s.cfg.Timeouts.AgentDial.Duration))
 	defer cancel()
 	lg := logger(ctx, s.id)
-	if w, ok := s.vm.(hypervisor.VsockWaiter); ok {
-		if err := w.WaitVsock(dctx); err != nil {
-			return fmt.Errorf("%w\n%s", err, s.diagnostics())
-		}
-		lg.WithField("after", time.Since(launch).Round(time.Millisecond)).Debug("guest vsock device up")
+	select {
+	case <-ready:
+		lg.WithField("after", time.Since(launch).Round(time.Millisecond)).Debug("agent reported ready")
+	case <-s.vm.Done():
+		return fmt.Errorf("VM exited before the agent reported ready\n%s", s.diagnostics())
+	case <-s.fsd.Done():
+		return fmt.Errorf("virtiofsd exited: %w\n%s", s.fsd.ExitError(), s.diagnostics())
+	case <-dctx.Done():
+		return fmt.Errorf("agent did not report ready on vsock port %d within %s: %w\n%s",
+			api.ReadyPort, time.Since(launch).Round(time.Millisecond), dctx.Err(), s.diagnostics())
 	}
-	console := &consoleWatch{path: s.consolePath(), marker: []byte(agentServingMarker)}
-	serving := false
-	lastAttempt := time.Now() // no refused attempt right away
 	t := time.NewTicker(dialInterval)
 	defer t.Stop()
 	var lastErr error
-	for attempt := 0; ; {
-		if !serving && console.seen() {
-			serving = true
-			lg.WithField("after", time.Since(launch).Round(time.Millisecond)).Debug("agent serving (console)")
+	for attempt := 1; ; attempt++ {
+		client, agent, err := s.dialAgent(dctx)
+		if err == nil {
+			s.client, s.agent = client, agent
+			lg.WithField("attempts", attempt).Debug("agent answered")
+			return nil
 		}
-		if serving || time.Since(lastAttempt) >= slowDialInterval {
-			attempt++
-			lastAttempt = time.Now()
-			client, agent, err := s.dialAgent(dctx)
-			if err == nil {
-				s.client, s.agent = client, agent
-				lg.WithField("attempts", attempt).Debug("agent answered")
-				return nil
-			}
-			lastErr = err
-		}
+		lastErr = err
 		select {
 		case <-s.vm.Done():
 			return fmt.Errorf("VM exited before the agent answered (last: %v)\n%s", lastErr, s.diagnostics())
