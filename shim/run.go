@@ -10,18 +10,20 @@ import (
 	"github.com/containerd/log"
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
+	"golang.org/x/sys/unix"
 )
 
 // Run is the shim binary: it registers the task service with pkg/shim's
 // plugin registry and hands over to pkg/shim, which dispatches the
 // `start`/`delete` actions or serves the task API.
 func Run(ctx context.Context) {
-	RunWithLauncher(ctx, newVMLauncher)
-}
-
-// RunWithLauncher is Run with another way to make sandboxes (tests run the
-// shim against host-process stand-ins this way).
-func RunWithLauncher(ctx context.Context, newLauncher func() (Launcher, error)) {
+	// containerd hands the serving shim its socket as fd 3 without
+	// close-on-exec, and pkg/shim keeps that descriptor open. Unmarked, it
+	// would leak into QEMU, virtiofsd and vhost-device-vsock, which would
+	// then keep the dead shim's socket accepting connections and make its
+	// cleanup (`delete`) think the shim still lives.
+	unix.CloseOnExec(3)
+	newLauncher := newVMLauncher
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,
 		ID:       "task",
