@@ -107,6 +107,9 @@ type shimState struct {
 	HostRootfs string `json:"host_rootfs"`
 	// ShimPid is the long-lived shim that served the container.
 	ShimPid int `json:"shim_pid,omitempty"`
+	// ConfigPath is the container's runtime option ConfigPath, whose
+	// state_dir holds the sandbox; empty for the shim's default config.
+	ConfigPath string `json:"config_path,omitempty"`
 }
 
 // bootstrapFile is where containerd records the shim's bootstrap result

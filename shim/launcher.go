@@ -23,7 +23,11 @@ func newVMLauncher() (Launcher, error) {
 }
 
 func (l *vmLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
-	return sandbox.Start(ctx, id, l.cfg, sandbox.Options{NetNSPath: opts.NetNSPath, Hostname: opts.Hostname})
+	cfg, err := sandboxConfig(l.cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return sandbox.Start(ctx, id, cfg, sandbox.Options{NetNSPath: opts.NetNSPath, Hostname: opts.Hostname})
 }
 
 func (l *vmLauncher) Cleanup(ctx context.Context, id string) error {

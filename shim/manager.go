@@ -165,6 +165,9 @@ func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error)
 	if err != nil {
 		return status, err
 	}
+	if l, err = launcherFor(l, st.ConfigPath); err != nil {
+		return status, fmt.Errorf("shim delete %s: %w", id, err)
+	}
 	// containerd also runs `delete` when it drops its connection for one
 	// container of a pod whose shim lives on: that shim still serves the
 	// sandbox and the pod's other containers, and owns their cleanup.

@@ -34,6 +34,12 @@ type SandboxOptions struct {
 	NetNSPath string
 	// Hostname is the guest's hostname.
 	Hostname string
+	// ConfigPath is the runtime option ConfigPath: the config file to use
+	// instead of the shim's; empty for none.
+	ConfigPath string
+	// Annotations are the first container's OCI annotations; the
+	// io.veil.config.* ones override the config (config.ApplyAnnotations).
+	Annotations map[string]string
 }
 
 // Launcher starts sandboxes and cleans up after dead ones.

@@ -46,6 +46,10 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	configPath, err := configPathOption(r.Options)
+	if err != nil {
+		return nil, err
+	}
 	var rollback []func()
 	defer func() {
 		if retErr != nil {
@@ -55,7 +59,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		}
 	}()
 
-	sb, err := s.joinOrStartSandbox(ctx, r.ID, bs)
+	sb, err := s.joinOrStartSandbox(ctx, r.ID, bs, configPath)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +83,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
 		}
 	})
-	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target, ShimPid: os.Getpid()}); err != nil {
+	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target, ShimPid: os.Getpid(), ConfigPath: configPath}); err != nil {
 		return nil, err
 	}
 
@@ -133,8 +137,10 @@ type joinedSandbox struct {
 }
 
 // joinOrStartSandbox returns the shim's sandbox, starting it for the first
-// container. A container of another pod is refused.
-func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs *bundleSpec) (joinedSandbox, error) {
+// container (with the config file configPath when not empty, and the
+// container's io.veil.config.* annotations). A container of another pod is
+// refused.
+func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs *bundleSpec, configPath string) (joinedSandbox, error) {
 	want := sandboxIDFor(containerID, bs.Spec.Annotations)
 	s.mu.Lock()
 	sb := s.sb
@@ -148,7 +154,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 		}
 		return joinedSandbox{Sandbox: sb}, nil
 	}
-	opts := SandboxOptions{NetNSPath: bs.hostNetNS(), Hostname: bs.Spec.Hostname}
+	opts := SandboxOptions{NetNSPath: bs.hostNetNS(), Hostname: bs.Spec.Hostname, ConfigPath: configPath, Annotations: bs.Spec.Annotations}
 	start := time.Now()
 	// The VM outlives this request: it is bound to the shim's context;
 	// the sandbox bounds its own start with the configured timeouts.

@@ -182,8 +182,8 @@ func (c *Config) Validate() error {
 	if c.Guest.VCPUs == 0 {
 		return errors.New("guest.vcpus: must be at least 1")
 	}
-	if c.Guest.MemoryMiB < 64 {
-		return fmt.Errorf("guest.memory_mib: %d is below the 64 MiB minimum", c.Guest.MemoryMiB)
+	if c.Guest.MemoryMiB < MinMemoryMiB {
+		return fmt.Errorf("guest.memory_mib: %d is below the %d MiB minimum", c.Guest.MemoryMiB, MinMemoryMiB)
 	}
 	switch c.Virtiofs.Cache {
 	case "auto", "always", "never":
