@@ -81,6 +81,7 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if opts.UnixDir == "" {
+		agentL, streamL = hostOnly{agentL, ctx}, hostOnly{streamL, ctx}
 		// The listeners queue connections from here on, so the host may
 		// dial before Serve accepts.
 		go func() {
