@@ -1537,7 +1537,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x14memory_current_bytes\x18\x06 \x01(\x04R\x12memoryCurrentBytes\x12,\n" +
 	"\x12memory_limit_bytes\x18\a \x01(\x04R\x10memoryLimitBytes\x12!\n" +
 	"\fpids_current\x18\b \x01(\x04R\vpidsCurrent\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error2\xa2\b\n" +
+	"\x05error\x18\t \x01(\tR\x05error2\xe8\b\n" +
 	"\x05Agent\x12E\n" +
 	"\x06Health\x12\x1c.veil.agent.v1.HealthRequest\x1a\x1d.veil.agent.v1.HealthResponse\x12J\n" +
 	"\rCreateSandbox\x12#.veil.agent.v1.CreateSandboxRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
@@ -1551,7 +1551,8 @@ const file_agent_proto_rawDesc = "" +
 	"\n" +
 	"CloseStdin\x12\x1d.veil.agent.v1.ProcessRequest\x1a\x14.veil.agent.v1.Empty\x12B\n" +
 	"\tResizeTTY\x12\x1f.veil.agent.v1.ResizeTTYRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
-	"\bListPids\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x1f.veil.agent.v1.ListPidsResponse\x12N\n" +
+	"\bListPids\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x1f.veil.agent.v1.ListPidsResponse\x12D\n" +
+	"\rRemoveProcess\x12\x1d.veil.agent.v1.ProcessRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
 	"\tDebugExec\x12\x1f.veil.agent.v1.DebugExecRequest\x1a .veil.agent.v1.DebugExecResponse\x12B\n" +
 	"\x05Stats\x12\x1b.veil.agent.v1.StatsRequest\x1a\x1c.veil.agent.v1.StatsResponseB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
 
@@ -1609,24 +1610,26 @@ var file_agent_proto_depIdxs = []int32{
 	11, // 13: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
 	14, // 14: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
 	7,  // 15: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
-	16, // 16: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
-	18, // 17: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
-	2,  // 18: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 19: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 20: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 21: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 22: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 23: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	9,  // 24: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 25: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 26: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 27: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 28: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 29: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	17, // 30: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
-	19, // 31: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
-	18, // [18:32] is the sub-list for method output_type
-	4,  // [4:18] is the sub-list for method input_type
+	11, // 16: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
+	16, // 17: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
+	18, // 18: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
+	2,  // 19: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 20: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 21: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 22: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 23: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 24: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	9,  // 25: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 26: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 27: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 28: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 29: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 30: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	0,  // 31: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
+	17, // 32: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 33: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	19, // [19:34] is the sub-list for method output_type
+	4,  // [4:19] is the sub-list for method input_type
 	4,  // [4:4] is the sub-list for extension type_name
 	4,  // [4:4] is the sub-list for extension extendee
 	0,  // [0:4] is the sub-list for field type_name

@@ -20,6 +20,7 @@ type AgentService interface {
 	CloseStdin(context.Context, *ProcessRequest) (*Empty, error)
 	ResizeTTY(context.Context, *ResizeTTYRequest) (*Empty, error)
 	ListPids(context.Context, *ContainerRequest) (*ListPidsResponse, error)
+	RemoveProcess(context.Context, *ProcessRequest) (*Empty, error)
 	DebugExec(context.Context, *DebugExecRequest) (*DebugExecResponse, error)
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 }
@@ -110,6 +111,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.ListPids(ctx, &req)
+			},
+			"RemoveProcess": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ProcessRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.RemoveProcess(ctx, &req)
 			},
 			"DebugExec": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req DebugExecRequest
@@ -230,6 +238,14 @@ func (c *agentClient) ResizeTTY(ctx context.Context, req *ResizeTTYRequest) (*Em
 func (c *agentClient) ListPids(ctx context.Context, req *ContainerRequest) (*ListPidsResponse, error) {
 	var resp ListPidsResponse
 	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "ListPids", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) RemoveProcess(ctx context.Context, req *ProcessRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "RemoveProcess", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

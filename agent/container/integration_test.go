@@ -70,12 +70,14 @@ func newFixture(t *testing.T) *fixture {
 	m := NewManager(Config{StateRoot: t.TempDir(), SharedDir: shared, StreamTimeout: 5 * time.Second}, reg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
+	f := &fixture{t: t, ctx: ctx, m: m, reg: reg, shared: shared}
 	t.Cleanup(func() {
-		if err := m.RemoveAll(context.Background()); err != nil {
+		// f.m: a test may have replaced the manager.
+		if err := f.m.RemoveAll(context.Background()); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	return &fixture{t: t, ctx: ctx, m: m, reg: reg, shared: shared}
+	return f
 }
 
 // rootfs builds a busybox root filesystem for container id.
@@ -488,4 +490,105 @@ func contains(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// announcingStreams reports every Take before delegating it.
+type announcingStreams struct {
+	StreamSource
+	taking chan stream.Key
+}
+
+func (a announcingStreams) Take(ctx context.Context, key stream.Key) (net.Conn, error) {
+	a.taking <- key
+	return a.StreamSource.Take(ctx, key)
+}
+
+func execProc(t *testing.T, args ...string) []byte {
+	b, err := json.Marshal(specs.Process{Args: args, Cwd: "/", Env: []string{"PATH=/bin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestIntegrationExecRacesRemove removes a container while an exec waits
+// for its streams: the exec must then run nothing.
+func TestIntegrationExecRacesRemove(t *testing.T) {
+	f := newFixture(t)
+	taking := make(chan stream.Key, 1)
+	f.m = NewManager(f.m.cfg, announcingStreams{StreamSource: f.reg, taking: taking})
+	f.run("race", Stdio{}, spec(t, "sleep", "1000"))
+	sio := Stdio{Stdout: true}
+	errc := make(chan error, 1)
+	go func() {
+		_, err := f.m.Exec(f.ctx, "race", "e1", execProc(t, "sleep", "1000"), sio)
+		errc <- err
+	}()
+	<-taking
+	if err := f.m.Remove(f.ctx, "race", true); err != nil {
+		t.Fatalf("force remove during exec: %v", err)
+	}
+	h := f.connect("race", "e1", sio)
+	if err := <-errc; !errdefs.IsFailedPrecondition(err) || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("exec after remove = %v, want FailedPrecondition saying the container was removed", err)
+	}
+	if rest, err := io.ReadAll(h.stdout); err != nil || len(rest) != 0 {
+		t.Fatalf("exec stdout %q, %v; want closed without output", rest, err)
+	}
+}
+
+// TestIntegrationExecRetryAndRemoveProcess retries a failed exec under the
+// same id (its new connection must win) and removes exec records.
+func TestIntegrationExecRetryAndRemoveProcess(t *testing.T) {
+	f := newFixture(t)
+	f.run("retry", Stdio{}, spec(t, "sleep", "1000"))
+	sio := Stdio{Stdout: true}
+
+	// A failed exec closes the connection the host opened for it.
+	h := f.connect("retry", "e1", sio)
+	if _, err := f.m.Exec(f.ctx, "retry", "e1", []byte("{"), sio); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("exec with bad JSON: %v", err)
+	}
+	if rest, err := io.ReadAll(h.stdout); err != nil || len(rest) != 0 {
+		t.Fatalf("stdout of the failed exec %q, %v; want closed", rest, err)
+	}
+	// A connection left over from a failed request (here: never claimed)
+	// loses to the retry's.
+	f.connect("retry", "e1", sio)
+	h = f.connect("retry", "e1", sio)
+	if _, err := f.m.Exec(f.ctx, "retry", "e1", execProc(t, "echo", "retried"), sio); err != nil {
+		t.Fatalf("retried exec: %v", err)
+	}
+	out := readAll(h.stdout)
+	if st := f.wait("retry", "e1"); st != 0 {
+		t.Fatalf("retried exec status %d", st)
+	}
+	if got := <-out; got != "retried\n" {
+		t.Fatalf("retried exec output %q", got)
+	}
+
+	if _, err := f.m.Exec(f.ctx, "retry", "sleeper", execProc(t, "sleep", "1000"), Stdio{}); err != nil {
+		t.Fatalf("exec sleep: %v", err)
+	}
+	cases := []struct {
+		name   string
+		execID string
+		want   func(error) bool
+	}{
+		{name: "running exec refused", execID: "sleeper", want: errdefs.IsFailedPrecondition},
+		{name: "init refused", execID: "", want: errdefs.IsInvalidArgument},
+		{name: "unknown exec", execID: "nope", want: errdefs.IsNotFound},
+		{name: "exited exec removed", execID: "e1", want: func(err error) bool { return err == nil }},
+		{name: "removed exec is gone", execID: "e1", want: errdefs.IsNotFound},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := f.m.RemoveProcess(f.ctx, "retry", tc.execID); !tc.want(err) {
+				t.Fatalf("RemoveProcess(%q) = %v", tc.execID, err)
+			}
+		})
+	}
+	if _, err := f.m.Wait(f.ctx, "retry", "e1"); !errdefs.IsNotFound(err) {
+		t.Fatalf("wait of a removed exec: %v", err)
+	}
 }

@@ -161,6 +161,17 @@ func TestServeOverTTRPC(t *testing.T) {
 	if _, err := agent.StartContainer(rctx, &api.ContainerRequest{ContainerId: "nope"}); status.Code(err) != codes.NotFound {
 		t.Fatalf("start of unknown container: %v", err)
 	}
+	for _, rp := range []struct {
+		req  *api.ProcessRequest
+		want codes.Code
+	}{
+		{req: &api.ProcessRequest{ContainerId: "nope"}, want: codes.InvalidArgument},
+		{req: &api.ProcessRequest{ContainerId: "nope", ExecId: "e1"}, want: codes.NotFound},
+	} {
+		if _, err := agent.RemoveProcess(rctx, rp.req); status.Code(err) != rp.want {
+			t.Fatalf("RemoveProcess(%v) = %v, want %v", rp.req, err, rp.want)
+		}
+	}
 	if _, err := agent.CreateContainer(rctx, &api.CreateContainerRequest{ContainerId: "bad", Spec: []byte("{"), Rootfs: rootfs}); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("create with bad spec: %v", err)
 	}

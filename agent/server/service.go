@@ -32,6 +32,9 @@ type Containers interface {
 	Resize(ctx context.Context, id, execID string, width, height uint32) error
 	// Pids lists a container's guest pids.
 	Pids(ctx context.Context, id string) ([]int, error)
+	// RemoveProcess forgets an exited exec process; the init process is
+	// refused (InvalidArgument), a running one too (FailedPrecondition).
+	RemoveProcess(ctx context.Context, id, execID string) error
 	// Remove destroys a container (killing it first with force).
 	Remove(ctx context.Context, id string, force bool) error
 	// RemoveAll force-removes every container.
@@ -199,6 +202,11 @@ func (s *Service) CloseStdin(ctx context.Context, r *api.ProcessRequest) (*api.E
 // ResizeTTY sets the process's terminal size.
 func (s *Service) ResizeTTY(ctx context.Context, r *api.ResizeTTYRequest) (*api.Empty, error) {
 	return &api.Empty{}, toStatus(s.containers.Resize(ctx, r.ContainerId, r.ExecId, r.Width, r.Height))
+}
+
+// RemoveProcess forgets an exited exec process so its exec id is free.
+func (s *Service) RemoveProcess(ctx context.Context, r *api.ProcessRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.containers.RemoveProcess(ctx, r.ContainerId, r.ExecId))
 }
 
 // ListPids lists the guest pids of a container's processes.

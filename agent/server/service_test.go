@@ -25,11 +25,14 @@ func (g *fakeGuest) MountShare(_ context.Context, tag, dir string) error {
 }
 func (g *fakeGuest) UnmountShare(context.Context, string) error { g.mounted = ""; return nil }
 
-// fakeContainers answers from fixed values and records RemoveAll.
+// fakeContainers answers from fixed values and records RemoveAll and
+// RemoveProcess.
 type fakeContainers struct {
-	removedAll bool
-	startErr   error
-	exit       container.Exit
+	removedAll       bool
+	startErr         error
+	exit             container.Exit
+	removeProcessErr error
+	removedProcess   string // "container/exec" of the last RemoveProcess
 }
 
 func (f *fakeContainers) Create(context.Context, string, []byte, string, container.Stdio) error {
@@ -51,6 +54,10 @@ func (f *fakeContainers) Resize(context.Context, string, string, uint32, uint32)
 }
 func (f *fakeContainers) Pids(context.Context, string) ([]int, error) { return []int{1, 7}, nil }
 func (f *fakeContainers) Remove(context.Context, string, bool) error  { return nil }
+func (f *fakeContainers) RemoveProcess(_ context.Context, id, execID string) error {
+	f.removedProcess = id + "/" + execID
+	return f.removeProcessErr
+}
 func (f *fakeContainers) RemoveAll(context.Context) error {
 	f.removedAll = true
 	return nil
@@ -144,5 +151,31 @@ func TestProcessResponses(t *testing.T) {
 	h, err := s.Health(ctx, &api.HealthRequest{})
 	if err != nil || h.ApiVersion != api.APIVersion || h.KernelRelease == "" {
 		t.Fatalf("health = %v, %v", h, err)
+	}
+}
+
+func TestRemoveProcess(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want codes.Code
+	}{
+		{name: "exited exec removed", want: codes.OK},
+		{name: "running exec", err: fmt.Errorf("remove exec e: it still runs: %w", errdefs.ErrFailedPrecondition), want: codes.FailedPrecondition},
+		{name: "unknown exec", err: fmt.Errorf("exec e in container c: %w", errdefs.ErrNotFound), want: codes.NotFound},
+		{name: "init process", err: fmt.Errorf("use RemoveContainer: %w", errdefs.ErrInvalidArgument), want: codes.InvalidArgument},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := &fakeContainers{removeProcessErr: tc.err}
+			s := NewService("v", c, &fakeGuest{})
+			_, err := s.RemoveProcess(context.Background(), &api.ProcessRequest{ContainerId: "c", ExecId: "e"})
+			if got := status.Code(err); got != tc.want {
+				t.Fatalf("code %v (%v), want %v", got, err, tc.want)
+			}
+			if c.removedProcess != "c/e" {
+				t.Fatalf("manager asked to remove %q, want c/e", c.removedProcess)
+			}
+		})
 	}
 }

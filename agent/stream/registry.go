@@ -64,24 +64,29 @@ func NewRegistry(ttl time.Duration) *Registry {
 	return &Registry{ttl: ttl, conns: map[Key]*pending{}, waiters: map[Key]chan struct{}{}}
 }
 
-// Add registers conn under key. A second connection for a key that still
-// waits to be claimed is refused with an AlreadyExists error; the caller
-// closes it.
+// Add registers conn under key. The newest connection wins: one that
+// still waits under key is closed and replaced, since it is left over from
+// a request that failed or was retried (a retry's process must get the
+// connection the host opened for it, not an older, possibly dead one).
 func (r *Registry) Add(key Key, conn net.Conn) error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return fmt.Errorf("register %s: registry closed: %w", key, errdefs.ErrUnavailable)
 	}
-	if _, ok := r.conns[key]; ok {
-		return fmt.Errorf("register %s: a connection for it is already waiting: %w", key, errdefs.ErrAlreadyExists)
-	}
+	old := r.conns[key]
 	p := &pending{conn: conn}
 	p.expire = time.AfterFunc(r.ttl, func() { r.expire(key, p) })
 	r.conns[key] = p
 	if w, ok := r.waiters[key]; ok {
 		close(w)
 		delete(r.waiters, key)
+	}
+	r.mu.Unlock()
+	if old != nil {
+		old.expire.Stop()
+		log.L.WithField("stream", key.String()).Warn("closing unclaimed stream connection replaced by a newer one")
+		_ = old.conn.Close()
 	}
 	return nil
 }

@@ -96,21 +96,56 @@ func waitForWaiter(t *testing.T, r *Registry, key Key) {
 	t.Fatal("Take never started waiting")
 }
 
-func TestRegistryDuplicate(t *testing.T) {
-	r := NewRegistry(time.Minute)
-	defer r.Close()
-	key := Key{ContainerID: "c1", Stream: api.StreamStdin}
-	_, g1 := pair(t)
-	_, g2 := pair(t)
-	if err := r.Add(key, g1); err != nil {
-		t.Fatal(err)
+func TestRegistryNewestWins(t *testing.T) {
+	key := Key{ContainerID: "c1", ExecID: "e1", Stream: api.StreamStdin}
+	cases := []struct {
+		name string
+		// takeFirst claims the first connection before the second arrives.
+		takeFirst bool
+		// discardFirst discards the process's streams (a failed request)
+		// before the second arrives.
+		discardFirst bool
+		// wantFirstClosed says the registry closed the first connection.
+		wantFirstClosed bool
+	}{
+		{name: "unclaimed older connection is replaced and closed", wantFirstClosed: true},
+		{name: "claimed older connection is left to its owner", takeFirst: true},
+		{name: "retry after a discarded request gets the new connection", discardFirst: true, wantFirstClosed: true},
 	}
-	if err := r.Add(key, g2); !errors.Is(err, errdefs.ErrAlreadyExists) {
-		t.Fatalf("second Add = %v, want AlreadyExists", err)
-	}
-	c, err := r.Take(context.Background(), key)
-	if err != nil || c != g1 {
-		t.Fatalf("Take = %v, %v; want the first conn", c, err)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r := NewRegistry(time.Minute)
+			defer r.Close()
+			h1, g1 := pair(t)
+			_, g2 := pair(t)
+			if err := r.Add(key, g1); err != nil {
+				t.Fatal(err)
+			}
+			if tc.takeFirst {
+				if c, err := r.Take(context.Background(), key); err != nil || c != g1 {
+					t.Fatalf("first Take = %v, %v; want the first conn", c, err)
+				}
+			}
+			if tc.discardFirst {
+				r.Discard(key.ContainerID, key.ExecID, false)
+			}
+			if err := r.Add(key, g2); err != nil {
+				t.Fatalf("second Add = %v, want it accepted", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if c, err := r.Take(ctx, key); err != nil || c != g2 {
+				t.Fatalf("Take = %v, %v; want the second conn", c, err)
+			}
+			// A closed guest end gives the host end EOF; an open one
+			// blocks until the deadline.
+			_ = h1.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+			_, err := h1.Read(make([]byte, 1))
+			closed := err != nil && !errors.Is(err, os.ErrDeadlineExceeded)
+			if closed != tc.wantFirstClosed {
+				t.Fatalf("first conn closed = %v (read: %v), want %v", closed, err, tc.wantFirstClosed)
+			}
+		})
 	}
 }
 

@@ -17,8 +17,9 @@ import (
 const headerTimeout = 10 * time.Second
 
 // Serve accepts stream connections on l and registers each under the key
-// its header names, until ctx ends or l fails. Connections with a bad or
-// duplicate header are closed and logged.
+// its header names, until ctx ends or l fails. Connections with a bad
+// header are closed and logged; a newer connection for a key replaces an
+// unclaimed older one (see Registry.Add).
 func Serve(ctx context.Context, l net.Listener, r *Registry) error {
 	stop := context.AfterFunc(ctx, func() { _ = l.Close() })
 	defer stop()
