@@ -107,6 +107,9 @@ type shimState struct {
 	HostRootfs string `json:"host_rootfs"`
 	// ShimPid is the long-lived shim that served the container.
 	ShimPid int `json:"shim_pid,omitempty"`
+	// ShimStartTime is ShimPid's start time (/proc/<pid>/stat field 22,
+	// clock ticks since boot): with it a reused pid is told apart.
+	ShimStartTime uint64 `json:"shim_start_time,omitempty"`
 	// ConfigPath is the container's runtime option ConfigPath, whose
 	// state_dir holds the sandbox; empty for the shim's default config.
 	ConfigPath string `json:"config_path,omitempty"`
@@ -132,9 +135,11 @@ func shimAddress(bundle string) string {
 	return r.Address
 }
 
-// isShimProcess reports whether pid runs a Veil shim binary (guarding
-// against a reused pid).
-func isShimProcess(pid int) bool {
+// isShimProcess reports whether pid is still the Veil shim that was
+// recorded: it runs a Veil shim binary and, when startTime is known (not
+// 0; older records lack it), started at startTime, so that a reused pid
+// (maybe another pod's shim) is not mistaken for it.
+func isShimProcess(pid int, startTime uint64) bool {
 	if pid <= 0 {
 		return false
 	}
@@ -143,7 +148,52 @@ func isShimProcess(pid int) bool {
 		return false
 	}
 	argv0, _, _ := strings.Cut(string(b), "\x00")
-	return strings.HasPrefix(filepath.Base(argv0), "containerd-shim-veil")
+	if !strings.HasPrefix(filepath.Base(argv0), "containerd-shim-veil") {
+		return false
+	}
+	return startTime == 0 || sameProcess(pid, startTime)
+}
+
+// sameProcess reports whether pid exists and started at startTime.
+func sameProcess(pid int, startTime uint64) bool {
+	got, err := processStartTime(pid)
+	return err == nil && got == startTime
+}
+
+// processStartTime reads a process's start time: field 22 (starttime) of
+// /proc/<pid>/stat.
+func processStartTime(pid int) (uint64, error) {
+	path := filepath.Join("/proc", strconv.Itoa(pid), "stat")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("read process start time: %w", err)
+	}
+	t, err := parseStatStartTime(string(b))
+	if err != nil {
+		return 0, fmt.Errorf("parse %s: %w", path, err)
+	}
+	return t, nil
+}
+
+// parseStatStartTime takes field 22 of a /proc/<pid>/stat line. The
+// command (field 2) is in parentheses and may hold spaces and ')', so
+// fields are counted after its last ')'.
+func parseStatStartTime(stat string) (uint64, error) {
+	i := strings.LastIndexByte(stat, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("no command field in %q", stat)
+	}
+	fields := strings.Fields(stat[i+1:])
+	// fields[0] is field 3 (state), so field 22 is fields[19].
+	const idx = 22 - 3
+	if len(fields) <= idx {
+		return 0, fmt.Errorf("only %d fields after the command", len(fields))
+	}
+	t, err := strconv.ParseUint(fields[idx], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("starttime %q: %w", fields[idx], err)
+	}
+	return t, nil
 }
 
 func writeShimState(bundle string, st shimState) error {

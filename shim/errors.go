@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/containerd/errdefs"
@@ -31,10 +30,3 @@ func fromAgent(err error, format string, args ...any) error {
 
 // errProcessFinished is returned for operations on a process that exited.
 var errProcessFinished = fmt.Errorf("process already finished: %w", errdefs.ErrNotFound)
-
-// isClosedConn reports errors that only mean the other side went away.
-func isClosedConn(err error) bool {
-	return err == nil || errors.Is(err, errClosedByUs)
-}
-
-var errClosedByUs = errors.New("stream closed by the shim")

@@ -20,10 +20,11 @@ import (
 
 func TestProcessTransitions(t *testing.T) {
 	type step struct {
-		op         string // "run" or "exit"
+		op         string // "start", "run" or "exit"
 		wantErr    error
 		recorded   bool
 		wasRunning bool
+		announced  bool
 	}
 	cases := []struct {
 		name      string
@@ -32,28 +33,50 @@ func TestProcessTransitions(t *testing.T) {
 		wantTask  task.Status
 	}{
 		{name: "created", wantState: stateCreated, wantTask: task.Status_CREATED},
-		{name: "run", steps: []step{{op: "run"}}, wantState: stateRunning, wantTask: task.Status_RUNNING},
-		{name: "run then exit", steps: []step{{op: "run"}, {op: "exit", recorded: true, wasRunning: true}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
+		{name: "starting", steps: []step{{op: "start"}}, wantState: stateStarting, wantTask: task.Status_CREATED},
+		{name: "run", steps: []step{{op: "start"}, {op: "run"}}, wantState: stateRunning, wantTask: task.Status_RUNNING},
+		{name: "run without start", steps: []step{{op: "run", wantErr: errdefs.ErrFailedPrecondition}}, wantState: stateCreated, wantTask: task.Status_CREATED},
+		{name: "second start refused", steps: []step{{op: "start"}, {op: "start", wantErr: errdefs.ErrFailedPrecondition}}, wantState: stateStarting, wantTask: task.Status_CREATED},
+		{name: "run then exit", steps: []step{{op: "start"}, {op: "run"}, {op: "exit", recorded: true, wasRunning: true, announced: true}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
 		{name: "exit without running", steps: []step{{op: "exit", recorded: true}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
-		{name: "second exit ignored", steps: []step{{op: "run"}, {op: "exit", recorded: true, wasRunning: true}, {op: "exit"}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
-		{name: "run twice", steps: []step{{op: "run"}, {op: "run", wantErr: errdefs.ErrFailedPrecondition}}, wantState: stateRunning, wantTask: task.Status_RUNNING},
-		{name: "run after exit", steps: []step{{op: "exit", recorded: true}, {op: "run", wantErr: errdefs.ErrNotFound}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
+		{name: "failed start", steps: []step{{op: "start"}, {op: "exit", recorded: true}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
+		{name: "second exit ignored", steps: []step{{op: "start"}, {op: "run"}, {op: "exit", recorded: true, wasRunning: true, announced: true}, {op: "exit"}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
+		{name: "run twice", steps: []step{{op: "start"}, {op: "run"}, {op: "run", wantErr: errdefs.ErrFailedPrecondition}}, wantState: stateRunning, wantTask: task.Status_RUNNING},
+		{name: "start after exit", steps: []step{{op: "exit", recorded: true}, {op: "start", wantErr: errdefs.ErrNotFound}}, wantState: stateStopped, wantTask: task.Status_STOPPED},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newProcess("c", "", stdioPaths{}, nil)
 			for i, s := range tc.steps {
+				var err error
 				switch s.op {
+				case "start":
+					err = p.markStarting()
 				case "run":
-					err := p.markRunning()
-					if (s.wantErr == nil) != (err == nil) || (s.wantErr != nil && !errors.Is(err, s.wantErr)) {
-						t.Fatalf("step %d: markRunning = %v, want %v", i, err, s.wantErr)
-					}
+					err = p.markRunning()
 				case "exit":
-					rec, was := p.markExited(7, time.Unix(10, 0))
-					if rec != s.recorded || was != s.wasRunning {
-						t.Fatalf("step %d: markExited = %v,%v want %v,%v", i, rec, was, s.recorded, s.wasRunning)
+					announced := false
+					rec, was := p.markExited(7, time.Unix(10, 0), func(ps processStatus) {
+						announced = true
+						// The exit is not visible while it is announced.
+						select {
+						case <-p.exited:
+							t.Errorf("step %d: exited closed before the announcement", i)
+						default:
+						}
+						if st := p.status().State; st != stateRunning {
+							t.Errorf("step %d: state %v during the announcement, want running", i, st)
+						}
+						if ps.ExitStatus != 7 || ps.State != stateStopped {
+							t.Errorf("step %d: announced %+v", i, ps)
+						}
+					})
+					if rec != s.recorded || was != s.wasRunning || announced != s.announced {
+						t.Fatalf("step %d: markExited = %v,%v (announced %v) want %v,%v (%v)", i, rec, was, announced, s.recorded, s.wasRunning, s.announced)
 					}
+				}
+				if (s.wantErr == nil) != (err == nil) || (s.wantErr != nil && !errors.Is(err, s.wantErr)) {
+					t.Fatalf("step %d: %s = %v, want %v", i, s.op, err, s.wantErr)
 				}
 			}
 			st := p.status()
@@ -92,13 +115,14 @@ func TestContainerExecs(t *testing.T) {
 		{name: "unknown exec", op: func() error { _, err := c.process("nope"); return err }, wantErr: errdefs.ErrNotFound},
 		{name: "remove running exec", op: func() error {
 			p, _ := c.process("x")
+			_ = p.markStarting()
 			_ = p.markRunning()
 			_, err := c.removeExec("x")
 			return err
 		}, wantErr: errdefs.ErrFailedPrecondition},
 		{name: "remove exited exec", op: func() error {
 			p, _ := c.process("x")
-			p.markExited(0, time.Now())
+			p.markExited(0, time.Now(), nil)
 			_, err := c.removeExec("x")
 			return err
 		}},
@@ -321,6 +345,8 @@ func TestVMMPid(t *testing.T) {
 		{name: "none"},
 		{name: "qemu", pids: map[string]int{"qemu": 42, "virtiofsd": 43}, want: 42},
 		{name: "helpers only", pids: map[string]int{"virtiofsd": 43}},
+		{name: "cloud-hypervisor", pids: map[string]int{"cloud-hypervisor": 44, "virtiofsd": 43}, want: 44},
+		{name: "unknown keys", pids: map[string]int{"hypervisor": 45, "vmm": 46}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -360,7 +386,7 @@ func TestShimLiveness(t *testing.T) {
 	}
 	for _, tc := range pidCases {
 		t.Run("pid/"+tc.name, func(t *testing.T) {
-			if got := isShimProcess(tc.pid); got != tc.want {
+			if got := isShimProcess(tc.pid, 0); got != tc.want {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})

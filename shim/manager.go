@@ -55,6 +55,9 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 		return nil, fmt.Errorf("shim start for %s: %w", id, err)
 	}
 	group := sandboxIDFor(id, bs.Spec.Annotations)
+	if err := validateID("sandbox id", group); err != nil {
+		return nil, fmt.Errorf("shim start for %s: %w", id, err)
+	}
 
 	socketDir := params.GetSocketDir()
 	if socketDir == "" {
@@ -171,7 +174,7 @@ func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error)
 	// containerd also runs `delete` when it drops its connection for one
 	// container of a pod whose shim lives on: that shim still serves the
 	// sandbox and the pod's other containers, and owns their cleanup.
-	if addr := shimAddress(bundle); (addr != "" && cshim.CanConnect(addr)) || isShimProcess(st.ShimPid) {
+	if addr := shimAddress(bundle); (addr != "" && cshim.CanConnect(addr)) || isShimProcess(st.ShimPid, st.ShimStartTime) {
 		log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": st.SandboxID}).Info("shim delete: the pod's shim is alive; leaving the sandbox to it")
 		return status, nil
 	}
@@ -186,9 +189,16 @@ func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error)
 
 // cleanupState finds what a dead shim left for container id: from the
 // bundle's record, else derived from the bundle's spec and the state dir.
+// Ids that would lead outside the state dir are refused.
 func cleanupState(bundle, id, stateDir string) (shimState, error) {
+	if err := validateID("container id", id); err != nil {
+		return shimState{}, fmt.Errorf("shim delete: %w", err)
+	}
 	st, err := readShimState(bundle)
 	if err == nil {
+		if err := validateID("recorded sandbox id", st.SandboxID); err != nil {
+			return shimState{}, fmt.Errorf("shim delete %s: %w", id, err)
+		}
 		return st, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
@@ -197,6 +207,9 @@ func cleanupState(bundle, id, stateDir string) (shimState, error) {
 	group := id
 	if bs, err := readSpec(bundle); err == nil {
 		group = sandboxIDFor(id, bs.Spec.Annotations)
+	}
+	if err := validateID("sandbox id", group); err != nil {
+		return shimState{}, fmt.Errorf("shim delete %s: %w", id, err)
 	}
 	return shimState{
 		SandboxID:  group,

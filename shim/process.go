@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"time"
@@ -18,6 +19,9 @@ type procState int
 
 const (
 	stateCreated procState = iota
+	// stateStarting: a Start owns the process and is asking the agent to
+	// run it.
+	stateStarting
 	stateRunning
 	stateStopped
 )
@@ -26,6 +30,8 @@ func (s procState) String() string {
 	switch s {
 	case stateCreated:
 		return "created"
+	case stateStarting:
+		return "starting"
 	case stateRunning:
 		return "running"
 	case stateStopped:
@@ -38,7 +44,7 @@ func (s procState) String() string {
 // taskStatus maps a state to containerd's task status.
 func (s procState) taskStatus() task.Status {
 	switch s {
-	case stateCreated:
+	case stateCreated, stateStarting:
 		return task.Status_CREATED
 	case stateRunning:
 		return task.Status_RUNNING
@@ -57,8 +63,12 @@ type stdioPaths struct {
 }
 
 // process is the shim's record of one container init or exec process. Its
-// state only moves forward: created → running → stopped, or created →
-// stopped when it never ran.
+// state only moves forward: created → starting → running → stopped, or
+// to stopped from created or starting when it never ran.
+//
+// An exit becomes visible (state stopped, exited closed) only after its
+// TaskExit event was queued, so that nothing a client does on seeing the
+// exit (Wait returning, Delete) can publish an event ahead of TaskExit.
 type process struct {
 	containerID string
 	execID      string // empty for the init process
@@ -72,8 +82,10 @@ type process struct {
 	exitStatus uint32
 	exitedAt   time.Time
 	streams    *streams
-	// exited is closed once the exit is recorded.
-	exited chan struct{}
+	// exiting is set once an exit was recorded and is being announced;
+	// exited is closed once it was announced and the state is stopped.
+	exiting bool
+	exited  chan struct{}
 }
 
 func newProcess(containerID, execID string, stdio stdioPaths, spec []byte) *process {
@@ -120,36 +132,80 @@ func (p *process) getStreams() *streams {
 	return p.streams
 }
 
-// markRunning moves a created process to running.
+// markStarting claims a created process for one Start: of concurrent
+// Starts only one gets past it.
+func (p *process) markStarting() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case p.state == stateCreated && !p.exiting:
+		p.state = stateStarting
+		return nil
+	case p.state == stateStopped || p.exiting:
+		return errProcessFinished
+	default:
+		return fmt.Errorf("process %s is %s: %w", p.name(), p.state, errdefs.ErrFailedPrecondition)
+	}
+}
+
+// markRunning moves a starting process to running.
 func (p *process) markRunning() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	switch p.state {
-	case stateCreated:
+	switch {
+	case p.state == stateStarting && !p.exiting:
 		p.state = stateRunning
 		return nil
-	case stateStopped:
+	case p.state == stateStopped || p.exiting:
 		return errProcessFinished
 	default:
-		return fmt.Errorf("process %s already started: %w", p.name(), errdefs.ErrFailedPrecondition)
+		return fmt.Errorf("process %s is %s, not starting: %w", p.name(), p.state, errdefs.ErrFailedPrecondition)
 	}
 }
 
 // markExited records the exit; only the first call counts. It reports
-// whether this call recorded it and whether the process had been running
-// (only those get a TaskExit event).
-func (p *process) markExited(status uint32, at time.Time) (recorded, wasRunning bool) {
+// whether this call recorded it and whether the process had been running.
+// For a process that was running, announce (when not nil) runs with the
+// final status before the exit becomes visible: it queues TaskExit.
+func (p *process) markExited(status uint32, at time.Time, announce func(processStatus)) (recorded, wasRunning bool) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.state == stateStopped {
+	if p.state == stateStopped || p.exiting {
+		p.mu.Unlock()
 		return false, false
 	}
 	wasRunning = p.state == stateRunning
-	p.state = stateStopped
+	p.exiting = true
 	p.exitStatus = status
 	p.exitedAt = at
+	final := processStatus{State: stateStopped, Pid: p.pid, ExitStatus: status, ExitedAt: at}
+	p.mu.Unlock()
+
+	if wasRunning && announce != nil {
+		announce(final)
+	}
+
+	p.mu.Lock()
+	p.state = stateStopped
 	close(p.exited)
+	p.mu.Unlock()
 	return true, wasRunning
+}
+
+// settle waits until an exit being announced became visible; it returns
+// at once when no exit is pending.
+func (p *process) settle(ctx context.Context) error {
+	p.mu.Lock()
+	pending := p.exiting && p.state != stateStopped
+	p.mu.Unlock()
+	if !pending {
+		return nil
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("wait for the exit of %s to be published: %w", p.name(), ctx.Err())
+	}
 }
 
 // name is the process's id for messages: "ctr" or "ctr/exec".
@@ -210,8 +266,8 @@ func (c *container) removeExec(execID string) (*process, error) {
 	if !ok {
 		return nil, fmt.Errorf("exec %q of container %q: %w", execID, c.id, errdefs.ErrNotFound)
 	}
-	if p.status().State == stateRunning {
-		return nil, fmt.Errorf("exec %q of container %q is running: %w", execID, c.id, errdefs.ErrFailedPrecondition)
+	if st := p.status().State; st != stateCreated && st != stateStopped {
+		return nil, fmt.Errorf("exec %q of container %q is %s: %w", execID, c.id, st, errdefs.ErrFailedPrecondition)
 	}
 	delete(c.execs, execID)
 	return p, nil

@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
 )
 
 // Sandbox is what the task service needs of a running sandbox VM.
@@ -54,9 +55,10 @@ type Launcher interface {
 }
 
 // vmmPid returns the host pid that stands for the sandbox's processes
-// (the hypervisor's), or 0 when unknown.
+// (the hypervisor's), or 0 when unknown. Sandbox.Pids keys the VMM by its
+// resolved hypervisor name.
 func vmmPid(pids map[string]int) uint32 {
-	for _, k := range []string{"qemu", "hypervisor", "vmm", "cloud-hypervisor"} {
+	for _, k := range []string{config.HypervisorQEMU, config.HypervisorCloudHypervisor} {
 		if p, ok := pids[k]; ok && p > 0 {
 			return uint32(p)
 		}

@@ -20,7 +20,22 @@ const (
 	eventQueue = 256
 	// stopTimeout bounds stopping a sandbox after its last container.
 	stopTimeout = 30 * time.Second
+	// streamDialTimeout bounds dialling one stdio stream of the guest. A
+	// dial through a healthy hybrid vsock socket takes milliseconds; a
+	// deaf vsock device would otherwise hang the request (ctr gives no
+	// deadline).
+	streamDialTimeout = 15 * time.Second
+	// agentCallTimeout bounds each agent RPC that a task request (or its
+	// cleanup) makes, except WaitProcess, which lasts as long as the
+	// process. It is generous for a guest under TCG emulation that is
+	// creating a container (runc in the guest takes a few seconds there).
+	agentCallTimeout = 60 * time.Second
 )
+
+// agentCtx bounds one agent RPC made for ctx.
+func agentCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, agentCallTimeout)
+}
 
 // publisher sends task events to containerd.
 type publisher interface {
@@ -54,10 +69,16 @@ type service struct {
 
 	mu sync.Mutex
 	sb Sandbox
+	// sbConfigPath is the runtime option ConfigPath sb was started with:
+	// its state_dir is where Cleanup finds the sandbox.
+	sbConfigPath string
 	// sbStopping is closed when the shim stops sb on purpose, so that
 	// watchVM does not take the stop for a crash.
 	sbStopping chan struct{}
 	containers map[string]*container
+	// creating holds the ids of Creates past their serialised half; the
+	// sandbox stays up for them.
+	creating map[string]bool
 }
 
 // newService builds the task service and starts its event forwarder.
@@ -69,6 +90,7 @@ func newService(ctx context.Context, l Launcher, m rootfsMounter, pub publisher,
 		events:     make(chan events.Event, eventQueue),
 		shutdown:   sd,
 		containers: map[string]*container{},
+		creating:   map[string]bool{},
 	}
 	go s.forward(pub)
 	sd.RegisterCallback(s.cleanupAll)
@@ -182,7 +204,7 @@ func (s *service) watchVM(sb Sandbox, stopping <-chan struct{}) {
 	for _, c := range cs {
 		for _, p := range c.all() {
 			if p.status().State == stateCreated {
-				p.markExited(vmDeathExitStatus, now)
+				p.markExited(vmDeathExitStatus, now, nil)
 				if st := p.getStreams(); st != nil {
 					st.abort()
 				}
@@ -222,18 +244,17 @@ func (s *service) waitProcess(sb Sandbox, p *process) {
 		}
 		st.waitOutput(abort)
 	}
-	recorded, wasRunning := p.markExited(status, exitedAt)
-	if !recorded || !wasRunning {
-		return
-	}
-	logger.WithField("exit_status", status).Debug("process exited")
-	ps := p.status()
-	s.send(&eventstypes.TaskExit{
-		ContainerID: p.containerID,
-		ID:          processEventID(p),
-		Pid:         ps.Pid,
-		ExitStatus:  ps.ExitStatus,
-		ExitedAt:    timestamp(ps.ExitedAt),
+	// TaskExit is queued before Wait returns or Delete proceeds, so it
+	// precedes TaskDelete.
+	p.markExited(status, exitedAt, func(ps processStatus) {
+		logger.WithField("exit_status", status).Debug("process exited")
+		s.send(&eventstypes.TaskExit{
+			ContainerID: p.containerID,
+			ID:          processEventID(p),
+			Pid:         ps.Pid,
+			ExitStatus:  ps.ExitStatus,
+			ExitedAt:    timestamp(ps.ExitedAt),
+		})
 	})
 }
 
@@ -264,6 +285,8 @@ func (s *service) cleanupAll(ctx context.Context) error {
 			log.G(ctx).WithError(err).Warn("shutdown: unmount rootfs")
 		}
 	}
-	s.stopSandbox(ctx, "the shim shuts down")
+	if err := s.stopSandbox(ctx, "the shim shuts down"); err != nil {
+		log.G(ctx).WithError(err).Error("shutdown: stop sandbox")
+	}
 	return nil
 }

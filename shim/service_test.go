@@ -25,14 +25,76 @@ import (
 )
 
 // fakeAgent plays the guest agent: it records stream connections and
-// answers WaitProcess when the test says so.
+// calls, and answers WaitProcess when the test says so.
 type fakeAgent struct {
 	api.AgentService // unimplemented methods panic
 
 	mu       sync.Mutex
 	startErr error
-	exits    map[string]chan uint32 // process name → exit status
-	removed  []string
+	execErr  error
+	waitErr  error
+	// removeContainerErr and removeProcessErrs answer RemoveContainer and
+	// RemoveProcess (one error per call, then success).
+	removeContainerErr error
+	removeProcessErrs  []error
+	// gates, when set for a method, make calls to it announce themselves
+	// on entered and wait until the gate closes.
+	gates   map[string]chan struct{}
+	entered chan string
+	exits   map[string]chan uint32 // process name → exit status
+	removed []string
+	// removeReqs, signals and removedProcs record the requests.
+	removeReqs   []*api.RemoveContainerRequest
+	signals      []*api.SignalRequest
+	removedProcs []string
+	calls        map[string]int
+	// unbounded lists the calls made without a deadline.
+	unbounded []string
+}
+
+func procName(cid, eid string) string {
+	if eid == "" {
+		return cid
+	}
+	return cid + "/" + eid
+}
+
+// called records a call and applies the method's gate.
+func (a *fakeAgent) called(ctx context.Context, method string) {
+	a.mu.Lock()
+	if a.calls == nil {
+		a.calls = map[string]int{}
+	}
+	a.calls[method]++
+	if _, ok := ctx.Deadline(); !ok && method != "WaitProcess" {
+		a.unbounded = append(a.unbounded, method)
+	}
+	gate := a.gates[method]
+	a.mu.Unlock()
+	if gate != nil {
+		a.entered <- method
+		<-gate
+	}
+}
+
+func (a *fakeAgent) gate(method string) chan struct{} {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.gates == nil {
+		a.gates = map[string]chan struct{}{}
+	}
+	if a.entered == nil {
+		a.entered = make(chan string, 8)
+	}
+	g := make(chan struct{})
+	a.gates[method] = g
+	return g
+}
+
+func (a *fakeAgent) count(method string) int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.calls[method]
 }
 
 func (a *fakeAgent) exitChan(name string) chan uint32 {
@@ -45,30 +107,75 @@ func (a *fakeAgent) exitChan(name string) chan uint32 {
 }
 
 func (a *fakeAgent) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.Empty, error) {
+	a.called(ctx, "CreateContainer")
 	return &api.Empty{}, nil
 }
 
 func (a *fakeAgent) StartContainer(ctx context.Context, r *api.ContainerRequest) (*api.StartResponse, error) {
+	a.called(ctx, "StartContainer")
 	return &api.StartResponse{Pid: 1}, a.startErr
 }
 
+func (a *fakeAgent) ExecProcess(ctx context.Context, r *api.ExecProcessRequest) (*api.StartResponse, error) {
+	a.called(ctx, "ExecProcess")
+	if a.execErr != nil {
+		return nil, a.execErr
+	}
+	return &api.StartResponse{Pid: 2}, nil
+}
+
 func (a *fakeAgent) WaitProcess(ctx context.Context, r *api.ProcessRequest) (*api.WaitResponse, error) {
-	name := r.ContainerId
-	if r.ExecId != "" {
-		name += "/" + r.ExecId
+	a.called(ctx, "WaitProcess")
+	if a.waitErr != nil {
+		return nil, a.waitErr
 	}
 	select {
-	case st := <-a.exitChan(name):
+	case st := <-a.exitChan(procName(r.ContainerId, r.ExecId)):
 		return &api.WaitResponse{ExitStatus: st, ExitedAtUnixNano: time.Now().UnixNano()}, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 }
 
-func (a *fakeAgent) RemoveContainer(ctx context.Context, r *api.RemoveContainerRequest) (*api.Empty, error) {
+func (a *fakeAgent) SignalProcess(ctx context.Context, r *api.SignalRequest) (*api.Empty, error) {
+	a.called(ctx, "SignalProcess")
 	a.mu.Lock()
-	a.removed = append(a.removed, r.ContainerId)
+	a.signals = append(a.signals, r)
 	a.mu.Unlock()
+	if r.Signal == uint32(syscall.SIGKILL) && r.ExecId != "" {
+		// The killed exec exits; a pending WaitProcess answers.
+		select {
+		case a.exitChan(procName(r.ContainerId, r.ExecId)) <- 137:
+		default:
+		}
+	}
+	return &api.Empty{}, nil
+}
+
+func (a *fakeAgent) RemoveContainer(ctx context.Context, r *api.RemoveContainerRequest) (*api.Empty, error) {
+	a.called(ctx, "RemoveContainer")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.removeReqs = append(a.removeReqs, r)
+	if a.removeContainerErr != nil {
+		return nil, a.removeContainerErr
+	}
+	a.removed = append(a.removed, r.ContainerId)
+	return &api.Empty{}, nil
+}
+
+func (a *fakeAgent) RemoveProcess(ctx context.Context, r *api.ProcessRequest) (*api.Empty, error) {
+	a.called(ctx, "RemoveProcess")
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if len(a.removeProcessErrs) > 0 {
+		err := a.removeProcessErrs[0]
+		a.removeProcessErrs = a.removeProcessErrs[1:]
+		if err != nil {
+			return nil, err
+		}
+	}
+	a.removedProcs = append(a.removedProcs, procName(r.ContainerId, r.ExecId))
 	return &api.Empty{}, nil
 }
 
@@ -87,6 +194,11 @@ type fakeSandbox struct {
 	mu      sync.Mutex
 	guest   map[api.StreamHeader]net.Conn
 	stopped bool
+	stopErr error
+	// deafDials makes DialStream wait until its context ends, as a deaf
+	// vsock device does; undeadlined counts dials without a deadline.
+	deafDials   bool
+	undeadlined int
 }
 
 func (s *fakeSandbox) ID() string              { return s.id }
@@ -99,12 +211,23 @@ func (s *fakeSandbox) die()                    { s.dieOnce.Do(func() { close(s.d
 func (s *fakeSandbox) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
+	err := s.stopErr
 	s.mu.Unlock()
 	s.die()
-	return nil
+	return err
 }
 
 func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
+	s.mu.Lock()
+	if _, ok := ctx.Deadline(); !ok {
+		s.undeadlined++
+	}
+	deaf := s.deafDials
+	s.mu.Unlock()
+	if deaf {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
@@ -136,14 +259,25 @@ func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Con
 	return c
 }
 
-type fakeLauncher struct{ sb *fakeSandbox }
+type fakeLauncher struct {
+	sb *fakeSandbox
+
+	mu         sync.Mutex
+	cleanupErr error
+	cleaned    []string
+}
 
 func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
 	l.sb.id = id
 	return l.sb, nil
 }
-func (l *fakeLauncher) Cleanup(context.Context, string) error { return nil }
-func (l *fakeLauncher) StateDir() string                      { return "" }
+func (l *fakeLauncher) Cleanup(_ context.Context, id string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cleaned = append(l.cleaned, id)
+	return l.cleanupErr
+}
+func (l *fakeLauncher) StateDir() string { return "" }
 
 type fakeMounter struct {
 	mu      sync.Mutex
@@ -210,6 +344,7 @@ func (f *fakeShutdown) Done() <-chan struct{}                        { return f.
 
 type fixture struct {
 	svc    *service
+	l      *fakeLauncher
 	sb     *fakeSandbox
 	agent  *fakeAgent
 	pub    *recordingPublisher
@@ -232,8 +367,9 @@ func newFixture(t *testing.T) *fixture {
 	if err := os.WriteFile(filepath.Join(bundle, specFile), []byte(`{"ociVersion":"1.0.2","hostname":"h"}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	svc := newService(ctx, &fakeLauncher{sb: sb}, mnt, pub, sd)
-	return &fixture{svc: svc, sb: sb, agent: agent, pub: pub, mnt: mnt, bundle: bundle, ctx: ctx}
+	l := &fakeLauncher{sb: sb}
+	svc := newService(ctx, l, mnt, pub, sd)
+	return &fixture{svc: svc, l: l, sb: sb, agent: agent, pub: pub, mnt: mnt, bundle: bundle, ctx: ctx}
 }
 
 // stdoutFifo makes a FIFO and opens its read end, as containerd's client does.

@@ -80,7 +80,10 @@ func openStreams(ctx, life context.Context, d streamDialer, containerID, execID 
 		}
 	}()
 	dial := func(s api.Stream) (net.Conn, error) {
-		c, err := d.DialStream(ctx, api.StreamHeader{ContainerID: containerID, ExecID: execID, Stream: s})
+		// Only the dial is bounded: the connection outlives ctx.
+		dctx, cancel := context.WithTimeout(ctx, streamDialTimeout)
+		defer cancel()
+		c, err := d.DialStream(dctx, api.StreamHeader{ContainerID: containerID, ExecID: execID, Stream: s})
 		if err != nil {
 			return nil, fmt.Errorf("dial %s stream of %s: %w", s, st.name, err)
 		}

@@ -33,13 +33,94 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 	return resp, toService(err)
 }
 
+// pendingCreate is what the first, serialised half of Create prepared.
+type pendingCreate struct {
+	sb         Sandbox
+	bs         *bundleSpec
+	hostRootfs string
+}
+
+// create runs in two halves. The first, under the lifecycle lock, joins
+// or starts the sandbox, mounts the rootfs and reserves the id (a
+// reservation keeps Delete from stopping the sandbox under it). The second
+// dials the streams and calls the agent without the lock, each step with
+// its own time limit, so a deaf guest cannot block other Creates and
+// Deletes.
 func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *taskAPI.CreateTaskResponse, retErr error) {
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
+	if err := validateID("container id", r.ID); err != nil {
+		return nil, err
+	}
 	if r.Checkpoint != "" {
 		return nil, fmt.Errorf("checkpoint restore: %w", errdefs.ErrNotImplemented)
 	}
-	if _, err := s.getContainer(r.ID); err == nil {
+	pc, err := s.prepareCreate(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			s.abandonCreate(ctx, r.ID, pc.hostRootfs)
+		}
+	}()
+	sb := pc.sb
+
+	spec, err := guestSpec(pc.bs.Spec)
+	if err != nil {
+		return nil, err
+	}
+	paths := stdioPaths{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
+	p := newProcess(r.ID, "", paths, nil)
+	st, stdio, err := openStreams(ctx, s.ctx, sb, r.ID, "", paths)
+	if err != nil {
+		return nil, err
+	}
+	actx, cancel := agentCtx(ctx)
+	_, err = sb.Agent().CreateContainer(actx, &api.CreateContainerRequest{
+		ContainerId: r.ID,
+		Spec:        spec,
+		Rootfs:      guestRootfsPath(r.ID),
+		Stdio:       stdio,
+	})
+	cancel()
+	if err != nil {
+		st.abort()
+		// The agent may have created it before the call failed.
+		s.removeGuestContainer(ctx, sb, r.ID)
+		return nil, fromAgent(err, "sandbox %s", sb.ID())
+	}
+	st.start(s.ctx)
+	p.setStreams(st)
+	p.setPid(vmmPid(sb.Pids()))
+
+	c := newContainer(r.ID, r.Bundle, pc.hostRootfs, p)
+	s.mu.Lock()
+	delete(s.creating, r.ID)
+	s.containers[r.ID] = c
+	s.mu.Unlock()
+
+	pid := p.status().Pid
+	s.send(&eventstypes.TaskCreate{
+		ContainerID: r.ID,
+		Bundle:      r.Bundle,
+		Rootfs:      r.Rootfs,
+		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
+		Pid:         pid,
+	})
+	log.G(ctx).WithFields(log.Fields{"container": r.ID, "sandbox": sb.ID()}).Info("container created")
+	return &taskAPI.CreateTaskResponse{Pid: pid}, nil
+}
+
+// prepareCreate is the serialised half of Create: on success the id is
+// reserved in s.creating and the rootfs mounted; on failure everything it
+// did is undone.
+func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *pendingCreate, retErr error) {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	s.mu.Lock()
+	_, exists := s.containers[r.ID]
+	creating := s.creating[r.ID]
+	s.mu.Unlock()
+	if exists || creating {
 		return nil, fmt.Errorf("container %q: %w", r.ID, errdefs.ErrAlreadyExists)
 	}
 	bs, err := readSpec(r.Bundle)
@@ -64,7 +145,11 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	if sb.started {
-		rollback = append(rollback, func() { s.stopSandbox(ctx, "its first container failed to create") })
+		rollback = append(rollback, func() {
+			if err := s.stopSandbox(ctx, "its first container failed to create"); err != nil {
+				log.G(ctx).WithError(err).Error("rollback: stop sandbox")
+			}
+		})
 	}
 
 	target := hostRootfsPath(sb.SharedDir(), r.ID)
@@ -83,50 +168,37 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 			log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
 		}
 	})
-	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target, ShimPid: os.Getpid(), ConfigPath: configPath}); err != nil {
-		return nil, err
-	}
-
-	spec, err := guestSpec(bs.Spec)
+	startTime, err := processStartTime(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
-	paths := stdioPaths{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
-	p := newProcess(r.ID, "", paths, nil)
-	st, stdio, err := openStreams(ctx, s.ctx, sb, r.ID, "", paths)
-	if err != nil {
+	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target, ShimPid: os.Getpid(), ShimStartTime: startTime, ConfigPath: configPath}); err != nil {
 		return nil, err
 	}
-	rollback = append(rollback, st.abort)
-
-	_, err = sb.Agent().CreateContainer(ctx, &api.CreateContainerRequest{
-		ContainerId: r.ID,
-		Spec:        spec,
-		Rootfs:      guestRootfsPath(r.ID),
-		Stdio:       stdio,
-	})
-	if err != nil {
-		return nil, fromAgent(err, "sandbox %s", sb.ID())
-	}
-	st.start(s.ctx)
-	p.setStreams(st)
-	p.setPid(vmmPid(sb.Pids()))
-
-	c := newContainer(r.ID, r.Bundle, target, p)
 	s.mu.Lock()
-	s.containers[r.ID] = c
+	s.creating[r.ID] = true
 	s.mu.Unlock()
+	return &pendingCreate{sb: sb.Sandbox, bs: bs, hostRootfs: target}, nil
+}
 
-	pid := p.status().Pid
-	s.send(&eventstypes.TaskCreate{
-		ContainerID: r.ID,
-		Bundle:      r.Bundle,
-		Rootfs:      r.Rootfs,
-		IO:          &eventstypes.TaskIO{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal},
-		Pid:         pid,
-	})
-	log.G(ctx).WithFields(log.Fields{"container": r.ID, "sandbox": sb.ID()}).Info("container created")
-	return &taskAPI.CreateTaskResponse{Pid: pid}, nil
+// abandonCreate undoes a prepared Create that failed later: it unmounts
+// the rootfs, drops the reservation and stops the sandbox when nothing is
+// left in it.
+func (s *service) abandonCreate(ctx context.Context, id, hostRootfs string) {
+	s.lifecycle.Lock()
+	defer s.lifecycle.Unlock()
+	if err := s.mounter.Unmount(hostRootfs); err != nil {
+		log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
+	}
+	s.mu.Lock()
+	delete(s.creating, id)
+	empty := len(s.containers) == 0 && len(s.creating) == 0
+	s.mu.Unlock()
+	if empty {
+		if err := s.stopSandbox(ctx, "its only container failed to create"); err != nil {
+			log.G(ctx).WithError(err).Error("rollback: stop sandbox")
+		}
+	}
 }
 
 // joinedSandbox is the sandbox a container goes into, and whether this
@@ -142,6 +214,9 @@ type joinedSandbox struct {
 // refused.
 func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs *bundleSpec, configPath string) (joinedSandbox, error) {
 	want := sandboxIDFor(containerID, bs.Spec.Annotations)
+	if err := validateID("sandbox id", want); err != nil {
+		return joinedSandbox{}, err
+	}
 	s.mu.Lock()
 	sb := s.sb
 	s.mu.Unlock()
@@ -166,6 +241,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 	stopping := make(chan struct{})
 	s.mu.Lock()
 	s.sb = sb
+	s.sbConfigPath = configPath
 	s.sbStopping = stopping
 	s.mu.Unlock()
 	go s.watchVM(sb, stopping)
@@ -173,22 +249,38 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 }
 
 // stopSandbox stops the sandbox on purpose (its last container is gone).
-func (s *service) stopSandbox(ctx context.Context, why string) {
+// When Stop fails it falls back to the launcher's Cleanup, which removes
+// what a crashed shim would have left; only when that fails too is the
+// sandbox reported as leaked.
+func (s *service) stopSandbox(ctx context.Context, why string) error {
 	s.mu.Lock()
-	sb, stopping := s.sb, s.sbStopping
-	s.sb, s.sbStopping = nil, nil
+	sb, stopping, configPath := s.sb, s.sbStopping, s.sbConfigPath
+	s.sb, s.sbStopping, s.sbConfigPath = nil, nil, ""
 	s.mu.Unlock()
 	if sb == nil {
-		return
+		return nil
 	}
 	close(stopping)
+	logger := log.G(ctx).WithFields(log.Fields{"sandbox": sb.ID(), "why": why})
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 	defer cancel()
-	if err := sb.Stop(sctx); err != nil {
-		log.G(ctx).WithError(err).WithField("sandbox", sb.ID()).Error("stop sandbox")
-		return
+	stopErr := sb.Stop(sctx)
+	if stopErr == nil {
+		logger.Info("sandbox stopped")
+		return nil
 	}
-	log.G(ctx).WithFields(log.Fields{"sandbox": sb.ID(), "why": why}).Info("sandbox stopped")
+	logger.WithError(stopErr).Error("stop sandbox failed; cleaning up what is left of it")
+	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	defer ccancel()
+	l, err := launcherFor(s.launcher, configPath)
+	if err == nil {
+		err = l.Cleanup(cctx, sb.ID())
+	}
+	if err != nil {
+		return fmt.Errorf("stop sandbox %s: %v; then clean it up: %w", sb.ID(), stopErr, err)
+	}
+	logger.Warn("sandbox removed by cleanup after its stop failed")
+	return nil
 }
 
 // Start starts a container's init process or an exec.
@@ -205,23 +297,30 @@ func (s *service) start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 	if err != nil {
 		return nil, err
 	}
-	if p.status().State != stateCreated {
-		return nil, fmt.Errorf("process %s is %s: %w", p.name(), p.status().State, errdefs.ErrFailedPrecondition)
+	// Of concurrent Starts only one gets past this.
+	if err := p.markStarting(); err != nil {
+		return nil, err
 	}
 	sb, err := s.sandbox()
 	if err != nil {
+		p.markExited(vmDeathExitStatus, time.Now(), nil)
 		return nil, err
 	}
 	if r.ExecID == "" {
-		if _, err := sb.Agent().StartContainer(ctx, &api.ContainerRequest{ContainerId: c.id}); err != nil {
-			p.markExited(vmDeathExitStatus, time.Now())
-			return nil, fromAgent(err, "sandbox %s", sb.ID())
-		}
+		actx, cancel := agentCtx(ctx)
+		_, err = sb.Agent().StartContainer(actx, &api.ContainerRequest{ContainerId: c.id})
+		cancel()
+		err = fromAgent(err, "sandbox %s", sb.ID())
 	} else {
-		if err := s.startExec(ctx, sb, p); err != nil {
-			p.markExited(vmDeathExitStatus, time.Now())
-			return nil, err
-		}
+		err = s.startExec(ctx, sb, p)
+	}
+	if err != nil {
+		// The agent may have started the process before the call failed
+		// (a timeout, a cut connection): make sure it does not run on
+		// while the host believes it never did.
+		s.killAfterFailedStart(ctx, sb, p)
+		p.markExited(vmDeathExitStatus, time.Now(), nil)
+		return nil, err
 	}
 	if err := p.markRunning(); err != nil {
 		return nil, err
@@ -242,7 +341,9 @@ func (s *service) startExec(ctx context.Context, sb Sandbox, p *process) error {
 	if err != nil {
 		return err
 	}
-	_, err = sb.Agent().ExecProcess(ctx, &api.ExecProcessRequest{
+	actx, cancel := agentCtx(ctx)
+	defer cancel()
+	_, err = sb.Agent().ExecProcess(actx, &api.ExecProcessRequest{
 		ContainerId: p.containerID,
 		ExecId:      p.execID,
 		Process:     p.spec,
@@ -258,69 +359,22 @@ func (s *service) startExec(ctx context.Context, sb Sandbox, p *process) error {
 	return nil
 }
 
-// Delete deletes an exec, or a container (its rootfs, and the sandbox
-// with its last container).
-func (s *service) Delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
-	resp, err := s.delete(ctx, r)
-	if err != nil {
-		log.G(ctx).WithError(err).WithFields(log.Fields{"container": r.ID, "exec": r.ExecID}).Error("delete")
+// killAfterFailedStart SIGKILLs a process (an init with every process of
+// its container) whose start failed on the host side. Errors only mean
+// there is nothing to kill, or a dead agent: they are logged.
+func (s *service) killAfterFailedStart(ctx context.Context, sb Sandbox, p *process) {
+	if vmGone(sb) {
+		return
 	}
-	return resp, toService(err)
-}
-
-func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAPI.DeleteResponse, error) {
-	c, err := s.getContainer(r.ID)
-	if err != nil {
-		return nil, err
-	}
-	if r.ExecID != "" {
-		p, err := c.removeExec(r.ExecID)
-		if err != nil {
-			return nil, err
-		}
-		if st := p.getStreams(); st != nil {
-			st.abort()
-		}
-		ps := p.status()
-		return &taskAPI.DeleteResponse{Pid: ps.Pid, ExitStatus: ps.ExitStatus, ExitedAt: timestamp(ps.ExitedAt)}, nil
-	}
-
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
-	ps := c.init.status()
-	if ps.State == stateRunning {
-		return nil, fmt.Errorf("container %s is running: %w", c.id, errdefs.ErrFailedPrecondition)
-	}
-	if sb, err := s.sandbox(); err == nil {
-		_, err := sb.Agent().RemoveContainer(ctx, &api.RemoveContainerRequest{ContainerId: c.id, Force: ps.State == stateCreated})
-		if err != nil {
-			log.G(ctx).WithError(fromAgent(err, "remove container %s", c.id)).Warn("guest kept the container; removing it on the host anyway")
-		}
-	}
-	c.init.markExited(128+uint32(unix.SIGKILL), time.Now())
-	for _, p := range c.all() {
-		if st := p.getStreams(); st != nil {
-			st.abort()
-		}
-	}
-	if err := s.mounter.Unmount(c.hostRootfs); err != nil {
-		return nil, err
-	}
-
-	s.mu.Lock()
-	delete(s.containers, c.id)
-	last := len(s.containers) == 0
-	s.mu.Unlock()
-	if last {
-		s.stopSandbox(ctx, "its last container was deleted")
-	}
-
-	ps = c.init.status()
-	s.send(&eventstypes.TaskDelete{
-		ContainerID: c.id,
-		Pid:         ps.Pid,
-		ExitStatus:  ps.ExitStatus,
-		ExitedAt:    timestamp(ps.ExitedAt),
+	actx, cancel := agentCtx(context.WithoutCancel(ctx))
+	defer cancel()
+	_, err := sb.Agent().SignalProcess(actx, &api.SignalRequest{
+		ContainerId: p.containerID,
+		ExecId:      p.execID,
+		Signal:      uint32(unix.SIGKILL),
+		All:         p.execID == "",
 	})
-	return &taskAPI.DeleteResponse{Pid: ps.Pid, ExitStatus: ps.ExitStatus, ExitedAt: timestamp(ps.ExitedAt)}, nil
+	if err != nil {
+		log.G(ctx).WithError(fromAgent(err, "kill %s after its failed start", p.name())).Debug("nothing killed")
+	}
 }

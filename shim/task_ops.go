@@ -94,8 +94,8 @@ func (s *service) exec(r *taskAPI.ExecProcessRequest) error {
 	if err != nil {
 		return err
 	}
-	if r.ExecID == "" {
-		return fmt.Errorf("exec in %s: empty exec id: %w", r.ID, errdefs.ErrInvalidArgument)
+	if err := validateID("exec id", r.ExecID); err != nil {
+		return fmt.Errorf("exec in %s: %w", r.ID, err)
 	}
 	if st := c.init.status().State; st != stateRunning {
 		return fmt.Errorf("exec in %s: container is %s: %w", r.ID, st, errdefs.ErrFailedPrecondition)
@@ -181,7 +181,7 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 // Shutdown exits the shim once no container is left.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
 	s.mu.Lock()
-	n := len(s.containers)
+	n := len(s.containers) + len(s.creating)
 	s.mu.Unlock()
 	if n > 0 {
 		return empty, nil
