@@ -8,9 +8,17 @@
 #   /lib/modules/<release>/...  the modules below and their dependencies
 #   /etc/veil/modules           load order, dependencies first, one path
 #                               relative to /lib/modules/<release>/ per line
+#   /bin/busybox + /bin/<applet>  Debian's busybox-static (BUSYBOX, default
+#                               /bin/busybox) and symlinks for the APPLETS
+#                               below, for `veil sandbox exec` (DebugExec's
+#                               default PATH includes /bin); containers never
+#                               see them (they run in their own rootfs)
 #
 # KERNEL_DIR is what kernel-config/fetch-debian-kernel.sh writes: release
-# (uname -r) and modules/ (lib/modules/<release> with modules.dep).
+# (uname -r) and modules/ (lib/modules/<release> with modules.dep), or
+# what kernel-config/build-kernel.sh writes: a kernel with everything built
+# in and no modules/, for which the archive holds no modules and an empty
+# /etc/veil/modules.
 # The archive is uncompressed newc (boots ~40 ms faster under TCG than a
 # compressed one) and reproducible (fixed mtimes, owner 0:0, sorted). It is
 # rebuilt only when an input changed.
@@ -28,6 +36,12 @@ agent=$1 kdir=$2 out=$3
 WANT=(virtio_mmio virtio_console virtio-rng virtio_blk virtio_net
 	vmw_vsock_virtio_transport virtiofs overlay)
 
+# Debugging tools for the guest (not for containers): busybox applets
+# linked in /bin.
+busybox=${BUSYBOX:-/bin/busybox}
+APPLETS=(sh ls cat ps uname mount dmesg ip free top df du find grep head
+	tail env sleep kill)
+
 die() {
 	echo "initramfs: ERROR: $*" >&2
 	exit 1
@@ -37,8 +51,21 @@ die() {
 [[ -s $kdir/release ]] || die "$kdir/release missing: run 'make setup' (kernel-config/fetch-debian-kernel.sh)"
 release=$(cat "$kdir/release")
 mods=$kdir/modules
-[[ -s $mods/modules.dep ]] || die "$mods/modules.dep missing: run 'make setup'"
+if [[ -e $mods ]]; then
+	[[ -s $mods/modules.dep ]] || die "$mods/modules.dep missing: run 'make setup'"
+else
+	WANT=() # built-in kernel: nothing to load
+fi
 command -v cpio >/dev/null || die "cpio missing: apt-get install cpio"
+[[ -x $busybox ]] || die "busybox $busybox missing: apt-get install busybox-static (or set BUSYBOX)"
+command -v readelf >/dev/null || die "readelf missing: apt-get install binutils"
+if readelf -l "$busybox" | grep -q 'program interpreter'; then
+	die "$busybox is dynamically linked; the guest has no libc: apt-get install busybox-static (or set BUSYBOX to a static busybox)"
+fi
+have_applets=" $("$busybox" --list | tr '\n' ' ') "
+for a in "${APPLETS[@]}"; do
+	[[ $have_applets == *" $a "* ]] || die "$busybox lacks the applet $a"
+done
 [[ $(id -u) == 0 ]] || die "must run as root (it creates /dev/console and /dev/null with mknod)"
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
@@ -48,7 +75,7 @@ out=$(cd "$out" && pwd)
 declare -A deps=() seen=()
 while IFS= read -r line; do
 	deps[${line%%:*}]=${line#*:}
-done <"$mods/modules.dep"
+done < <(((${#WANT[@]} == 0)) || cat "$mods/modules.dep")
 
 declare -A byname=()
 for path in "${!deps[@]}"; do
@@ -79,10 +106,11 @@ for name in "${WANT[@]}"; do
 	fi
 done
 
-# Cache: skip when the agent, the module set and this script are unchanged.
+# Cache: skip when the agent, busybox, the module set and this script are
+# unchanged.
 stamp=$out/initramfs.inputs
 inputs=$({
-	sha256sum "$agent" "${BASH_SOURCE[0]}" | cut -d' ' -f1
+	sha256sum "$agent" "${BASH_SOURCE[0]}" "$busybox" | cut -d' ' -f1
 	echo "$release"
 	for m in "${order[@]}"; do sha256sum "$mods/$m"; done
 })
@@ -94,19 +122,24 @@ fi
 stage=$(mktemp -d "$out/.stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 
-mkdir -p "$stage"/{proc,sys,dev,tmp,run,etc/veil,sys/fs/cgroup,lib/modules/"$release"}
+mkdir -p "$stage"/{bin,proc,sys,dev,tmp,run,etc/veil,sys/fs/cgroup,lib/modules/"$release"}
 chmod 1777 "$stage/tmp"
 mknod -m 600 "$stage/dev/console" c 5 1
 mknod -m 666 "$stage/dev/null" c 1 3
 install -m 0755 "$agent" "$stage/init"
+install -m 0755 "$busybox" "$stage/bin/busybox"
+for a in "${APPLETS[@]}"; do
+	ln -s busybox "$stage/bin/$a"
+done
 for m in "${order[@]}"; do
 	install -D -m 0644 "$mods/$m" "$stage/lib/modules/$release/$m"
 done
-printf '%s\n' "${order[@]}" >"$stage/etc/veil/modules"
+: >"$stage/etc/veil/modules"
+((${#order[@]} == 0)) || printf '%s\n' "${order[@]}" >"$stage/etc/veil/modules"
 
 find "$stage" -exec touch -h -d @0 {} +
 (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort |
 	cpio --quiet -o -H newc -R 0:0 --reproducible >"$out/initramfs.cpio.tmp")
 mv "$out/initramfs.cpio.tmp" "$out/initramfs.cpio"
 printf '%s\n' "$inputs" >"$stamp"
-echo "initramfs: $out/initramfs.cpio $(($(stat -c %s "$out/initramfs.cpio") / 1024)) KiB (uncompressed newc; kernel $release; modules: ${order[*]##*/})"
+echo "initramfs: $out/initramfs.cpio $(($(stat -c %s "$out/initramfs.cpio") / 1024)) KiB (uncompressed newc; kernel $release; modules: ${order[*]##*/}; busybox applets: ${APPLETS[*]})"

@@ -137,7 +137,7 @@ func testEcho(t *testing.T, e *env, id string) {
 }
 
 func testGuestKernel(t *testing.T, e *env, id string) {
-	want, err := os.ReadFile(filepath.Join(e.cache, "kernel", "release"))
+	want, err := os.ReadFile(filepath.Join(e.cache, "kernel-veil", "release"))
 	if err != nil {
 		t.Fatalf("guest kernel release: %v", err)
 	}

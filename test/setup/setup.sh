@@ -155,7 +155,7 @@ qemu_path = "$qemu"
 vhost_vsock_path = "$CACHE/bin/vhost-device-vsock"
 
 [guest]
-kernel = "$CACHE/kernel/vmlinux"
+kernel = "$CACHE/kernel-veil/vmlinux"
 initrd = "$OUT/guest/initramfs.cpio"
 
 [virtiofs]
