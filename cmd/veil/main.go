@@ -63,7 +63,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&g.configPath, "config", "", "Veil config file (default $VEIL_CONFIG, else /etc/veil/config.toml)")
 	cmd.AddCommand(
-		newVersionCommand(),
+		newVersionCommand(g),
 		newCheckCommand(g, e),
 		newConfigCommand(g),
 		newSandboxCommand(g, e),

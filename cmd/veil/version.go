@@ -6,31 +6,30 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/runtime/version"
+	"github.com/veil-runtime/veil/runtime/inspect"
 )
 
 type versionOptions struct {
 	json bool
 }
 
-type versionInfo struct {
-	Veil          string `json:"veil"`
-	AgentProtocol uint32 `json:"agent_protocol"`
-}
-
-func newVersionCommand() *cobra.Command {
+func newVersionCommand(g *globalOptions) *cobra.Command {
 	var opts versionOptions
 	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print Veil's version and agent protocol version",
+		Short: "Print the versions of Veil, the agent protocol, the hypervisor and the guest kernel",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			info := versionInfo{Veil: version.Version, AgentProtocol: api.APIVersion}
-			if opts.json {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(info)
+			cfg, err := g.loadConfig()
+			if err != nil {
+				return err
 			}
-			_, err := fmt.Fprintf(cmd.OutOrStdout(), "veil:           %s\nagent protocol: %d\n", info.Veil, info.AgentProtocol)
+			v := inspect.ReadVersions(cmd.Context(), cfg)
+			if opts.json {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(v)
+			}
+			_, err = fmt.Fprintf(cmd.OutOrStdout(), "veil:           %s\nagent protocol: %d\nhypervisor:     %s (%s)\nguest kernel:   %s\n",
+				v.Veil, v.AgentProtocol, v.Hypervisor, v.HypervisorVersion, v.GuestKernel)
 			return err
 		},
 	}
