@@ -42,7 +42,8 @@ type Hypervisor interface {
 type VM interface {
 	// Pid is the host pid of the VMM process.
 	Pid() int
-	// Done is closed when the VMM process has exited.
+	// Done is closed when the VM can no longer serve: the VMM process, or a
+	// helper process it cannot run without, has exited.
 	Done() <-chan struct{}
 	// Stop stops the VM, gracefully first and then by force, and waits
 	// until the VMM and its helper processes are gone. It is idempotent.

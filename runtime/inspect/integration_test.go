@@ -81,7 +81,7 @@ func TestRunningSandbox(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewReader(cfg)
+	r := &Reader{StateDir: cfg.StateDir, ProcRoot: "/proc"}
 
 	t.Run("list", func(t *testing.T) {
 		sbs, err := r.List()

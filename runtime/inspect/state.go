@@ -31,11 +31,6 @@ type Reader struct {
 	ProcRoot string
 }
 
-// NewReader reads the sandboxes of cfg on this host.
-func NewReader(cfg *config.Config) *Reader {
-	return &Reader{StateDir: cfg.StateDir, ProcRoot: "/proc"}
-}
-
 // Helper is a host process of a sandbox, from its pid file.
 type Helper struct {
 	// Name is the pid file's name without .pid (qemu, virtiofsd, ...).

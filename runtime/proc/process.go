@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
 )
 
 // Spec describes a helper process.
@@ -42,9 +43,15 @@ func (s Spec) PidPath() string { return filepath.Join(s.Dir, s.Name+".pid") }
 // closed once it exited.
 type Process struct {
 	spec Spec
-	cmd  *exec.Cmd
+	pid  int
 	done chan struct{}
 	err  error // valid after done
+
+	// mu orders signals against the reap: while reaped is false the
+	// leader is not reaped, so its pid (which is also the group id) cannot
+	// have been reused and signalling the group is safe.
+	mu     sync.Mutex
+	reaped bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -83,11 +90,8 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: start %s: %w", s.Name, path, err)
 	}
-	p := &Process{spec: s, cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
+	p := &Process{spec: s, pid: cmd.Process.Pid, done: make(chan struct{})}
+	go p.reap(cmd)
 	if err := os.WriteFile(s.PidPath(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o640); err != nil {
 		p.kill()
 		<-p.done
@@ -97,8 +101,28 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	return p, nil
 }
 
+// reap waits for the leader to exit, kills what is left of its process
+// group while the leader is a zombie (its pid, the group id, still taken),
+// then reaps it and closes done.
+func (p *Process) reap(cmd *exec.Cmd) {
+	var info unix.Siginfo
+	for {
+		// WNOWAIT leaves the zombie for cmd.Wait to collect.
+		err := unix.Waitid(unix.P_PID, p.pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break // on any other error, cmd.Wait reports it
+		}
+	}
+	p.mu.Lock()
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL) // stray children of the helper
+	p.reaped = true
+	p.mu.Unlock()
+	p.err = cmd.Wait()
+	close(p.done)
+}
+
 // Pid is the process id on the host.
-func (p *Process) Pid() int { return p.cmd.Process.Pid }
+func (p *Process) Pid() int { return p.pid }
 
 // Done is closed when the process has exited and was reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
@@ -128,7 +152,8 @@ func (p *Process) ExitError() error {
 
 // Stop sends SIGTERM to the process group, waits up to grace (or ctx),
 // then kills the group with SIGKILL and waits for the reap. It removes the
-// pid file. It is idempotent.
+// pid file. It is idempotent. A process that already exited is not
+// signalled: its group was killed when its exit was seen.
 func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
 	p.stopOnce.Do(func() { p.stopErr = p.stop(ctx, grace) })
 	return p.stopErr
@@ -147,7 +172,7 @@ func (p *Process) stop(ctx context.Context, grace time.Duration) error {
 		}
 		t.Stop()
 	}
-	p.kill() // also reaches children left in the group
+	p.kill() // also reaches children left in the group; no-op once reaped
 	select {
 	case <-p.done:
 	case <-ctx.Done():
@@ -160,7 +185,8 @@ func (p *Process) stop(ctx context.Context, grace time.Duration) error {
 }
 
 // Kill sends SIGKILL to the process group and waits until it was reaped
-// (bounded by ctx). It keeps the pid file; Stop removes it.
+// (bounded by ctx); a process already reaped is not signalled. It keeps
+// the pid file; Stop removes it.
 func (p *Process) Kill(ctx context.Context) error {
 	p.kill()
 	select {
@@ -173,10 +199,16 @@ func (p *Process) Kill(ctx context.Context) error {
 
 func (p *Process) kill() { p.signal(syscall.SIGKILL) }
 
-// signal signals the process group. The group id is the child's pid
-// (Setpgid). Until the child is reaped its pid cannot be reused, so
-// signalling it is safe; once reaped, only stray group members could be
-// left, and the group id cannot be reused while any member lives.
+// signal signals the process group, whose id is the leader's pid
+// (Setpgid). It does nothing once the leader's exit was seen: after the
+// reap the group may be empty and its number reused as the pid and group
+// id of an unrelated process (another sandbox's helper). Stray members
+// were killed by reap before the leader was reaped.
 func (p *Process) signal(sig syscall.Signal) {
-	_ = syscall.Kill(-p.Pid(), sig)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return
+	}
+	_ = syscall.Kill(-p.pid, sig)
 }

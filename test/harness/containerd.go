@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+
+	"github.com/veil-runtime/veil/virtiofs"
 )
 
 // Options configures a private containerd.
@@ -157,7 +159,7 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 	undo = append(undo, func() error {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
-		return unmountAll(dir)
+		return virtiofs.UnmountAll(dir)
 	})
 
 	timeout := opts.StartTimeout

@@ -8,23 +8,8 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/test/image"
+	"github.com/veil-runtime/veil/virtiofs"
 )
-
-func TestUnescapeMountinfo(t *testing.T) {
-	tests := []struct{ name, in, want string }{
-		{"plain", "/run/a", "/run/a"},
-		{"space", `/tmp/a\040b`, "/tmp/a b"},
-		{"trailing backslash", `/tmp/a\`, `/tmp/a\`},
-		{"newline", `/x\012y`, "/x\ny"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := unescapeMountinfo(tc.in); got != tc.want {
-				t.Errorf("unescapeMountinfo(%q) = %q, want %q", tc.in, got, tc.want)
-			}
-		})
-	}
-}
 
 func TestConfig(t *testing.T) {
 	c := &Containerd{Dir: "/d", Address: "/d/containerd.sock"}
@@ -94,7 +79,7 @@ func TestContainerdRunc(t *testing.T) {
 	if _, err := os.Stat(netnsPath(netns)); !os.IsNotExist(err) {
 		t.Errorf("netns %s still exists after Stop (%v)", netns, err)
 	}
-	if m, err := mountsUnder(dir); err != nil || len(m) > 0 {
+	if m, err := virtiofs.MountsUnder(dir); err != nil || len(m) > 0 {
 		t.Errorf("mounts left under %s: %v (%v)", dir, m, err)
 	}
 	if p := c.shimPids(); len(p) > 0 {

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+
+	"github.com/veil-runtime/veil/virtiofs"
 )
 
 // Stop tears the containerd down and leaves nothing behind: it deletes
@@ -38,7 +40,7 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	if err := c.killShims(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	if err := unmountAll(c.Dir); err != nil {
+	if err := virtiofs.UnmountAll(c.Dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := deleteNetNS(ctx, c.NetNS); err != nil {

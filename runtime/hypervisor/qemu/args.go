@@ -14,12 +14,8 @@ const (
 	vhostVsockSocket = "vhost-vsock.sock"
 )
 
-// vsockDeviceID is the QEMU id of the vsock device; vsockDevicePath is its
-// QOM path, as QMP's x-query-virtio-status wants it.
-const (
-	vsockDeviceID   = "vsock0"
-	vsockDevicePath = "/machine/peripheral/" + vsockDeviceID
-)
+// vsockDeviceID is the QEMU id of the vsock device.
+const vsockDeviceID = "vsock0"
 
 // Accel is a QEMU accelerator.
 type Accel string

@@ -41,7 +41,8 @@ type Driver struct {
 var _ hypervisor.Hypervisor = (*Driver)(nil)
 
 // Start launches vhost-device-vsock, then QEMU, and returns once QEMU
-// answers on QMP. On failure it stops what it started and the error holds
+// answers on QMP. From then on the VM's Done closes when either exits,
+// and the other one is stopped. On failure it stops what it started and the error holds
 // the log tail of the process that failed.
 func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervisor.VM, retErr error) {
 	accel := d.Accel
@@ -60,6 +61,8 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 		cfg:         cfg,
 		stopTimeout: d.StopTimeout,
 		qmpPath:     filepath.Join(cfg.Dir, qmpSocketName),
+		done:        make(chan struct{}),
+		stopping:    make(chan struct{}),
 	}
 	defer func() {
 		if retErr != nil {
@@ -106,6 +109,8 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
 	log.G(ctx).WithFields(log.Fields{"pid": v.qemu.Pid(), "accel": accel}).Debug("qemu running")
+	// The watcher outlives Start's ctx, keeping its logger.
+	go v.watch(context.WithoutCancel(ctx))
 	return v, nil
 }
 

@@ -23,9 +23,6 @@ func Connect(dir string) *Remote {
 	return &Remote{qmpPath: filepath.Join(dir, qmpSocketName)}
 }
 
-// QMPPath is the QMP socket of the QEMU of sandbox directory dir.
-func QMPPath(dir string) string { return filepath.Join(dir, qmpSocketName) }
-
 // Info is QMP's query-status: State is QEMU's run state ("running",
 // "paused", ...).
 func (r *Remote) Info(ctx context.Context) (hypervisor.VMInfo, error) {

@@ -18,13 +18,22 @@ import (
 // quitTimeout bounds the QMP "quit" exchange.
 const quitTimeout = time.Second
 
-// vm is a running QEMU and its vhost-device-vsock.
+// helperDeathStopTimeout bounds the stop of the survivor after QEMU or
+// vhost-device-vsock died.
+const helperDeathStopTimeout = 10 * time.Second
+
+// vm is a running QEMU and its vhost-device-vsock. The guest is usable
+// only while both run: without the vsock daemon every agent RPC fails, so
+// the VM counts as dead when either exits.
 type vm struct {
 	cfg         hypervisor.VMConfig
 	stopTimeout time.Duration
 	qmpPath     string
 	qemu        *proc.Process // nil until started
 	vsockd      *proc.Process // nil until started
+
+	done     chan struct{} // closed by watch when either process exited
+	stopping chan struct{} // closed when stop begins
 
 	stopOnce sync.Once
 	stopErr  error
@@ -38,7 +47,42 @@ var (
 
 func (v *vm) Pid() int { return v.qemu.Pid() }
 
-func (v *vm) Done() <-chan struct{} { return v.qemu.Done() }
+// Done is closed when QEMU or vhost-device-vsock exited; the survivor is
+// then stopped by watch.
+func (v *vm) Done() <-chan struct{} { return v.done }
+
+// watch closes done when QEMU or vhost-device-vsock exits. Unless Stop
+// caused the exit, it logs the dead process's exit with its log tail and
+// stops the VM: QEMU is killed when the vsock daemon died (its guest can
+// no longer be reached), the daemon is stopped when QEMU died.
+func (v *vm) watch(ctx context.Context) {
+	var dead *proc.Process
+	name := qemuName
+	select {
+	case <-v.qemu.Done():
+		dead = v.qemu
+	case <-v.vsockd.Done():
+		dead, name = v.vsockd, vhostVsockName
+	}
+	close(v.done)
+	select {
+	case <-v.stopping:
+		return // Stop ends both
+	default:
+	}
+	lg := log.G(ctx).WithField("vm", v.cfg.ID)
+	lg.WithError(dead.ExitError()).Errorf("%s died: stopping the VM", name)
+	sctx, cancel := context.WithTimeout(ctx, helperDeathStopTimeout)
+	defer cancel()
+	if dead == v.vsockd {
+		if err := v.qemu.Kill(sctx); err != nil {
+			lg.WithError(err).Warn("kill qemu after vhost-device-vsock died")
+		}
+	}
+	if err := v.Stop(sctx); err != nil {
+		lg.WithError(err).Warn("stop VM after a helper died")
+	}
+}
 
 func (v *vm) HelperPids() map[string]int {
 	return map[string]int{"vhost-device-vsock": v.vsockd.Pid()}
@@ -52,6 +96,7 @@ func (v *vm) Stop(ctx context.Context) error {
 }
 
 func (v *vm) stop(ctx context.Context) error {
+	close(v.stopping)
 	var errs []error
 	if v.qemu != nil {
 		select {
