@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/sandbox"
 	"github.com/veil-runtime/veil/test/harness"
 )
@@ -46,22 +45,7 @@ const bootTimeout = 90 * time.Second
 // Stats (`veil sandbox metrics`), VM info, and several agent connections
 // besides the sandbox's own.
 func TestRunningSandbox(t *testing.T) {
-	harness.Skip(t)
-	path := os.Getenv(config.EnvPath)
-	if path == "" {
-		path = harness.ConfigPath()
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("%v (run make setup guest)", err)
-	}
-	// Short: Unix socket paths are limited to 108 bytes.
-	state, err := os.MkdirTemp("", "veil-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(state) })
-	cfg.StateDir = state
+	cfg := harness.SandboxConfig(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()

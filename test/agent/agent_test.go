@@ -16,7 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/sandbox"
 	"github.com/veil-runtime/veil/test/harness"
 )
@@ -31,7 +30,7 @@ const (
 // TestAgent boots one sandbox VM and runs containers in it through the
 // agent API, then checks that Stop leaves nothing behind.
 func TestAgent(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg := harness.SandboxConfig(t)
 	rootfs := busyboxRootfs(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
@@ -97,7 +96,7 @@ func TestAgent(t *testing.T) {
 // that a sandbox whose VMM is SIGKILLed reports it on Done, and that Stop
 // still cleans up.
 func TestVMKilled(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg := harness.SandboxConfig(t)
 	netns := newNetNS(t)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
@@ -229,30 +228,6 @@ func consoleTail(s *sandbox.Sandbox) string {
 	return string(b)
 }
 
-// integrationConfig skips unless integration tests are enabled, loads the
-// config (VEIL_CONFIG, else the one make setup wrote) and points its state
-// dir at a fresh temp dir.
-func integrationConfig(t *testing.T) *config.Config {
-	t.Helper()
-	harness.Skip(t)
-	path := os.Getenv(config.EnvPath)
-	if path == "" {
-		path = harness.ConfigPath()
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		t.Fatalf("%v (run make setup guest)", err)
-	}
-	// Short: Unix socket paths are limited to 108 bytes.
-	state, err := os.MkdirTemp("", "veil-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.Remove(state) })
-	cfg.StateDir = state
-	return cfg
-}
-
 // newNetNS creates a named network namespace for the test and returns its
 // path.
 func newNetNS(t *testing.T) string {
@@ -278,7 +253,7 @@ func nsInode(t *testing.T, path string) uint64 {
 // Cleanup, working only from the state dir's pid files, must leave
 // nothing behind.
 func TestCleanupAfterCrash(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg := harness.SandboxConfig(t)
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)
 	defer cancel()
 	s, err := sandbox.Start(ctx, "crash-test", cfg, sandbox.Options{Hostname: "crash-test"})

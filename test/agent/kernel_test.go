@@ -26,7 +26,7 @@ const initramfsTimeout = 2 * time.Minute
 // containers in it through the agent API. It skips when that kernel was
 // not built.
 func TestVeilKernel(t *testing.T) {
-	cfg := integrationConfig(t)
+	cfg := harness.SandboxConfig(t)
 	useVeilKernel(t, cfg)
 	rootfs := busyboxRootfs(t)
 
@@ -92,19 +92,8 @@ func TestVeilKernel(t *testing.T) {
 //
 //	VEIL_INTEGRATION=1 go test -run '^$' -bench GuestKernels -benchtime 1x ./test/agent/
 func BenchmarkGuestKernels(b *testing.B) {
-	harness.Skip(b)
 	const samples = 5
-	base, err := config.Load(harness.ConfigPath())
-	if err != nil {
-		b.Fatalf("%v (run make setup guest)", err)
-	}
-	// Short: Unix socket paths are limited to 108 bytes.
-	state, err := os.MkdirTemp("", "veil-")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { os.Remove(state) })
-	base.StateDir = state
+	base := harness.SandboxConfig(b)
 	veil := *base
 	useVeilKernel(b, &veil)
 
