@@ -11,8 +11,6 @@ import (
 	"os/signal"
 
 	"github.com/containerd/log"
-	"github.com/opencontainers/runc/libcontainer"
-	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
@@ -23,9 +21,9 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "init" {
+	if len(os.Args) > 1 && os.Args[1] == container.InitArg {
 		// libcontainer's re-exec inside a new container (after nsexec).
-		libcontainer.Init()
+		container.Init()
 		return
 	}
 	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {

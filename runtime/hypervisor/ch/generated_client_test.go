@@ -1,4 +1,4 @@
-package openapi
+package ch
 
 import (
 	"context"
@@ -20,14 +20,14 @@ import (
 	"github.com/veil-runtime/veil/generated/models"
 )
 
-// fakeVMM serves a few Cloud Hypervisor endpoints on a Unix socket in a
+// stubAPI serves a few Cloud Hypervisor endpoints on a Unix socket in a
 // temporary directory and returns the socket path. Each request's method,
 // path and body are recorded for the test to inspect.
-type fakeVMM struct {
+type stubAPI struct {
 	lastMethod, lastPath, lastBody string
 }
 
-func (f *fakeVMM) serve(t *testing.T) string {
+func (f *stubAPI) serve(t *testing.T) string {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "ch.sock")
 	ln, err := net.Listen("unix", sock)
@@ -61,14 +61,14 @@ func (f *fakeVMM) serve(t *testing.T) string {
 	return sock
 }
 
-func (f *fakeVMM) record(r *http.Request) {
+func (f *stubAPI) record(r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
 	f.lastMethod, f.lastPath, f.lastBody = r.Method, r.URL.Path, string(body)
 }
 
-// unixClient builds the generated client over an http.Transport whose
+// stubClient builds the generated client over an http.Transport whose
 // DialContext always dials sock, the way Veil talks to --api-socket.
-func unixClient(t *testing.T, sock string) *client.CloudHypervisor {
+func stubClient(t *testing.T, sock string) *client.CloudHypervisor {
 	t.Helper()
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -82,7 +82,7 @@ func unixClient(t *testing.T, sock string) *client.CloudHypervisor {
 	return client.New(rt, strfmt.Default)
 }
 
-func TestClientOverUnixSocket(t *testing.T) {
+func TestGeneratedClientOverUnixSocket(t *testing.T) {
 	str := func(s string) *string { return &s }
 	i64 := func(v int64) *int64 { return &v }
 
@@ -157,8 +157,8 @@ func TestClientOverUnixSocket(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var vmm fakeVMM
-			cl := unixClient(t, vmm.serve(t))
+			var vmm stubAPI
+			cl := stubClient(t, vmm.serve(t))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			if err := c.call(ctx, cl); err != nil {
