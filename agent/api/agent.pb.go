@@ -168,7 +168,10 @@ type CreateSandboxRequest struct {
 	Hostname  string                 `protobuf:"bytes,2,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// shared_fs_tag is the virtio-fs tag of the sandbox's shared directory;
 	// the agent mounts it at SharedDir.
-	SharedFsTag   string `protobuf:"bytes,3,opt,name=shared_fs_tag,json=sharedFsTag,proto3" json:"shared_fs_tag,omitempty"`
+	SharedFsTag string `protobuf:"bytes,3,opt,name=shared_fs_tag,json=sharedFsTag,proto3" json:"shared_fs_tag,omitempty"`
+	// shm_size_bytes is the size of the pod's shared /dev/shm, a tmpfs the
+	// agent mounts at PodShmDir; 0 means 64 MiB.
+	ShmSizeBytes  uint64 `protobuf:"varint,4,opt,name=shm_size_bytes,json=shmSizeBytes,proto3" json:"shm_size_bytes,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -222,6 +225,13 @@ func (x *CreateSandboxRequest) GetSharedFsTag() string {
 		return x.SharedFsTag
 	}
 	return ""
+}
+
+func (x *CreateSandboxRequest) GetShmSizeBytes() uint64 {
+	if x != nil {
+		return x.ShmSizeBytes
+	}
+	return 0
 }
 
 type DestroySandboxRequest struct {
@@ -344,10 +354,14 @@ type CreateContainerRequest struct {
 	// spec is the OCI runtime spec (config.json) as the host received it.
 	Spec []byte `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	// rootfs is the guest path of the container's root filesystem.
-	Rootfs        string `protobuf:"bytes,3,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
-	Stdio         *Stdio `protobuf:"bytes,4,opt,name=stdio,proto3" json:"stdio,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Rootfs string `protobuf:"bytes,3,opt,name=rootfs,proto3" json:"rootfs,omitempty"`
+	Stdio  *Stdio `protobuf:"bytes,4,opt,name=stdio,proto3" json:"stdio,omitempty"`
+	// pod_container_id, when set, names the pod's sandbox container in
+	// this guest: the spec's ipc, uts and pid namespaces that carry a
+	// (host) path join that container's namespaces instead of new ones.
+	PodContainerId string `protobuf:"bytes,5,opt,name=pod_container_id,json=podContainerId,proto3" json:"pod_container_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *CreateContainerRequest) Reset() {
@@ -406,6 +420,13 @@ func (x *CreateContainerRequest) GetStdio() *Stdio {
 		return x.Stdio
 	}
 	return nil
+}
+
+func (x *CreateContainerRequest) GetPodContainerId() string {
+	if x != nil {
+		return x.PodContainerId
+	}
+	return ""
 }
 
 type ContainerRequest struct {
@@ -675,8 +696,11 @@ type WaitResponse struct {
 	// exit_status is the exit code, or 128+signal for a killed process.
 	ExitStatus       uint32 `protobuf:"varint,1,opt,name=exit_status,json=exitStatus,proto3" json:"exit_status,omitempty"`
 	ExitedAtUnixNano int64  `protobuf:"varint,2,opt,name=exited_at_unix_nano,json=exitedAtUnixNano,proto3" json:"exited_at_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// oom_killed reports that the kernel's OOM killer killed a process of
+	// the container's cgroup (set for the init process only).
+	OomKilled     bool `protobuf:"varint,3,opt,name=oom_killed,json=oomKilled,proto3" json:"oom_killed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WaitResponse) Reset() {
@@ -721,6 +745,13 @@ func (x *WaitResponse) GetExitedAtUnixNano() int64 {
 		return x.ExitedAtUnixNano
 	}
 	return 0
+}
+
+func (x *WaitResponse) GetOomKilled() bool {
+	if x != nil {
+		return x.OomKilled
+	}
+	return false
 }
 
 type SignalRequest struct {
@@ -1428,6 +1459,448 @@ func (x *ContainerStats) GetError() string {
 	return ""
 }
 
+// IPAddress is an address with its prefix length, e.g. "10.88.0.5/16" or
+// "fd00::5/64".
+type IPAddress struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Cidr          string                 `protobuf:"bytes,1,opt,name=cidr,proto3" json:"cidr,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IPAddress) Reset() {
+	*x = IPAddress{}
+	mi := &file_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IPAddress) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IPAddress) ProtoMessage() {}
+
+func (x *IPAddress) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IPAddress.ProtoReflect.Descriptor instead.
+func (*IPAddress) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *IPAddress) GetCidr() string {
+	if x != nil {
+		return x.Cidr
+	}
+	return ""
+}
+
+// Interface is a guest network interface, found by its MAC address.
+type Interface struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// name is the name the guest interface gets (the pod's, e.g. eth0).
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// mac is the hardware address, as the VM's NIC was given it.
+	Mac           string       `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Mtu           uint32       `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Addresses     []*IPAddress `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Interface) Reset() {
+	*x = Interface{}
+	mi := &file_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Interface) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Interface) ProtoMessage() {}
+
+func (x *Interface) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Interface.ProtoReflect.Descriptor instead.
+func (*Interface) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Interface) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Interface) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Interface) GetMtu() uint32 {
+	if x != nil {
+		return x.Mtu
+	}
+	return 0
+}
+
+func (x *Interface) GetAddresses() []*IPAddress {
+	if x != nil {
+		return x.Addresses
+	}
+	return nil
+}
+
+// Route is a guest route.
+type Route struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// destination is a CIDR; empty means the default route.
+	Destination string `protobuf:"bytes,1,opt,name=destination,proto3" json:"destination,omitempty"`
+	// gateway is empty for a directly connected (link-scope) route.
+	Gateway string `protobuf:"bytes,2,opt,name=gateway,proto3" json:"gateway,omitempty"`
+	// device names an interface of SetupNetworkRequest.interfaces.
+	Device string `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	// source is the preferred source address, or empty.
+	Source string `protobuf:"bytes,4,opt,name=source,proto3" json:"source,omitempty"`
+	// scope is the netlink route scope (0 universe, 253 link, 254 host).
+	Scope         uint32 `protobuf:"varint,5,opt,name=scope,proto3" json:"scope,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Route) Reset() {
+	*x = Route{}
+	mi := &file_agent_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Route) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Route) ProtoMessage() {}
+
+func (x *Route) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Route.ProtoReflect.Descriptor instead.
+func (*Route) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *Route) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *Route) GetGateway() string {
+	if x != nil {
+		return x.Gateway
+	}
+	return ""
+}
+
+func (x *Route) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+func (x *Route) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Route) GetScope() uint32 {
+	if x != nil {
+		return x.Scope
+	}
+	return 0
+}
+
+// Neighbor is a static ARP (or NDP) entry.
+type Neighbor struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Ip            string                 `protobuf:"bytes,1,opt,name=ip,proto3" json:"ip,omitempty"`
+	Mac           string                 `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Device        string                 `protobuf:"bytes,3,opt,name=device,proto3" json:"device,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Neighbor) Reset() {
+	*x = Neighbor{}
+	mi := &file_agent_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Neighbor) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Neighbor) ProtoMessage() {}
+
+func (x *Neighbor) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
+func (*Neighbor) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *Neighbor) GetIp() string {
+	if x != nil {
+		return x.Ip
+	}
+	return ""
+}
+
+func (x *Neighbor) GetMac() string {
+	if x != nil {
+		return x.Mac
+	}
+	return ""
+}
+
+func (x *Neighbor) GetDevice() string {
+	if x != nil {
+		return x.Device
+	}
+	return ""
+}
+
+// DNS is the resolver configuration written to the guest's /etc/resolv.conf.
+type DNS struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Servers       []string               `protobuf:"bytes,1,rep,name=servers,proto3" json:"servers,omitempty"`
+	Searches      []string               `protobuf:"bytes,2,rep,name=searches,proto3" json:"searches,omitempty"`
+	Options       []string               `protobuf:"bytes,3,rep,name=options,proto3" json:"options,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DNS) Reset() {
+	*x = DNS{}
+	mi := &file_agent_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DNS) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DNS) ProtoMessage() {}
+
+func (x *DNS) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DNS.ProtoReflect.Descriptor instead.
+func (*DNS) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *DNS) GetServers() []string {
+	if x != nil {
+		return x.Servers
+	}
+	return nil
+}
+
+func (x *DNS) GetSearches() []string {
+	if x != nil {
+		return x.Searches
+	}
+	return nil
+}
+
+func (x *DNS) GetOptions() []string {
+	if x != nil {
+		return x.Options
+	}
+	return nil
+}
+
+type SetupNetworkRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Interfaces    []*Interface           `protobuf:"bytes,1,rep,name=interfaces,proto3" json:"interfaces,omitempty"`
+	Routes        []*Route               `protobuf:"bytes,2,rep,name=routes,proto3" json:"routes,omitempty"`
+	Neighbors     []*Neighbor            `protobuf:"bytes,3,rep,name=neighbors,proto3" json:"neighbors,omitempty"`
+	Dns           *DNS                   `protobuf:"bytes,4,opt,name=dns,proto3" json:"dns,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetupNetworkRequest) Reset() {
+	*x = SetupNetworkRequest{}
+	mi := &file_agent_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetupNetworkRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetupNetworkRequest) ProtoMessage() {}
+
+func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetupNetworkRequest.ProtoReflect.Descriptor instead.
+func (*SetupNetworkRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *SetupNetworkRequest) GetInterfaces() []*Interface {
+	if x != nil {
+		return x.Interfaces
+	}
+	return nil
+}
+
+func (x *SetupNetworkRequest) GetRoutes() []*Route {
+	if x != nil {
+		return x.Routes
+	}
+	return nil
+}
+
+func (x *SetupNetworkRequest) GetNeighbors() []*Neighbor {
+	if x != nil {
+		return x.Neighbors
+	}
+	return nil
+}
+
+func (x *SetupNetworkRequest) GetDns() *DNS {
+	if x != nil {
+		return x.Dns
+	}
+	return nil
+}
+
+type UpdateContainerRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ContainerId string                 `protobuf:"bytes,1,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// resources is an OCI runtime-spec LinuxResources as JSON.
+	Resources     []byte `protobuf:"bytes,2,opt,name=resources,proto3" json:"resources,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateContainerRequest) Reset() {
+	*x = UpdateContainerRequest{}
+	mi := &file_agent_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateContainerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateContainerRequest) ProtoMessage() {}
+
+func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
+func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *UpdateContainerRequest) GetContainerId() string {
+	if x != nil {
+		return x.ContainerId
+	}
+	return ""
+}
+
+func (x *UpdateContainerRequest) GetResources() []byte {
+	if x != nil {
+		return x.Resources
+	}
+	return nil
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -1439,12 +1912,13 @@ const file_agent_proto_rawDesc = "" +
 	"\ragent_version\x18\x01 \x01(\tR\fagentVersion\x12\x1f\n" +
 	"\vapi_version\x18\x02 \x01(\rR\n" +
 	"apiVersion\x12%\n" +
-	"\x0ekernel_release\x18\x03 \x01(\tR\rkernelRelease\"u\n" +
+	"\x0ekernel_release\x18\x03 \x01(\tR\rkernelRelease\"\x9b\x01\n" +
 	"\x14CreateSandboxRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1a\n" +
 	"\bhostname\x18\x02 \x01(\tR\bhostname\x12\"\n" +
-	"\rshared_fs_tag\x18\x03 \x01(\tR\vsharedFsTag\"6\n" +
+	"\rshared_fs_tag\x18\x03 \x01(\tR\vsharedFsTag\x12$\n" +
+	"\x0eshm_size_bytes\x18\x04 \x01(\x04R\fshmSizeBytes\"6\n" +
 	"\x15DestroySandboxRequest\x12\x1d\n" +
 	"\n" +
 	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\"i\n" +
@@ -1452,12 +1926,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x05stdin\x18\x01 \x01(\bR\x05stdin\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\bR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x03 \x01(\bR\x06stderr\x12\x1a\n" +
-	"\bterminal\x18\x04 \x01(\bR\bterminal\"\x93\x01\n" +
+	"\bterminal\x18\x04 \x01(\bR\bterminal\"\xbd\x01\n" +
 	"\x16CreateContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x16\n" +
 	"\x06rootfs\x18\x03 \x01(\tR\x06rootfs\x12*\n" +
-	"\x05stdio\x18\x04 \x01(\v2\x14.veil.agent.v1.StdioR\x05stdio\"5\n" +
+	"\x05stdio\x18\x04 \x01(\v2\x14.veil.agent.v1.StdioR\x05stdio\x12(\n" +
+	"\x10pod_container_id\x18\x05 \x01(\tR\x0epodContainerId\"5\n" +
 	"\x10ContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\"Q\n" +
 	"\x16RemoveContainerRequest\x12!\n" +
@@ -1472,11 +1947,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x05stdio\x18\x04 \x01(\v2\x14.veil.agent.v1.StdioR\x05stdio\"L\n" +
 	"\x0eProcessRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
-	"\aexec_id\x18\x02 \x01(\tR\x06execId\"^\n" +
+	"\aexec_id\x18\x02 \x01(\tR\x06execId\"}\n" +
 	"\fWaitResponse\x12\x1f\n" +
 	"\vexit_status\x18\x01 \x01(\rR\n" +
 	"exitStatus\x12-\n" +
-	"\x13exited_at_unix_nano\x18\x02 \x01(\x03R\x10exitedAtUnixNano\"u\n" +
+	"\x13exited_at_unix_nano\x18\x02 \x01(\x03R\x10exitedAtUnixNano\x12\x1d\n" +
+	"\n" +
+	"oom_killed\x18\x03 \x01(\bR\toomKilled\"u\n" +
 	"\rSignalRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x17\n" +
 	"\aexec_id\x18\x02 \x01(\tR\x06execId\x12\x16\n" +
@@ -1537,7 +2014,39 @@ const file_agent_proto_rawDesc = "" +
 	"\x14memory_current_bytes\x18\x06 \x01(\x04R\x12memoryCurrentBytes\x12,\n" +
 	"\x12memory_limit_bytes\x18\a \x01(\x04R\x10memoryLimitBytes\x12!\n" +
 	"\fpids_current\x18\b \x01(\x04R\vpidsCurrent\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error2\xe8\b\n" +
+	"\x05error\x18\t \x01(\tR\x05error\"\x1f\n" +
+	"\tIPAddress\x12\x12\n" +
+	"\x04cidr\x18\x01 \x01(\tR\x04cidr\"{\n" +
+	"\tInterface\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
+	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x126\n" +
+	"\taddresses\x18\x04 \x03(\v2\x18.veil.agent.v1.IPAddressR\taddresses\"\x89\x01\n" +
+	"\x05Route\x12 \n" +
+	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x18\n" +
+	"\agateway\x18\x02 \x01(\tR\agateway\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\x12\x16\n" +
+	"\x06source\x18\x04 \x01(\tR\x06source\x12\x14\n" +
+	"\x05scope\x18\x05 \x01(\rR\x05scope\"D\n" +
+	"\bNeighbor\x12\x0e\n" +
+	"\x02ip\x18\x01 \x01(\tR\x02ip\x12\x10\n" +
+	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x16\n" +
+	"\x06device\x18\x03 \x01(\tR\x06device\"U\n" +
+	"\x03DNS\x12\x18\n" +
+	"\aservers\x18\x01 \x03(\tR\aservers\x12\x1a\n" +
+	"\bsearches\x18\x02 \x03(\tR\bsearches\x12\x18\n" +
+	"\aoptions\x18\x03 \x03(\tR\aoptions\"\xda\x01\n" +
+	"\x13SetupNetworkRequest\x128\n" +
+	"\n" +
+	"interfaces\x18\x01 \x03(\v2\x18.veil.agent.v1.InterfaceR\n" +
+	"interfaces\x12,\n" +
+	"\x06routes\x18\x02 \x03(\v2\x14.veil.agent.v1.RouteR\x06routes\x125\n" +
+	"\tneighbors\x18\x03 \x03(\v2\x17.veil.agent.v1.NeighborR\tneighbors\x12$\n" +
+	"\x03dns\x18\x04 \x01(\v2\x12.veil.agent.v1.DNSR\x03dns\"Y\n" +
+	"\x16UpdateContainerRequest\x12!\n" +
+	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x1c\n" +
+	"\tresources\x18\x02 \x01(\fR\tresources2\x82\n" +
+	"\n" +
 	"\x05Agent\x12E\n" +
 	"\x06Health\x12\x1c.veil.agent.v1.HealthRequest\x1a\x1d.veil.agent.v1.HealthResponse\x12J\n" +
 	"\rCreateSandbox\x12#.veil.agent.v1.CreateSandboxRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
@@ -1554,7 +2063,9 @@ const file_agent_proto_rawDesc = "" +
 	"\bListPids\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x1f.veil.agent.v1.ListPidsResponse\x12D\n" +
 	"\rRemoveProcess\x12\x1d.veil.agent.v1.ProcessRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
 	"\tDebugExec\x12\x1f.veil.agent.v1.DebugExecRequest\x1a .veil.agent.v1.DebugExecResponse\x12B\n" +
-	"\x05Stats\x12\x1b.veil.agent.v1.StatsRequest\x1a\x1c.veil.agent.v1.StatsResponseB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
+	"\x05Stats\x12\x1b.veil.agent.v1.StatsRequest\x1a\x1c.veil.agent.v1.StatsResponse\x12H\n" +
+	"\fSetupNetwork\x12\".veil.agent.v1.SetupNetworkRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
+	"\x0fUpdateContainer\x12%.veil.agent.v1.UpdateContainerRequest\x1a\x14.veil.agent.v1.EmptyB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -1568,7 +2079,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: veil.agent.v1.Empty
 	(*HealthRequest)(nil),          // 1: veil.agent.v1.HealthRequest
@@ -1592,47 +2103,63 @@ var file_agent_proto_goTypes = []any{
 	(*StatsResponse)(nil),          // 19: veil.agent.v1.StatsResponse
 	(*CPUStats)(nil),               // 20: veil.agent.v1.CPUStats
 	(*ContainerStats)(nil),         // 21: veil.agent.v1.ContainerStats
+	(*IPAddress)(nil),              // 22: veil.agent.v1.IPAddress
+	(*Interface)(nil),              // 23: veil.agent.v1.Interface
+	(*Route)(nil),                  // 24: veil.agent.v1.Route
+	(*Neighbor)(nil),               // 25: veil.agent.v1.Neighbor
+	(*DNS)(nil),                    // 26: veil.agent.v1.DNS
+	(*SetupNetworkRequest)(nil),    // 27: veil.agent.v1.SetupNetworkRequest
+	(*UpdateContainerRequest)(nil), // 28: veil.agent.v1.UpdateContainerRequest
 }
 var file_agent_proto_depIdxs = []int32{
 	5,  // 0: veil.agent.v1.CreateContainerRequest.stdio:type_name -> veil.agent.v1.Stdio
 	5,  // 1: veil.agent.v1.ExecProcessRequest.stdio:type_name -> veil.agent.v1.Stdio
 	20, // 2: veil.agent.v1.StatsResponse.cpu:type_name -> veil.agent.v1.CPUStats
 	21, // 3: veil.agent.v1.StatsResponse.containers:type_name -> veil.agent.v1.ContainerStats
-	1,  // 4: veil.agent.v1.Agent.Health:input_type -> veil.agent.v1.HealthRequest
-	3,  // 5: veil.agent.v1.Agent.CreateSandbox:input_type -> veil.agent.v1.CreateSandboxRequest
-	4,  // 6: veil.agent.v1.Agent.DestroySandbox:input_type -> veil.agent.v1.DestroySandboxRequest
-	6,  // 7: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
-	7,  // 8: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
-	8,  // 9: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
-	10, // 10: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
-	11, // 11: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
-	13, // 12: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
-	11, // 13: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
-	14, // 14: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
-	7,  // 15: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
-	11, // 16: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
-	16, // 17: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
-	18, // 18: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
-	2,  // 19: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 20: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 21: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 22: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 23: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 24: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	9,  // 25: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 26: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 27: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 28: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 29: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 30: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	0,  // 31: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
-	17, // 32: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
-	19, // 33: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
-	19, // [19:34] is the sub-list for method output_type
-	4,  // [4:19] is the sub-list for method input_type
-	4,  // [4:4] is the sub-list for extension type_name
-	4,  // [4:4] is the sub-list for extension extendee
-	0,  // [0:4] is the sub-list for field type_name
+	22, // 4: veil.agent.v1.Interface.addresses:type_name -> veil.agent.v1.IPAddress
+	23, // 5: veil.agent.v1.SetupNetworkRequest.interfaces:type_name -> veil.agent.v1.Interface
+	24, // 6: veil.agent.v1.SetupNetworkRequest.routes:type_name -> veil.agent.v1.Route
+	25, // 7: veil.agent.v1.SetupNetworkRequest.neighbors:type_name -> veil.agent.v1.Neighbor
+	26, // 8: veil.agent.v1.SetupNetworkRequest.dns:type_name -> veil.agent.v1.DNS
+	1,  // 9: veil.agent.v1.Agent.Health:input_type -> veil.agent.v1.HealthRequest
+	3,  // 10: veil.agent.v1.Agent.CreateSandbox:input_type -> veil.agent.v1.CreateSandboxRequest
+	4,  // 11: veil.agent.v1.Agent.DestroySandbox:input_type -> veil.agent.v1.DestroySandboxRequest
+	6,  // 12: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
+	7,  // 13: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
+	8,  // 14: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
+	10, // 15: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
+	11, // 16: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
+	13, // 17: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
+	11, // 18: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
+	14, // 19: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
+	7,  // 20: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
+	11, // 21: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
+	16, // 22: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
+	18, // 23: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
+	27, // 24: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
+	28, // 25: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
+	2,  // 26: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 27: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 28: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 29: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 30: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 31: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	9,  // 32: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 33: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 34: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 35: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 36: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 37: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	0,  // 38: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
+	17, // 39: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 40: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	0,  // 41: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
+	0,  // 42: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
+	26, // [26:43] is the sub-list for method output_type
+	9,  // [9:26] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -1646,7 +2173,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   22,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

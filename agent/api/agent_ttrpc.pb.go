@@ -23,6 +23,8 @@ type AgentService interface {
 	RemoveProcess(context.Context, *ProcessRequest) (*Empty, error)
 	DebugExec(context.Context, *DebugExecRequest) (*DebugExecResponse, error)
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
+	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
+	UpdateContainer(context.Context, *UpdateContainerRequest) (*Empty, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -132,6 +134,20 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.Stats(ctx, &req)
+			},
+			"SetupNetwork": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req SetupNetworkRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.SetupNetwork(ctx, &req)
+			},
+			"UpdateContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req UpdateContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.UpdateContainer(ctx, &req)
 			},
 		},
 	})
@@ -262,6 +278,22 @@ func (c *agentClient) DebugExec(ctx context.Context, req *DebugExecRequest) (*De
 func (c *agentClient) Stats(ctx context.Context, req *StatsRequest) (*StatsResponse, error) {
 	var resp StatsResponse
 	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "Stats", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) SetupNetwork(ctx context.Context, req *SetupNetworkRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "SetupNetwork", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) UpdateContainer(ctx context.Context, req *UpdateContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "UpdateContainer", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -28,6 +28,9 @@ const (
 
 	// SharedDir is where the agent mounts the sandbox's virtio-fs share.
 	SharedDir = "/run/veil/shared"
+	// PodShmDir is the pod's shared /dev/shm in the guest: a tmpfs of
+	// CreateSandboxRequest.shm_size_bytes that the agent mounts there.
+	PodShmDir = "/run/veil/shm"
 )
 
 // Stream names one standard stream of a process.

@@ -33,6 +33,9 @@ type Options struct {
 	Container container.Config
 	// Guest does the sandbox-level guest work.
 	Guest Guest
+	// Network configures the guest's network; nil answers SetupNetwork
+	// with Unimplemented.
+	Network Network
 }
 
 // Listen opens the agent and stream listeners: vsock ports api.AgentPort
@@ -99,6 +102,7 @@ func Serve(ctx context.Context, agentL, streamL net.Listener, opts Options) erro
 	reg := stream.NewRegistry(stream.DefaultUnclaimedTTL)
 	mgr := container.NewManager(opts.Container, reg)
 	svc := NewService(opts.Version, mgr, opts.Guest)
+	svc.network = opts.Network
 
 	srv, err := ttrpc.NewServer()
 	if err != nil {

@@ -35,6 +35,8 @@ type Containers interface {
 	// RemoveProcess forgets an exited exec process; the init process is
 	// refused (InvalidArgument), a running one too (FailedPrecondition).
 	RemoveProcess(ctx context.Context, id, execID string) error
+	// Update applies an OCI LinuxResources (JSON) to a container's cgroup.
+	Update(ctx context.Context, id string, resources []byte) error
 	// Remove destroys a container (killing it first with force).
 	Remove(ctx context.Context, id string, force bool) error
 	// RemoveAll force-removes every container.
@@ -56,6 +58,7 @@ type Service struct {
 	version    string
 	containers Containers
 	guest      Guest
+	network    Network
 	// procRoot is where Stats reads the guest's /proc.
 	procRoot string
 

@@ -52,8 +52,9 @@ func (f *fakeContainers) CloseStdin(context.Context, string, string) error { ret
 func (f *fakeContainers) Resize(context.Context, string, string, uint32, uint32) error {
 	return nil
 }
-func (f *fakeContainers) Pids(context.Context, string) ([]int, error) { return []int{1, 7}, nil }
-func (f *fakeContainers) Remove(context.Context, string, bool) error  { return nil }
+func (f *fakeContainers) Pids(context.Context, string) ([]int, error)  { return []int{1, 7}, nil }
+func (f *fakeContainers) Remove(context.Context, string, bool) error   { return nil }
+func (f *fakeContainers) Update(context.Context, string, []byte) error { return nil }
 func (f *fakeContainers) RemoveProcess(_ context.Context, id, execID string) error {
 	f.removedProcess = id + "/" + execID
 	return f.removeProcessErr
