@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -28,8 +29,12 @@ type rootfsMounter interface {
 	// Mount mounts containerd's rootfs mounts on target (creating it); with
 	// no mounts it bind-mounts the bundle's own rootfs directory.
 	Mount(mounts []*types.Mount, bundleRootfs, target string) error
-	// Unmount unmounts everything on target and removes its container
-	// directory. It is idempotent.
+	// Bind bind-mounts a volume's source (checked against policy) at its
+	// target, creating the target as a file or directory to match.
+	Bind(v hostVolume, policy volumePolicy) error
+	// Unmount unmounts everything in the container directory that holds
+	// target (the rootfs and the volumes) and removes what it created
+	// there. It is idempotent.
 	Unmount(target string) error
 }
 
@@ -51,17 +56,73 @@ func (h hostMounter) Mount(mounts []*types.Mount, bundleRootfs, target string) e
 	return nil
 }
 
+func (hostMounter) Bind(v hostVolume, policy volumePolicy) (retErr error) {
+	f, fi, err := openVolumeSource(v.Source, policy)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := os.MkdirAll(filepath.Dir(v.Target), 0o755); err != nil {
+		return fmt.Errorf("create volume mount point: %w", err)
+	}
+	if fi.IsDir() {
+		err = os.Mkdir(v.Target, 0o755)
+	} else {
+		var t *os.File
+		if t, err = os.OpenFile(v.Target, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
+			err = t.Close()
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("create volume mount point %s: %w", v.Target, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = unix.Unmount(v.Target, unix.MNT_DETACH)
+			_ = os.Remove(v.Target)
+		}
+	}()
+	flags := uintptr(unix.MS_BIND)
+	if v.Recursive {
+		flags |= unix.MS_REC
+	}
+	src := fmt.Sprintf("/proc/self/fd/%d", f.Fd())
+	if err := unix.Mount(src, v.Target, "", flags, ""); err != nil {
+		return fmt.Errorf("bind %s on %s: %w", v.Source, v.Target, err)
+	}
+	if v.ReadOnly {
+		if err := unix.Mount("", v.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
+			return fmt.Errorf("make bind of %s on %s read-only: %w", v.Source, v.Target, err)
+		}
+	}
+	return nil
+}
+
 func (hostMounter) Unmount(target string) error {
-	if err := mount.UnmountRecursive(target, unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("unmount rootfs %s: %w", target, err)
+	dir := filepath.Dir(target)
+	if err := mount.UnmountRecursive(dir, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount container share %s: %w", dir, err)
 	}
-	// Only empty directories are removed: a mount that survived would
-	// otherwise have its contents deleted.
-	if err := os.Remove(target); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove rootfs mount point: %w", err)
+	// Only what Veil created is removed, one entry at a time: a mount
+	// that survived fails with EBUSY instead of having its contents
+	// deleted, and directories must be empty.
+	var errs []error
+	remove := func(p string) {
+		if err := os.Remove(p); err != nil && !os.IsNotExist(err) {
+			errs = append(errs, err)
+		}
 	}
-	if err := os.Remove(filepath.Dir(target)); err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("remove container shared dir: %w", err)
+	remove(target)
+	mounts := filepath.Join(dir, "mounts")
+	if ents, err := os.ReadDir(mounts); err == nil {
+		for _, e := range ents {
+			remove(filepath.Join(mounts, e.Name()))
+		}
+	}
+	remove(mounts)
+	remove(dir)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("remove container share %s: %w", dir, err)
 	}
 	return nil
 }

@@ -18,6 +18,8 @@ type Sandbox interface {
 	Agent() api.AgentService
 	// DialStream opens one stdio stream connection (see api.StreamHeader).
 	DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error)
+	// Config is the sandbox's effective configuration.
+	Config() *config.Config
 	// Done is closed when the VM died or was stopped.
 	Done() <-chan struct{}
 	// Pids names the host processes of the sandbox (VMM and helpers).
@@ -41,6 +43,10 @@ type SandboxOptions struct {
 	// Annotations are the first container's OCI annotations; the
 	// io.veil.config.* ones override the config (config.ApplyAnnotations).
 	Annotations map[string]string
+	// ShmSizeBytes is the size of the pod's /dev/shm; 0 for the default.
+	ShmSizeBytes uint64
+	// DNS is the pod's resolver configuration, or nil.
+	DNS *api.DNS
 }
 
 // Launcher starts sandboxes and cleans up after dead ones.

@@ -236,6 +236,11 @@ func (s *service) waitProcess(sb Sandbox, p *process) {
 		if resp.ExitedAtUnixNano > 0 {
 			exitedAt = time.Unix(0, resp.ExitedAtUnixNano)
 		}
+		if resp.OomKilled {
+			// Before TaskExit, so that CRI reports the exit as OOMKilled.
+			logger.Info("the container's cgroup saw an OOM kill")
+			s.send(&eventstypes.TaskOOM{ContainerID: p.containerID})
+		}
 	}
 	if st := p.getStreams(); st != nil {
 		abort := ctx.Done()

@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
 )
 
 // fakeAgent plays the guest agent: it records stream connections and
@@ -201,6 +202,7 @@ type fakeSandbox struct {
 	undeadlined int
 }
 
+func (s *fakeSandbox) Config() *config.Config  { return config.Default() }
 func (s *fakeSandbox) ID() string              { return s.id }
 func (s *fakeSandbox) SharedDir() string       { return s.shared }
 func (s *fakeSandbox) Agent() api.AgentService { return s.agent }
@@ -288,6 +290,13 @@ func (m *fakeMounter) Mount(_ []*types.Mount, _, target string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.mounted[target] = true
+	return nil
+}
+
+func (m *fakeMounter) Bind(v hostVolume, _ volumePolicy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.mounted[v.Target] = true
 	return nil
 }
 

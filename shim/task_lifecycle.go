@@ -68,6 +68,11 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	if l := pc.bs.Spec.Linux; l != nil && l.Resources != nil {
+		if err := s.growFor(ctx, sb, l.Resources); err != nil {
+			return nil, err
+		}
+	}
 	paths := stdioPaths{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	p := newProcess(r.ID, "", paths, nil)
 	st, stdio, err := openStreams(ctx, s.ctx, sb, r.ID, "", paths)
@@ -76,10 +81,11 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	actx, cancel := agentCtx(ctx)
 	_, err = sb.Agent().CreateContainer(actx, &api.CreateContainerRequest{
-		ContainerId: r.ID,
-		Spec:        spec,
-		Rootfs:      guestRootfsPath(r.ID),
-		Stdio:       stdio,
+		ContainerId:    r.ID,
+		Spec:           spec,
+		Rootfs:         guestRootfsPath(r.ID),
+		Stdio:          stdio,
+		PodContainerId: s.podContainerFor(r.ID, pc.bs),
 	})
 	cancel()
 	if err != nil {
@@ -168,6 +174,14 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 			log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
 		}
 	})
+	policy := newVolumePolicy(sb.Config(), sb.ID(), r.ID)
+	plan := planVolumes(bs.Spec.Mounts, policy, filepath.Dir(target), filepath.Dir(guestRootfsPath(r.ID)))
+	for _, v := range plan.Volumes {
+		if err := s.mounter.Bind(v, policy); err != nil {
+			return nil, fmt.Errorf("container %s: %w", r.ID, err)
+		}
+	}
+	bs.Spec.Mounts = plan.Mounts
 	startTime, err := processStartTime(os.Getpid())
 	if err != nil {
 		return nil, err
@@ -229,11 +243,22 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 		}
 		return joinedSandbox{Sandbox: sb}, nil
 	}
-	opts := SandboxOptions{NetNSPath: bs.hostNetNS(), Hostname: bs.Spec.Hostname, ConfigPath: configPath, Annotations: bs.Spec.Annotations}
+	shm, err := podShmSize(bs.Spec.Mounts, volumePolicy{podID: want})
+	if err != nil {
+		return joinedSandbox{}, err
+	}
+	opts := SandboxOptions{
+		NetNSPath:    bs.hostNetNS(),
+		Hostname:     bs.Spec.Hostname,
+		ConfigPath:   configPath,
+		Annotations:  bs.Spec.Annotations,
+		ShmSizeBytes: shm,
+		DNS:          bs.dns(want),
+	}
 	start := time.Now()
 	// The VM outlives this request: it is bound to the shim's context;
 	// the sandbox bounds its own start with the configured timeouts.
-	sb, err := s.launcher.Start(s.ctx, want, opts)
+	sb, err = s.launcher.Start(s.ctx, want, opts)
 	if err != nil {
 		return joinedSandbox{}, fmt.Errorf("start sandbox %s: %w", want, err)
 	}

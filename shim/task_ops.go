@@ -190,11 +190,6 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*em
 	return empty, nil
 }
 
-// Update is not implemented yet.
-func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
-	return nil, toService(fmt.Errorf("update: %w", errdefs.ErrNotImplemented))
-}
-
 // Pause is not implemented.
 func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
 	return nil, toService(fmt.Errorf("pause: %w", errdefs.ErrNotImplemented))

@@ -1,5 +1,12 @@
 package container
 
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
 // CgroupPaths maps the id of every container that has a cgroup to its
 // cgroup v2 directory, as libcontainer's state records it.
 func (m *Manager) CgroupPaths() map[string]string {
@@ -33,4 +40,29 @@ func (c *container) cgroupPath() string {
 	}
 	// On cgroup v2 the manager reports the single unified path under "".
 	return st.CgroupPaths[""]
+}
+
+// oomKilled reports whether the kernel's OOM killer killed a process of
+// the cgroup v2 directory dir: memory.events counts oom_kill.
+func oomKilled(dir string) bool {
+	if dir == "" {
+		return false
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "memory.events"))
+	if err != nil {
+		return false
+	}
+	return parseOOMKills(string(b)) > 0
+}
+
+// parseOOMKills returns the oom_kill count of a memory.events file.
+func parseOOMKills(events string) uint64 {
+	for _, line := range strings.Split(events, "\n") {
+		k, v, ok := strings.Cut(line, " ")
+		if ok && k == "oom_kill" {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

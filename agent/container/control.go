@@ -12,11 +12,16 @@ import (
 
 // Wait blocks until the process exited and its output was delivered.
 func (m *Manager) Wait(ctx context.Context, id, execID string) (Exit, error) {
-	_, p, err := m.proc(id, execID)
+	c, p, err := m.proc(id, execID)
 	if err != nil {
 		return Exit{}, err
 	}
-	return p.waitDone(ctx)
+	e, err := p.waitDone(ctx)
+	if err != nil || execID != "" {
+		return e, err
+	}
+	e.OOMKilled = oomKilled(c.cgroupPath())
+	return e, nil
 }
 
 // Signal delivers sig to a process, or with all to every process of the

@@ -33,3 +33,21 @@ func TestStateExitStatusNil(t *testing.T) {
 		t.Fatalf("nil state = %d, want 255", got)
 	}
 }
+
+func TestParseOOMKills(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		want     uint64
+	}{
+		{"none", "low 0\nhigh 0\nmax 0\noom 0\noom_kill 0\n", 0},
+		{"killed", "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\noom_group_kill 0\n", 2},
+		{"missing", "low 0\n", 0},
+		{"empty", "", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := parseOOMKills(tc.in); got != tc.want {
+				t.Fatalf("parseOOMKills = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}

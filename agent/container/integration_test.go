@@ -172,7 +172,7 @@ func readAll(c net.Conn) <-chan string {
 func (f *fixture) run(id string, sio Stdio, specJSON []byte) (hostEnds, int) {
 	f.t.Helper()
 	h := f.connect(id, "", sio)
-	if err := f.m.Create(f.ctx, id, specJSON, f.rootfs(id), sio); err != nil {
+	if err := f.m.Create(f.ctx, id, specJSON, CreateOptions{Rootfs: f.rootfs(id), Stdio: sio}); err != nil {
 		f.t.Fatalf("create: %v", err)
 	}
 	pid, err := f.m.Start(f.ctx, id)
@@ -296,7 +296,7 @@ func TestIntegrationNoSuchCommand(t *testing.T) {
 	f := newFixture(t)
 	sio := Stdio{Stdout: true}
 	f.connect("nocmd", "", sio)
-	if err := f.m.Create(f.ctx, "nocmd", spec(t, "nosuchcmd"), f.rootfs("nocmd"), sio); err != nil {
+	if err := f.m.Create(f.ctx, "nocmd", spec(t, "nosuchcmd"), CreateOptions{Rootfs: f.rootfs("nocmd"), Stdio: sio}); err != nil {
 		t.Fatalf("create: %v", err)
 	}
 	_, err := f.m.Start(f.ctx, "nocmd")
@@ -312,14 +312,14 @@ func TestIntegrationNoSuchCommand(t *testing.T) {
 func TestIntegrationMissingStream(t *testing.T) {
 	f := newFixture(t)
 	f.m.cfg.StreamTimeout = 200 * time.Millisecond
-	err := f.m.Create(f.ctx, "nostream", spec(t, "true"), f.rootfs("nostream"), Stdio{Stdout: true})
+	err := f.m.Create(f.ctx, "nostream", spec(t, "true"), CreateOptions{Rootfs: f.rootfs("nostream"), Stdio: Stdio{Stdout: true}})
 	if !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), "stdout stream of container nostream") {
 		t.Fatalf("create error %v, want FailedPrecondition naming the stdout stream", err)
 	}
 	// The failed create left nothing behind: the id is free again.
 	f.m.cfg.StreamTimeout = 5 * time.Second
 	f.connect("nostream", "", Stdio{Stdout: true})
-	if err := f.m.Create(f.ctx, "nostream", spec(t, "true"), f.rootfs("nostream2"), Stdio{Stdout: true}); err != nil {
+	if err := f.m.Create(f.ctx, "nostream", spec(t, "true"), CreateOptions{Rootfs: f.rootfs("nostream2"), Stdio: Stdio{Stdout: true}}); err != nil {
 		t.Fatalf("create again: %v", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
 )
@@ -66,11 +67,24 @@ func NewManager(cfg Config, streams StreamSource) *Manager {
 	return &Manager{cfg: cfg, streams: streams, containers: map[string]*container{}}
 }
 
-// Create creates container id from an OCI spec with its root at rootfs.
-// The init process is prepared (stdio paired) but runs only at Start. On
-// failure the init's pending stream connections are closed, unless another
-// in-flight Create owns the id.
-func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, rootfs string, sio Stdio) (retErr error) {
+// CreateOptions are the guest-side settings of a new container.
+type CreateOptions struct {
+	// Rootfs is the guest path of the container's root filesystem.
+	Rootfs string
+	// Stdio says which stream connections the init process gets.
+	Stdio Stdio
+	// PodContainerID names the pod's sandbox container: namespaces the
+	// spec joins by (host) path join that container's instead; empty
+	// makes them new namespaces.
+	PodContainerID string
+}
+
+// Create creates container id from an OCI spec with its root at
+// opts.Rootfs. The init process is prepared (stdio paired) but runs only at
+// Start. On failure the init's pending stream connections are closed,
+// unless another in-flight Create owns the id.
+func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts CreateOptions) (retErr error) {
+	rootfs, sio := opts.Rootfs, opts.Stdio
 	defer m.discardStreamsOnError(&retErr, id, "")
 	if err := validateID(id); err != nil {
 		return err
@@ -88,7 +102,18 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, rootfs
 	if err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
-	rw, err := RewriteSpec(spec, id, RewriteOptions{Rootfs: rootfs, SharedDir: m.cfg.SharedDir, Terminal: sio.Terminal, Seccomp: seccomp.Enabled})
+	podNS, err := m.podNamespaces(opts.PodContainerID)
+	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	rw, err := RewriteSpec(spec, id, RewriteOptions{
+		Rootfs:        rootfs,
+		SharedDir:     m.cfg.SharedDir,
+		PodShmDir:     api.PodShmDir,
+		Terminal:      sio.Terminal,
+		Seccomp:       seccomp.Enabled,
+		PodNamespaces: podNS,
+	})
 	if err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
@@ -214,4 +239,47 @@ func (m *Manager) Pids(ctx context.Context, id string) ([]int, error) {
 	}
 	sort.Ints(pids)
 	return pids, nil
+}
+
+// podNamespaceTypes are the namespaces a pod's containers share with its
+// sandbox container when their specs join them by path. The network is
+// the guest's own and the mount namespace is never shared.
+var podNamespaceTypes = []specs.LinuxNamespaceType{specs.IPCNamespace, specs.UTSNamespace, specs.PIDNamespace}
+
+// podNamespaces returns the namespace files of the pod container's running
+// init, or nil when there is no pod container.
+func (m *Manager) podNamespaces(podID string) (map[specs.LinuxNamespaceType]string, error) {
+	if podID == "" {
+		return nil, nil
+	}
+	c, err := m.get(podID)
+	if err != nil {
+		return nil, fmt.Errorf("pod container: %w", err)
+	}
+	c.mu.Lock()
+	running := c.init.isStarted() && !c.init.isExited()
+	pid := c.init.pid
+	c.mu.Unlock()
+	if !running {
+		return nil, fmt.Errorf("pod container %s is not running, so its namespaces cannot be joined: %w", podID, errdefs.ErrFailedPrecondition)
+	}
+	ns := make(map[specs.LinuxNamespaceType]string, len(podNamespaceTypes))
+	for _, t := range podNamespaceTypes {
+		ns[t] = fmt.Sprintf("/proc/%d/ns/%s", pid, nsFile(t))
+	}
+	return ns, nil
+}
+
+// nsFile is the /proc/<pid>/ns entry of a namespace type.
+func nsFile(t specs.LinuxNamespaceType) string {
+	switch t {
+	case specs.PIDNamespace:
+		return "pid"
+	case specs.NetworkNamespace:
+		return "net"
+	case specs.MountNamespace:
+		return "mnt"
+	default:
+		return string(t)
+	}
 }

@@ -150,7 +150,7 @@ func TestCreateFailureDiscardsStreams(t *testing.T) {
 			if tc.existing != nil {
 				m.containers[tc.id] = tc.existing
 			}
-			err := m.Create(context.Background(), tc.id, tc.spec, tc.rootfs, tc.sio)
+			err := m.Create(context.Background(), tc.id, tc.spec, CreateOptions{Rootfs: tc.rootfs, Stdio: tc.sio})
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Create = %v, want %v", err, tc.wantErr)
 			}

@@ -17,6 +17,9 @@ type Exit struct {
 	Status uint32
 	// At is when the process was reaped.
 	At time.Time
+	// OOMKilled reports that the OOM killer killed a process of the
+	// container's cgroup (reported for the init process only).
+	OOMKilled bool
 }
 
 // process is a container's init or exec process with its stdio.

@@ -66,6 +66,12 @@ type RewriteOptions struct {
 	Terminal bool
 	// Seccomp says whether this build can apply seccomp filters.
 	Seccomp bool
+	// PodShmDir is the pod's shared /dev/shm; bind mounts from it are kept.
+	PodShmDir string
+	// PodNamespaces maps namespace types to the pod container's namespace
+	// files (/proc/<pid>/ns/<type>): a spec namespace of such a type that
+	// names a host path joins it instead of becoming a new namespace.
+	PodNamespaces map[specs.LinuxNamespaceType]string
 }
 
 // RewriteSpec makes a host OCI spec runnable inside the guest, in place:
@@ -97,7 +103,7 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 		rw.Dropped = append(rw.Dropped, "hooks")
 		s.Hooks = nil
 	}
-	s.Mounts = rewriteMounts(s.Mounts, opts.SharedDir, &rw)
+	s.Mounts = rewriteMounts(s.Mounts, []string{opts.SharedDir, opts.PodShmDir}, &rw)
 
 	if s.Linux == nil {
 		s.Linux = &specs.Linux{}
@@ -110,8 +116,12 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 				rw.Dropped = append(rw.Dropped, "network namespace "+ns.Path+" (uses the guest's network)")
 				continue
 			}
-			rw.Dropped = append(rw.Dropped, string(ns.Type)+" namespace path "+ns.Path)
-			ns.Path = ""
+			if p := opts.PodNamespaces[ns.Type]; p != "" {
+				ns.Path = p
+			} else {
+				rw.Dropped = append(rw.Dropped, string(ns.Type)+" namespace path "+ns.Path)
+				ns.Path = ""
+			}
 		}
 		nss = append(nss, ns)
 	}
@@ -132,12 +142,13 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 	return rw, nil
 }
 
-// rewriteMounts drops bind mounts of host paths; binds from the shared
-// directory and all non-bind mounts stay.
-func rewriteMounts(ms []specs.Mount, sharedDir string, rw *Rewrite) []specs.Mount {
+// rewriteMounts drops bind mounts of host paths; binds from the guest
+// directories in keep (the shared directory, the pod's shm) and all
+// non-bind mounts stay.
+func rewriteMounts(ms []specs.Mount, keep []string, rw *Rewrite) []specs.Mount {
 	var out []specs.Mount
 	for _, m := range ms {
-		if isBind(m) && !within(m.Source, sharedDir) {
+		if isBind(m) && !withinAny(m.Source, keep) {
 			rw.Dropped = append(rw.Dropped, fmt.Sprintf("bind mount %s -> %s (host path)", m.Source, m.Destination))
 			continue
 		}
@@ -152,6 +163,15 @@ func isBind(m specs.Mount) bool {
 	}
 	for _, o := range m.Options {
 		if o == "bind" || o == "rbind" {
+			return true
+		}
+	}
+	return false
+}
+
+func withinAny(p string, dirs []string) bool {
+	for _, d := range dirs {
+		if within(p, d) {
 			return true
 		}
 	}

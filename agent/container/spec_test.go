@@ -51,6 +51,35 @@ func TestRewriteSpec(t *testing.T) {
 			},
 		},
 		{
+			name: "namespace paths join the pod container's namespaces",
+			opts: RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared", PodNamespaces: map[specs.LinuxNamespaceType]string{
+				specs.IPCNamespace: "/proc/7/ns/ipc", specs.UTSNamespace: "/proc/7/ns/uts", specs.PIDNamespace: "/proc/7/ns/pid",
+			}},
+			check: func(t *testing.T, s *specs.Spec) {
+				want := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: "/proc/7/ns/ipc"}, {Type: specs.MountNamespace}}
+				if len(s.Linux.Namespaces) != len(want) {
+					t.Fatalf("namespaces = %+v", s.Linux.Namespaces)
+				}
+				for i := range want {
+					if s.Linux.Namespaces[i] != want[i] {
+						t.Fatalf("namespaces = %+v, want %+v", s.Linux.Namespaces, want)
+					}
+				}
+			},
+		},
+		{
+			name: "binds from the pod shm stay, other guest paths go",
+			modify: func(s *specs.Spec) {
+				s.Mounts = []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: "/run/veil/shm"}, {Destination: "/x", Type: "bind", Source: "/run/veil/other"}}
+			},
+			opts: RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared", PodShmDir: "/run/veil/shm"},
+			check: func(t *testing.T, s *specs.Spec) {
+				if len(s.Mounts) != 1 || s.Mounts[0].Source != "/run/veil/shm" {
+					t.Fatalf("mounts = %+v", s.Mounts)
+				}
+			},
+		},
+		{
 			name: "network namespace path joins the guest network, other paths become new namespaces",
 			opts: RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared"},
 			check: func(t *testing.T, s *specs.Spec) {

@@ -45,3 +45,16 @@ func (System) UnmountShare(ctx context.Context, dir string) error {
 	}
 	return nil
 }
+
+// MountTmpfs mounts a tmpfs of sizeBytes at dir (the pod's /dev/shm).
+func (System) MountTmpfs(ctx context.Context, dir string, sizeBytes uint64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("mkdir %s: %w", dir, err)
+	}
+	data := fmt.Sprintf("mode=1777,size=%d", sizeBytes)
+	if err := unix.Mount("shm", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, data); err != nil {
+		return fmt.Errorf("mount tmpfs (%s) on %s: %w", data, dir, err)
+	}
+	log.G(ctx).WithFields(log.Fields{"dir": dir, "size": sizeBytes}).Info("pod shm mounted")
+	return nil
+}

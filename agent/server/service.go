@@ -17,7 +17,7 @@ import (
 // Containers is what the service needs from the container manager.
 type Containers interface {
 	// Create creates a container whose init runs at Start.
-	Create(ctx context.Context, id string, spec []byte, rootfs string, sio container.Stdio) error
+	Create(ctx context.Context, id string, spec []byte, opts container.CreateOptions) error
 	// Start runs the container's init and returns its guest pid.
 	Start(ctx context.Context, id string) (int, error)
 	// Exec runs an extra process in a running container.
@@ -49,9 +49,15 @@ type Guest interface {
 	SetHostname(name string) error
 	// MountShare mounts the virtio-fs share with tag at dir.
 	MountShare(ctx context.Context, tag, dir string) error
+	// MountTmpfs mounts a tmpfs of sizeBytes at dir.
+	MountTmpfs(ctx context.Context, dir string, sizeBytes uint64) error
 	// UnmountShare unmounts dir.
 	UnmountShare(ctx context.Context, dir string) error
 }
+
+// DefaultShmSize is the pod's /dev/shm size when the host names none (as
+// containerd's default).
+const DefaultShmSize = 64 << 20
 
 // Service implements api.AgentService.
 type Service struct {
@@ -65,6 +71,7 @@ type Service struct {
 	mu        sync.Mutex
 	sandboxID string
 	shareDir  string
+	shmDir    string
 }
 
 var _ api.AgentService = (*Service)(nil)
@@ -112,8 +119,22 @@ func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest
 		}
 		s.shareDir = api.SharedDir
 	}
+	shm := r.ShmSizeBytes
+	if shm == 0 {
+		shm = DefaultShmSize
+	}
+	if err := s.guest.MountTmpfs(ctx, api.PodShmDir, shm); err != nil {
+		if s.shareDir != "" {
+			if uerr := s.guest.UnmountShare(ctx, s.shareDir); uerr != nil {
+				log.G(ctx).WithError(uerr).Warn("rollback: unmount share")
+			}
+			s.shareDir = ""
+		}
+		return fmt.Errorf("create sandbox %s: pod shm: %w", r.SandboxId, err)
+	}
+	s.shmDir = api.PodShmDir
 	s.sandboxID = r.SandboxId
-	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxId, "hostname": r.Hostname, "tag": r.SharedFsTag}).Info("sandbox created")
+	log.G(ctx).WithFields(log.Fields{"sandbox": r.SandboxId, "hostname": r.Hostname, "tag": r.SharedFsTag, "shm": shm}).Info("sandbox created")
 	return nil
 }
 
@@ -137,6 +158,12 @@ func (s *Service) destroySandbox(ctx context.Context, r *api.DestroySandboxReque
 		}
 		s.shareDir = ""
 	}
+	if s.shmDir != "" {
+		if err := s.guest.UnmountShare(ctx, s.shmDir); err != nil {
+			return fmt.Errorf("destroy sandbox %s: %w", r.SandboxId, err)
+		}
+		s.shmDir = ""
+	}
 	s.sandboxID = ""
 	log.G(ctx).WithField("sandbox", r.SandboxId).Info("sandbox destroyed")
 	return nil
@@ -151,7 +178,11 @@ func stdioOf(s *api.Stdio) container.Stdio {
 
 // CreateContainer creates a container; its init runs at StartContainer.
 func (s *Service) CreateContainer(ctx context.Context, r *api.CreateContainerRequest) (*api.Empty, error) {
-	err := s.containers.Create(ctx, r.ContainerId, r.Spec, r.Rootfs, stdioOf(r.Stdio))
+	err := s.containers.Create(ctx, r.ContainerId, r.Spec, container.CreateOptions{
+		Rootfs:         r.Rootfs,
+		Stdio:          stdioOf(r.Stdio),
+		PodContainerID: r.PodContainerId,
+	})
 	return &api.Empty{}, toStatus(err)
 }
 
@@ -184,7 +215,7 @@ func (s *Service) WaitProcess(ctx context.Context, r *api.ProcessRequest) (*api.
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &api.WaitResponse{ExitStatus: e.Status, ExitedAtUnixNano: e.At.UnixNano()}, nil
+	return &api.WaitResponse{ExitStatus: e.Status, ExitedAtUnixNano: e.At.UnixNano(), OomKilled: e.OOMKilled}, nil
 }
 
 // SignalProcess signals a process or, with all, every process of the

@@ -23,7 +23,8 @@ func (g *fakeGuest) MountShare(_ context.Context, tag, dir string) error {
 	g.tag, g.mounted = tag, dir
 	return nil
 }
-func (g *fakeGuest) UnmountShare(context.Context, string) error { g.mounted = ""; return nil }
+func (g *fakeGuest) MountTmpfs(context.Context, string, uint64) error { return nil }
+func (g *fakeGuest) UnmountShare(context.Context, string) error       { g.mounted = ""; return nil }
 
 // fakeContainers answers from fixed values and records RemoveAll and
 // RemoveProcess.
@@ -35,7 +36,7 @@ type fakeContainers struct {
 	removedProcess   string // "container/exec" of the last RemoveProcess
 }
 
-func (f *fakeContainers) Create(context.Context, string, []byte, string, container.Stdio) error {
+func (f *fakeContainers) Create(context.Context, string, []byte, container.CreateOptions) error {
 	return nil
 }
 func (f *fakeContainers) Start(context.Context, string) (int, error) { return 42, f.startErr }

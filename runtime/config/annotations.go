@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -134,7 +135,8 @@ func AllowedAnnotations() []string {
 // ones), a value of the wrong type or out of range. The result is
 // validated like a loaded file.
 func ApplyAnnotations(cfg *Config, annotations map[string]string) (*Config, error) {
-	c := *cfg // Config holds only values: this is a deep copy.
+	c := *cfg
+	c.Volumes.AllowedHostPaths = slices.Clone(cfg.Volumes.AllowedHostPaths)
 	rules := map[string]annotationRule{}
 	for _, r := range annotationRules() {
 		rules[r.key] = r

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,7 +22,7 @@ func TestApplyAnnotations(t *testing.T) {
 			name:        "none",
 			annotations: nil,
 			check: func(t *testing.T, c *Config) {
-				if *c != *base {
+				if !reflect.DeepEqual(c, base) {
 					t.Errorf("config changed: %+v", c)
 				}
 			},
@@ -29,7 +31,7 @@ func TestApplyAnnotations(t *testing.T) {
 			name:        "other prefixes are ignored",
 			annotations: map[string]string{"io.kubernetes.cri.sandbox-id": "x", "io.containerd.veil.v2.group": "g", "io.veilx.foo": "1", "io.veil": "1"},
 			check: func(t *testing.T, c *Config) {
-				if *c != *base {
+				if !reflect.DeepEqual(c, base) {
 					t.Errorf("config changed: %+v", c)
 				}
 			},
@@ -108,8 +110,9 @@ func TestApplyAnnotations(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			before := *base
+			before.Volumes.AllowedHostPaths = slices.Clone(base.Volumes.AllowedHostPaths)
 			c, err := ApplyAnnotations(base, tc.annotations)
-			if *base != before {
+			if !reflect.DeepEqual(*base, before) {
 				t.Fatalf("ApplyAnnotations changed its input")
 			}
 			if len(tc.wantErr) > 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -29,7 +30,23 @@ type Config struct {
 	Guest      Guest      `toml:"guest"`
 	Virtiofs   Virtiofs   `toml:"virtiofs"`
 	Timeouts   Timeouts   `toml:"timeouts"`
+	Volumes    Volumes    `toml:"volumes"`
 }
+
+// Volumes says which host paths containers may bind-mount; the guest sees
+// them through virtio-fs.
+type Volumes struct {
+	// AllowedHostPaths lists the host directories under which a bind
+	// mount's source may lie (after symlinks are resolved). A pod's own
+	// files that containerd's CRI plugin prepares (hosts, resolv.conf,
+	// hostname, shm, image volumes) are always allowed; DeniedHostPaths
+	// and Veil's state directory never are.
+	AllowedHostPaths []string `toml:"allowed_host_paths"`
+}
+
+// DeniedHostPaths are never shared into a guest, whatever
+// volumes.allowed_host_paths says.
+var DeniedHostPaths = []string{"/proc", "/sys", "/dev", "/boot"}
 
 // Hypervisor selects the VMM and its helper binaries.
 type Hypervisor struct {
@@ -106,6 +123,7 @@ func Default() *Config {
 			MemoryMiB: 256,
 		},
 		Virtiofs: Virtiofs{Cache: "auto"},
+		Volumes:  Volumes{AllowedHostPaths: []string{"/var/lib/kubelet"}},
 		Timeouts: Timeouts{
 			VMStart:   Duration{30 * time.Second},
 			AgentDial: Duration{45 * time.Second},
@@ -197,6 +215,14 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("state_dir: must not be empty")
+	}
+	for _, p := range c.Volumes.AllowedHostPaths {
+		if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+			return fmt.Errorf("volumes.allowed_host_paths: %q is not a clean absolute path", p)
+		}
+		if p == "/" {
+			return errors.New(`volumes.allowed_host_paths: "/" would share the whole host`)
+		}
 	}
 	return nil
 }

@@ -50,6 +50,10 @@ type Sandbox struct {
 	client *ttrpc.Client
 	agent  api.AgentService
 
+	// resizeMu guards size, the VM's current size (see Resize).
+	resizeMu sync.Mutex
+	size     hypervisor.Resize
+
 	stopping chan struct{} // closed when Stop begins
 	stopOnce sync.Once
 	stopErr  error

@@ -1,0 +1,84 @@
+package shim
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/veil-runtime/veil/agent/api"
+)
+
+// CRI annotations that say what a container is within its pod.
+const (
+	annotationContainerType = "io.kubernetes.cri.container-type"
+	annotationSandboxID     = "io.kubernetes.cri.sandbox-id"
+	containerTypeContainer  = "container"
+)
+
+// podContainerFor returns the pod's sandbox container whose namespaces
+// container id joins in the guest: CRI gives an application container the
+// paths of its pod's ipc, uts and pid namespaces, which in the guest are
+// those of the pod's sandbox (pause) container. It is empty for the
+// sandbox container itself, for containers outside a CRI pod, and when
+// this shim has no such container.
+func (s *service) podContainerFor(id string, bs *bundleSpec) string {
+	a := bs.Spec.Annotations
+	if a[annotationContainerType] != containerTypeContainer {
+		return ""
+	}
+	pod := a[annotationSandboxID]
+	if pod == "" || pod == id {
+		return ""
+	}
+	s.mu.Lock()
+	_, ok := s.containers[pod]
+	s.mu.Unlock()
+	if !ok {
+		return ""
+	}
+	return pod
+}
+
+// dns reads the resolver configuration of the resolv.conf that containerd's
+// CRI plugin made for pod podID and the spec bind-mounts, or nil when it has
+// none.
+func (bs *bundleSpec) dns(podID string) *api.DNS {
+	own := volumePolicy{podID: podID}
+	for _, m := range bs.Spec.Mounts {
+		if m.Destination == "/etc/resolv.conf" && isBind(m) && own.ownCRIPath(filepath.Clean(m.Source)) {
+			return readResolvConf(m)
+		}
+	}
+	return nil
+}
+
+func readResolvConf(m specs.Mount) *api.DNS {
+	f, err := os.Open(m.Source)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var d api.DNS
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 || strings.HasPrefix(fields[0], "#") || strings.HasPrefix(fields[0], ";") {
+			continue
+		}
+		switch fields[0] {
+		case "nameserver":
+			d.Servers = append(d.Servers, fields[1])
+		case "search":
+			d.Searches = append(d.Searches, fields[1:]...)
+		case "options":
+			d.Options = append(d.Options, fields[1:]...)
+		}
+	}
+	if len(d.Servers) == 0 && len(d.Searches) == 0 && len(d.Options) == 0 {
+		return nil
+	}
+	return &d
+}

@@ -1,0 +1,196 @@
+package shim
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/containerd/errdefs"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
+)
+
+// criPluginDir is the directory containerd's CRI plugin keeps its pod and
+// container files in, under both its root and its state directory.
+const criPluginDir = "io.containerd.grpc.v1.cri"
+
+// volumePolicy decides which host paths a container may bind-mount.
+type volumePolicy struct {
+	// allowed are the directories of volumes.allowed_host_paths.
+	allowed []string
+	// denied are never shared: config.DeniedHostPaths and Veil's state
+	// directory (other sandboxes' shared directories).
+	denied []string
+	// podID and containerID name the pod's and the container's own CRI
+	// directories, which are always allowed.
+	podID, containerID string
+}
+
+func newVolumePolicy(cfg *config.Config, podID, containerID string) volumePolicy {
+	denied := append([]string{}, config.DeniedHostPaths...)
+	if cfg.StateDir != "" {
+		denied = append(denied, filepath.Clean(cfg.StateDir))
+	}
+	return volumePolicy{allowed: cfg.Volumes.AllowedHostPaths, denied: denied, podID: podID, containerID: containerID}
+}
+
+// check says whether the host path p (symlinks already resolved) may be
+// shared, and if not, why.
+func (v volumePolicy) check(p string) error {
+	for _, d := range v.denied {
+		if pathWithin(p, d) {
+			return fmt.Errorf("host path %s lies in %s, which is never shared with a guest", p, d)
+		}
+	}
+	if v.ownCRIPath(p) {
+		return nil
+	}
+	for _, a := range v.allowed {
+		if pathWithin(p, a) {
+			return nil
+		}
+	}
+	return fmt.Errorf("host path %s is outside volumes.allowed_host_paths %v", p, v.allowed)
+}
+
+// ownCRIPath reports whether p is one of the files containerd's CRI plugin
+// made for this pod (…/io.containerd.grpc.v1.cri/sandboxes/<pod>/…) or
+// for this container (…/io.containerd.grpc.v1.cri/containers/<id>/…).
+func (v volumePolicy) ownCRIPath(p string) bool {
+	parts := strings.Split(p, "/")
+	for i := 0; i+3 < len(parts); i++ {
+		if parts[i] != criPluginDir {
+			continue
+		}
+		switch {
+		case parts[i+1] == "sandboxes" && v.podID != "" && parts[i+2] == v.podID:
+			return true
+		case parts[i+1] == "containers" && v.containerID != "" && parts[i+2] == v.containerID:
+			return true
+		}
+	}
+	return false
+}
+
+// pathWithin reports whether p is dir or lies below it.
+func pathWithin(p, dir string) bool {
+	rel, err := filepath.Rel(dir, p)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, "../")
+}
+
+// hostVolume is one bind mount of a spec that is shared with the guest.
+type hostVolume struct {
+	// Source is the host path as the spec names it.
+	Source string
+	// Target is where it is bind-mounted inside the shared directory.
+	Target string
+	// ReadOnly makes the host-side bind read-only too, so that virtiofsd
+	// cannot write to it whatever the guest asks.
+	ReadOnly bool
+	// Recursive binds submounts too (rbind).
+	Recursive bool
+}
+
+// volumePlan is what shareVolumes must do for one container.
+type volumePlan struct {
+	// Volumes are the binds to make on the host, in spec order.
+	Volumes []hostVolume
+	// Mounts is the spec's mount list rewritten for the guest.
+	Mounts []specs.Mount
+}
+
+// planVolumes rewrites the bind mounts of a container's spec for the
+// guest: each one's source is bind-mounted (by shareVolumes) at
+// containerDir/mounts/<n> in the shared directory and the guest sees it at
+// the matching path under api.SharedDir; the pod's /dev/shm (a tmpfs
+// containerd's CRI plugin made for the pod) becomes the guest's pod shm.
+// Non-bind mounts are kept as they are. Sources are checked when they are
+// mounted, not here.
+func planVolumes(mounts []specs.Mount, policy volumePolicy, containerDir, guestContainerDir string) volumePlan {
+	var plan volumePlan
+	for i, m := range mounts {
+		if !isBind(m) {
+			plan.Mounts = append(plan.Mounts, m)
+			continue
+		}
+		if m.Destination == "/dev/shm" && policy.ownCRIPath(filepath.Clean(m.Source)) {
+			m.Source = api.PodShmDir
+			plan.Mounts = append(plan.Mounts, m)
+			continue
+		}
+		name := strconv.Itoa(i)
+		plan.Volumes = append(plan.Volumes, hostVolume{
+			Source:    m.Source,
+			Target:    filepath.Join(containerDir, "mounts", name),
+			ReadOnly:  hasOption(m.Options, "ro"),
+			Recursive: hasOption(m.Options, "rbind"),
+		})
+		m.Source = filepath.Join(guestContainerDir, "mounts", name)
+		plan.Mounts = append(plan.Mounts, m)
+	}
+	return plan
+}
+
+// podShmSize returns the size of the pod's /dev/shm: the size of the tmpfs
+// containerd's CRI plugin mounted for it, or 0 when the spec has none.
+func podShmSize(mounts []specs.Mount, policy volumePolicy) (uint64, error) {
+	for _, m := range mounts {
+		if m.Destination != "/dev/shm" || !isBind(m) || !policy.ownCRIPath(filepath.Clean(m.Source)) {
+			continue
+		}
+		var st unix.Statfs_t
+		if err := unix.Statfs(m.Source, &st); err != nil {
+			return 0, fmt.Errorf("size of pod shm %s: %w", m.Source, err)
+		}
+		return st.Blocks * uint64(st.Bsize), nil
+	}
+	return 0, nil
+}
+
+func isBind(m specs.Mount) bool {
+	return m.Type == "bind" || hasOption(m.Options, "bind") || hasOption(m.Options, "rbind")
+}
+
+func hasOption(opts []string, o string) bool {
+	for _, x := range opts {
+		if x == o {
+			return true
+		}
+	}
+	return false
+}
+
+// openVolumeSource opens a bind source with O_PATH and checks the path it
+// really is (read back from /proc/self/fd) against the policy, so that a
+// symlink swapped in after the check cannot redirect the mount. The caller
+// mounts /proc/self/fd/<fd> and closes the file.
+func openVolumeSource(src string, policy volumePolicy) (*os.File, os.FileInfo, error) {
+	if !filepath.IsAbs(src) {
+		return nil, nil, fmt.Errorf("bind source %q is not an absolute path: %w", src, errdefs.ErrInvalidArgument)
+	}
+	fd, err := unix.Open(src, unix.O_PATH|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open bind source %s: %w", src, err)
+	}
+	f := os.NewFile(uintptr(fd), src)
+	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("resolve bind source %s: %w", src, err)
+	}
+	if err := policy.check(real); err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("bind source %s refused: %w: %w", src, err, errdefs.ErrInvalidArgument)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("stat bind source %s: %w", src, err)
+	}
+	return f, fi, nil
+}
