@@ -42,6 +42,8 @@ type Config struct {
 	SharedDir string
 	// StreamTimeout bounds the wait for stream connections.
 	StreamTimeout time.Duration
+	// ProcSys is where the guest's sysctls are written (/proc/sys).
+	ProcSys string
 }
 
 // Manager runs the guest's containers.
@@ -60,6 +62,9 @@ func NewManager(cfg Config, streams StreamSource) *Manager {
 	}
 	if cfg.SharedDir == "" {
 		cfg.SharedDir = api.SharedDir
+	}
+	if cfg.ProcSys == "" {
+		cfg.ProcSys = "/proc/sys"
 	}
 	if cfg.StreamTimeout <= 0 {
 		cfg.StreamTimeout = DefaultStreamTimeout
@@ -119,6 +124,9 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 	}
 	if len(rw.Dropped) > 0 {
 		log.G(ctx).WithField("container", id).Infof("spec rewritten for the guest, dropped: %v", rw.Dropped)
+	}
+	if err := applySysctls(ctx, m.cfg.ProcSys, rw.NetSysctls); err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
 	}
 	lp, err := toLibcontainer(spec.Process, true)
 	if err != nil {

@@ -53,6 +53,10 @@ type Rewrite struct {
 	// Dropped lists what was removed because it names host paths or
 	// features the guest does not have.
 	Dropped []string
+	// NetSysctls are the spec's net.* sysctls of a container that uses the
+	// guest's own network (the pod's): runc refuses them there, so they
+	// were taken out and the caller applies them to the guest.
+	NetSysctls map[string]string
 }
 
 // RewriteOptions say how the guest differs from the host.
@@ -126,6 +130,17 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 		nss = append(nss, ns)
 	}
 	l.Namespaces = nss
+	if !hasNamespace(nss, specs.NetworkNamespace) {
+		for k, v := range l.Sysctl {
+			if strings.HasPrefix(k, "net.") {
+				if rw.NetSysctls == nil {
+					rw.NetSysctls = map[string]string{}
+				}
+				rw.NetSysctls[k] = v
+				delete(l.Sysctl, k)
+			}
+		}
+	}
 	l.CgroupsPath = guestCgroupsPath(l.CgroupsPath, id)
 	if l.MountLabel != "" {
 		rw.Dropped = append(rw.Dropped, "selinux mount label")
@@ -198,4 +213,13 @@ func guestCgroupsPath(p, id string) string {
 		return path.Join(cgroupParent, id)
 	}
 	return c
+}
+
+func hasNamespace(nss []specs.LinuxNamespace, t specs.LinuxNamespaceType) bool {
+	for _, ns := range nss {
+		if ns.Type == t {
+			return true
+		}
+	}
+	return false
 }
