@@ -72,22 +72,19 @@ func (bs *bundleSpec) hostNetNS() string {
 	return ""
 }
 
-// guestSpec returns the spec to send to the agent. Namespace paths name
-// host namespaces that mean nothing in the guest: a network namespace with
-// a path is the pod's network, which inside the VM is the guest's own
-// network, so that entry is dropped (the container joins the VM's network);
-// other namespaces with host paths become fresh namespaces. A network
-// namespace without a path (ctr run) stays: a fresh netns in the guest.
+// guestSpec returns the spec to send to the agent. A network namespace
+// with a path is the pod's network, which inside the VM is the guest's own
+// network, so that entry is dropped (the container joins the VM's
+// network); a network namespace without a path (ctr run) stays: a fresh
+// netns in the guest. Other namespace paths are left for the agent, which
+// joins the pod container's namespaces in their place (or makes new ones).
 func guestSpec(s specs.Spec) ([]byte, error) {
 	if s.Linux != nil {
 		l := *s.Linux
 		var nss []specs.LinuxNamespace
 		for _, ns := range l.Namespaces {
-			if ns.Path != "" {
-				if ns.Type == specs.NetworkNamespace {
-					continue
-				}
-				ns.Path = ""
+			if ns.Path != "" && ns.Type == specs.NetworkNamespace {
+				continue
 			}
 			nss = append(nss, ns)
 		}

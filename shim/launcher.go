@@ -27,7 +27,12 @@ func (l *vmLauncher) Start(ctx context.Context, id string, opts SandboxOptions) 
 	if err != nil {
 		return nil, err
 	}
-	return sandbox.Start(ctx, id, cfg, sandbox.Options{NetNSPath: opts.NetNSPath, Hostname: opts.Hostname})
+	return sandbox.Start(ctx, id, cfg, sandbox.Options{
+		NetNSPath:    opts.NetNSPath,
+		Hostname:     opts.Hostname,
+		DNS:          opts.DNS,
+		ShmSizeBytes: opts.ShmSizeBytes,
+	})
 }
 
 func (l *vmLauncher) Cleanup(ctx context.Context, id string) error {

@@ -257,9 +257,9 @@ func TestGuestSpec(t *testing.T) {
 		{name: "pod netns becomes the VM's network",
 			in:   ns(specs.LinuxNamespace{Type: specs.NetworkNamespace, Path: "/var/run/netns/cni-1"}, specs.LinuxNamespace{Type: specs.MountNamespace}),
 			want: []specs.LinuxNamespace{{Type: specs.MountNamespace}}},
-		{name: "host namespace paths dropped",
+		{name: "other namespace paths are left to the agent",
 			in:   ns(specs.LinuxNamespace{Type: specs.IPCNamespace, Path: "/proc/42/ns/ipc"}),
-			want: []specs.LinuxNamespace{{Type: specs.IPCNamespace}}},
+			want: []specs.LinuxNamespace{{Type: specs.IPCNamespace, Path: "/proc/42/ns/ipc"}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

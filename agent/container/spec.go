@@ -129,6 +129,12 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 		}
 		nss = append(nss, ns)
 	}
+	// The guest is cgroup v2: give the container its own cgroup namespace,
+	// as containerd does on cgroup v2 hosts (this host may be v1), so it
+	// sees its own cgroup at /sys/fs/cgroup.
+	if !hasNamespace(nss, specs.CgroupNamespace) {
+		nss = append(nss, specs.LinuxNamespace{Type: specs.CgroupNamespace})
+	}
 	l.Namespaces = nss
 	if !hasNamespace(nss, specs.NetworkNamespace) {
 		for k, v := range l.Sysctl {

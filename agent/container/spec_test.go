@@ -56,7 +56,7 @@ func TestRewriteSpec(t *testing.T) {
 				specs.IPCNamespace: "/proc/7/ns/ipc", specs.UTSNamespace: "/proc/7/ns/uts", specs.PIDNamespace: "/proc/7/ns/pid",
 			}},
 			check: func(t *testing.T, s *specs.Spec) {
-				want := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: "/proc/7/ns/ipc"}, {Type: specs.MountNamespace}}
+				want := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace, Path: "/proc/7/ns/ipc"}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
 				if len(s.Linux.Namespaces) != len(want) {
 					t.Fatalf("namespaces = %+v", s.Linux.Namespaces)
 				}
@@ -83,7 +83,7 @@ func TestRewriteSpec(t *testing.T) {
 			name: "network namespace path joins the guest network, other paths become new namespaces",
 			opts: RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared"},
 			check: func(t *testing.T, s *specs.Spec) {
-				want := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.MountNamespace}}
+				want := []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.MountNamespace}, {Type: specs.CgroupNamespace}}
 				if len(s.Linux.Namespaces) != len(want) {
 					t.Fatalf("namespaces = %+v", s.Linux.Namespaces)
 				}
@@ -101,7 +101,7 @@ func TestRewriteSpec(t *testing.T) {
 			},
 			opts: RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared"},
 			check: func(t *testing.T, s *specs.Spec) {
-				if len(s.Linux.Namespaces) != 1 || s.Linux.Namespaces[0].Type != specs.NetworkNamespace {
+				if len(s.Linux.Namespaces) != 2 || s.Linux.Namespaces[0].Type != specs.NetworkNamespace || s.Linux.Namespaces[1].Type != specs.CgroupNamespace {
 					t.Fatalf("namespaces = %+v", s.Linux.Namespaces)
 				}
 			},

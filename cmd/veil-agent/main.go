@@ -16,6 +16,7 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/container"
 	"github.com/veil-runtime/veil/agent/guest"
+	"github.com/veil-runtime/veil/agent/network"
 	"github.com/veil-runtime/veil/agent/server"
 	"github.com/veil-runtime/veil/runtime/version"
 )
@@ -74,12 +75,18 @@ func serve(args []string) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT)
 	defer stop()
-	err := server.Run(ctx, server.Options{
+	opts := server.Options{
 		Version:   version.Version,
 		UnixDir:   *unixDir,
 		Container: container.Config{StateRoot: *stateRoot, SharedDir: *sharedDir},
 		Guest:     guest.System{},
-	})
+	}
+	if *unixDir == "" {
+		// Only inside the VM: on a host (tests) it would reconfigure the
+		// host's network.
+		opts.Network = network.New(network.Options{})
+	}
+	err := server.Run(ctx, opts)
 	if err != nil {
 		log.G(ctx).WithError(err).Error("agent server failed")
 		return 1

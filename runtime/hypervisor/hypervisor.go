@@ -9,6 +9,15 @@ type Filesystem struct {
 	Socket string
 }
 
+// NIC is a virtio-net device backed by a tap device in the VMM's network
+// namespace (VMConfig.NetNSPath); the VMM opens the tap by name.
+type NIC struct {
+	// Tap is the tap device's name.
+	Tap string
+	// MAC is the guest NIC's hardware address.
+	MAC string
+}
+
 // VMConfig is everything a driver needs to launch one VM.
 type VMConfig struct {
 	// ID names the VM (the sandbox id).
@@ -27,6 +36,8 @@ type VMConfig struct {
 	Filesystems []Filesystem
 	// NetNSPath, when set, is the network namespace the VMM runs in.
 	NetNSPath string
+	// NICs are the network devices to attach, in guest order.
+	NICs []NIC
 	// ConsoleLog receives the guest's serial console.
 	ConsoleLog string
 }

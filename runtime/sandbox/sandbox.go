@@ -17,6 +17,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/hypervisor/ch"
 	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
+	"github.com/veil-runtime/veil/runtime/network"
 	"github.com/veil-runtime/veil/runtime/vsock"
 	"github.com/veil-runtime/veil/virtiofs"
 )
@@ -29,14 +30,24 @@ const (
 	sharedName  = "shared"
 	vsockName   = "vsock.sock"
 	consoleName = "console.log"
+	// netnsName records the pod's network namespace path, for Cleanup.
+	netnsName = "netns"
 )
 
 // Options are the per-sandbox settings that do not come from the config.
 type Options struct {
-	// NetNSPath is the pod's network namespace; the VMM runs inside it.
+	// NetNSPath is the pod's network namespace; the VMM runs inside it, and
+	// the VM gets a NIC for each of the pod's interfaces there (see
+	// runtime/network).
 	NetNSPath string
 	// Hostname is the guest's hostname.
 	Hostname string
+	// DNS, when it names servers, becomes the guest's resolver
+	// configuration; nil leaves the guest's as it is.
+	DNS *api.DNS
+	// ShmSizeBytes is the size of the pod's /dev/shm in the guest; 0 is
+	// the agent's default (64 MiB).
+	ShmSizeBytes uint64
 }
 
 // Sandbox is a running sandbox VM with its agent connection.
@@ -46,6 +57,7 @@ type Sandbox struct {
 	vmm     string // the resolved hypervisor name
 
 	fsd    *virtiofs.Daemon
+	net    *network.Endpoints // nil without a network namespace
 	vm     hypervisor.VM
 	client *ttrpc.Client
 	agent  api.AgentService

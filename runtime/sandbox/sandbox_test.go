@@ -80,6 +80,18 @@ func TestCleanup(t *testing.T) {
 			wantDirGone: true,
 		},
 		{
+			name: "recorded network namespace already gone",
+			setup: func(t *testing.T, cfg *config.Config) (die, live []*exec.Cmd) {
+				dir := filepath.Join(cfg.StateDir, "sb1")
+				mustMkdir(t, dir)
+				if err := os.WriteFile(filepath.Join(dir, netnsName), []byte("/run/netns/veil-no-such-ns\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return nil, nil
+			},
+			wantDirGone: true,
+		},
+		{
 			name: "spares a recycled pid of another sandbox with a prefix id",
 			setup: func(t *testing.T, cfg *config.Config) (die, live []*exec.Cmd) {
 				dir := filepath.Join(cfg.StateDir, "sb1")

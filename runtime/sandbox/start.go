@@ -33,9 +33,11 @@ const (
 )
 
 // Start creates the sandbox id: its state directory, the shared directory,
-// virtiofsd, the VM, and the agent connection, then asks the agent to set
-// up the sandbox. Every step is undone in reverse order when a later one
-// fails; the error names the step and quotes the relevant logs.
+// virtiofsd, the taps for the pod's network (when opts name a network
+// namespace), the VM, and the agent connection, then asks the agent to set
+// up the sandbox and its network. Every step is undone in reverse order
+// when a later one fails; the error names the step and quotes the
+// relevant logs.
 func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ *Sandbox, retErr error) {
 	if err := validID(id); err != nil {
 		return nil, err
@@ -97,7 +99,15 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	}
 	defer ready.Close()
 
-	// 5. The VM.
+	// 5. The pod's network: a tap for each of its interfaces.
+	if opts.NetNSPath != "" {
+		if err := s.attachNetwork(ctx, opts.NetNSPath); err != nil {
+			return nil, fail("attach network", err)
+		}
+		undo = append(undo, s.net.Detach)
+	}
+
+	// 6. The VM.
 	hv, vmm, reason, err := newHypervisor(cfg)
 	if err != nil {
 		return nil, fail("hypervisor", err)
@@ -120,6 +130,7 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 		VsockSocket: s.vsockPath(),
 		Filesystems: []hypervisor.Filesystem{{Tag: SharedFSTag, Socket: fsd.Socket()}},
 		NetNSPath:   opts.NetNSPath,
+		NICs:        s.nics(),
 		ConsoleLog:  s.consolePath(),
 	})
 	cancel()
@@ -129,19 +140,22 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	s.vm = vm
 	undo = append(undo, vm.Stop)
 
-	// 6. The agent.
+	// 7. The agent.
 	if err := s.connectAgent(ctx, launch, ready.Ready()); err != nil {
 		return nil, fail("connect to agent", err)
 	}
 	undo = append(undo, func(context.Context) error { return s.client.Close() })
 	readyAfter := time.Since(launch)
 
-	// 7. The guest side of the sandbox.
+	// 8. The guest side of the sandbox, then its network.
 	cctx, cancel := context.WithTimeout(ctx, cfg.Timeouts.AgentDial.Duration)
-	_, err = s.agent.CreateSandbox(cctx, &api.CreateSandboxRequest{SandboxId: id, Hostname: opts.Hostname, SharedFsTag: SharedFSTag})
+	_, err = s.agent.CreateSandbox(cctx, &api.CreateSandboxRequest{SandboxId: id, Hostname: opts.Hostname, SharedFsTag: SharedFSTag, ShmSizeBytes: opts.ShmSizeBytes})
 	cancel()
 	if err != nil {
 		return nil, fail("CreateSandbox", fmt.Errorf("%w\n%s", err, s.diagnostics()))
+	}
+	if err := s.setupGuestNetwork(ctx, opts.DNS); err != nil {
+		return nil, fail("SetupNetwork", fmt.Errorf("%w\nconsole log:\n%s", err, proc.Tail(s.consolePath(), logTailLines)))
 	}
 
 	go s.watchVirtiofsd(context.WithoutCancel(ctx))

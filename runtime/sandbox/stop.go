@@ -21,9 +21,9 @@ var errNotEmpty = errors.New("mounts left")
 const destroyTimeout = 2 * time.Second
 
 // Stop tears the sandbox down: DestroySandbox through the agent (best
-// effort), the VM, virtiofsd, every mount under the shared directory, and
-// the state directory. It is idempotent; later calls return the first
-// call's result.
+// effort), the VM, the taps in the pod's network namespace, virtiofsd,
+// every mount under the shared directory, and the state directory. It is
+// idempotent; later calls return the first call's result.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
 	return s.stopErr
@@ -46,6 +46,9 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	if err := s.vm.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop VM: %w", err))
 	}
+	if err := s.net.Detach(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("detach network: %w", err))
+	}
 	if err := s.fsd.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 	}
@@ -64,8 +67,9 @@ func (s *Sandbox) stop(ctx context.Context) error {
 
 // Cleanup removes what a crashed runtime left of sandbox id: it kills the
 // processes named by the pid files (only if their command line still
-// names the sandbox directory), unmounts everything under the directory
-// and removes it. Nothing there is not an error.
+// names the sandbox directory), removes the taps from the pod's network
+// namespace recorded there, unmounts everything under the directory and
+// removes it. Nothing there is not an error.
 func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 	if err := validID(id); err != nil {
 		return err
@@ -86,6 +90,9 @@ func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 		if err := proc.KillFromPidFile(ctx, p, marker); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := cleanupNetwork(ctx, dir); err != nil {
+		errs = append(errs, err)
 	}
 	if err := virtiofs.UnmountAll(dir); err != nil {
 		errs = append(errs, err)

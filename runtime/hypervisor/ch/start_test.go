@@ -23,6 +23,8 @@ func TestStart(t *testing.T) {
 		name string
 		plan fakePlan
 		tune func(*Driver)
+		// vmcfg changes the VM's config.
+		vmcfg func(*hypervisor.VMConfig)
 		// running inspects a started VM before it is stopped.
 		running func(t *testing.T, h *harness, v hypervisor.VM)
 		// wantErr are substrings of Start's error (none: success).
@@ -72,6 +74,25 @@ func TestStart(t *testing.T) {
 				}
 				if body.Cpus["boot_vcpus"] != 2 || body.Cpus["max_vcpus"] != 4 || body.Memory["hotplug_size"] != float64(512<<20) {
 					t.Errorf("vm.create cpus %v memory %v", body.Cpus, body.Memory)
+				}
+			},
+			wantSeq: append(append([]string{}, bootSequence...), "vmm.shutdown"),
+		},
+		{
+			name: "NICs become net devices on their taps",
+			vmcfg: func(c *hypervisor.VMConfig) {
+				c.NICs = []hypervisor.NIC{{Tap: "tap0_veil", MAC: "02:00:0a:00:00:02"}, {Tap: "tap1_veil", MAC: "02:00:0a:00:01:02"}}
+			},
+			running: func(t *testing.T, h *harness, v hypervisor.VM) {
+				var body struct {
+					Net []map[string]any `json:"net"`
+				}
+				if err := jsonUnmarshal(h.calls(t)[1].Body, &body); err != nil {
+					t.Fatal(err)
+				}
+				want := []map[string]any{{"tap": "tap0_veil", "mac": "02:00:0a:00:00:02"}, {"tap": "tap1_veil", "mac": "02:00:0a:00:01:02"}}
+				if !reflect.DeepEqual(body.Net, want) {
+					t.Errorf("vm.create net = %v, want %v", body.Net, want)
 				}
 			},
 			wantSeq: append(append([]string{}, bootSequence...), "vmm.shutdown"),
@@ -157,7 +178,11 @@ func TestStart(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			v, err := h.driver.Start(ctx, h.config())
+			cfg := h.config()
+			if tc.vmcfg != nil {
+				tc.vmcfg(&cfg)
+			}
+			v, err := h.driver.Start(ctx, cfg)
 			assertErr(t, err, tc.wantErr)
 			if err == nil {
 				if tc.running != nil {

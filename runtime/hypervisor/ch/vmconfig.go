@@ -65,7 +65,17 @@ func buildVMConfig(cfg hypervisor.VMConfig, sz sizing) *models.VMConfig {
 	for _, fs := range cfg.Filesystems {
 		vc.Fs = append(vc.Fs, fsConfig(fs))
 	}
+	for _, nic := range cfg.NICs {
+		vc.Net = append(vc.Net, netConfig(nic))
+	}
 	return vc
+}
+
+// netConfig is the CH device for a NIC: CH, running in the tap's
+// namespace, opens the tap by name. The guest configures its addresses
+// itself (through the agent), so no ip/mask.
+func netConfig(nic hypervisor.NIC) *models.NetConfig {
+	return &models.NetConfig{Tap: nic.Tap, Mac: nic.MAC}
 }
 
 // fsConfig is the CH device for a virtio-fs share.

@@ -57,6 +57,15 @@ func buildArgs(cfg hypervisor.VMConfig, accel Accel) []string {
 			"-device", fmt.Sprintf("vhost-user-fs-device,chardev=%s,tag=%s", id, opt(fs.Tag)),
 		)
 	}
+	for i, nic := range cfg.NICs {
+		id := fmt.Sprintf("net%d", i)
+		args = append(args,
+			// QEMU runs in the tap's namespace and opens it by name; the
+			// runtime owns the tap, so no scripts.
+			"-netdev", fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", id, opt(nic.Tap)),
+			"-device", fmt.Sprintf("virtio-net-device,netdev=%s,mac=%s", id, opt(nic.MAC)),
+		)
+	}
 	return args
 }
 

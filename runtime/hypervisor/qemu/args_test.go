@@ -19,6 +19,10 @@ func TestBuildArgs(t *testing.T) {
 	withFS := base
 	withFS.Filesystems = []hypervisor.Filesystem{{Tag: "veil", Socket: "/run/veil/sandboxes/sb1/virtiofsd.sock"}, {Tag: "b,c", Socket: "/x,y.sock"}}
 
+	withNICs := base
+	withNICs.NetNSPath = "/run/netns/cni-1"
+	withNICs.NICs = []hypervisor.NIC{{Tap: "tap0_veil", MAC: "02:00:0a:00:00:02"}, {Tap: "tap1_veil", MAC: "02:00:0a:00:01:02"}}
+
 	cases := []struct {
 		name    string
 		cfg     hypervisor.VMConfig
@@ -45,7 +49,18 @@ func TestBuildArgs(t *testing.T) {
 				{"-chardev", "socket,id=vsock,path=/run/veil/sandboxes/sb1/vhost-vsock.sock"},
 				{"-device", "vhost-user-vsock-device,chardev=vsock,id=vsock0"},
 			},
-			notWant: []string{"-cpu", "vhost-user-fs-device"},
+			notWant: []string{"-cpu", "vhost-user-fs-device", "-netdev", "virtio-net-device"},
+		},
+		{
+			name:  "NICs on taps with the pod's MACs",
+			cfg:   withNICs,
+			accel: AccelTCG,
+			want: [][]string{
+				{"-netdev", "tap,id=net0,ifname=tap0_veil,script=no,downscript=no"},
+				{"-device", "virtio-net-device,netdev=net0,mac=02:00:0a:00:00:02"},
+				{"-netdev", "tap,id=net1,ifname=tap1_veil,script=no,downscript=no"},
+				{"-device", "virtio-net-device,netdev=net1,mac=02:00:0a:00:01:02"},
+			},
 		},
 		{
 			name:  "kvm uses host cpu",

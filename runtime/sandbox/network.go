@@ -1,0 +1,92 @@
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/network"
+)
+
+// networkTimeout bounds each network step: attaching the pod's namespace,
+// and the guest's SetupNetwork (which waits for the NICs to appear).
+const networkTimeout = 15 * time.Second
+
+// attachNetwork records netnsPath in the sandbox directory (so that
+// Cleanup finds it after a crash) and attaches the pod's interfaces to
+// taps.
+func (s *Sandbox) attachNetwork(ctx context.Context, netnsPath string) error {
+	if err := os.WriteFile(filepath.Join(s.dir, netnsName), []byte(netnsPath+"\n"), 0o600); err != nil {
+		return fmt.Errorf("record netns: %w", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, networkTimeout)
+	defer cancel()
+	e, err := network.Attach(actx, netnsPath)
+	if err != nil {
+		return err
+	}
+	s.net = e
+	return nil
+}
+
+// nics are the VM's network devices.
+func (s *Sandbox) nics() []hypervisor.NIC {
+	if s.net == nil {
+		return nil
+	}
+	var out []hypervisor.NIC
+	for _, n := range s.net.NICs {
+		out = append(out, hypervisor.NIC{Tap: n.Tap, MAC: n.MAC})
+	}
+	return out
+}
+
+// setupGuestNetwork has the agent configure the pod's interfaces and dns
+// in the guest; without either there is nothing to do.
+func (s *Sandbox) setupGuestNetwork(ctx context.Context, dns *api.DNS) error {
+	req := &api.SetupNetworkRequest{}
+	if s.net != nil {
+		req = proto.Clone(s.net.Request).(*api.SetupNetworkRequest)
+	}
+	if len(dns.GetServers()) > 0 {
+		req.Dns = dns
+	}
+	if len(req.Interfaces) == 0 && req.Dns == nil {
+		return nil
+	}
+	nctx, cancel := context.WithTimeout(ctx, networkTimeout)
+	defer cancel()
+	if _, err := s.agent.SetupNetwork(nctx, req); err != nil {
+		var names []string
+		for _, i := range req.Interfaces {
+			names = append(names, i.Name+" "+i.Mac)
+		}
+		return fmt.Errorf("interfaces [%s]: %w", strings.Join(names, ", "), err)
+	}
+	return nil
+}
+
+// cleanupNetwork removes the taps a crashed runtime left in the network
+// namespace recorded in dir. No record is not an error.
+func cleanupNetwork(ctx context.Context, dir string) error {
+	b, err := os.ReadFile(filepath.Join(dir, netnsName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	path := strings.TrimSpace(string(b))
+	if path == "" {
+		return nil
+	}
+	return network.Cleanup(ctx, path)
+}
