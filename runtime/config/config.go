@@ -70,6 +70,11 @@ type Guest struct {
 	// VCPUs and MemoryMiB size the VM at boot.
 	VCPUs     uint32 `toml:"vcpus"`
 	MemoryMiB uint32 `toml:"memory_mib"`
+	// MaxVCPUs and HotplugMemoryMiB bound how far a running VM may grow
+	// by hotplug when a container's limits exceed the boot size (Cloud
+	// Hypervisor; QEMU's microvm cannot hotplug). 0 disables growing.
+	MaxVCPUs         uint32 `toml:"max_vcpus"`
+	HotplugMemoryMiB uint32 `toml:"hotplug_memory_mib"`
 	// KernelParams are appended to Veil's kernel command line.
 	KernelParams string `toml:"kernel_params"`
 }
@@ -199,6 +204,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Guest.VCPUs == 0 {
 		return errors.New("guest.vcpus: must be at least 1")
+	}
+	if c.Guest.MaxVCPUs != 0 && c.Guest.MaxVCPUs < c.Guest.VCPUs {
+		return fmt.Errorf("guest.max_vcpus: %d is below guest.vcpus %d", c.Guest.MaxVCPUs, c.Guest.VCPUs)
 	}
 	if c.Guest.MemoryMiB < MinMemoryMiB {
 		return fmt.Errorf("guest.memory_mib: %d is below the %d MiB minimum", c.Guest.MemoryMiB, MinMemoryMiB)

@@ -34,7 +34,18 @@ func (s *Sandbox) Resize(ctx context.Context, vcpus uint32, memoryMiB uint64) er
 		}
 		want.MemoryMiB = uint32(memoryMiB)
 	}
+	// Never beyond what the VM was created able to reach.
+	if maxCPUs := max(s.cfg.Guest.MaxVCPUs, s.cfg.Guest.VCPUs); want.VCPUs > maxCPUs {
+		want.VCPUs = maxCPUs
+	}
+	if maxMem := s.cfg.Guest.MemoryMiB + s.cfg.Guest.HotplugMemoryMiB; want.MemoryMiB > maxMem {
+		want.MemoryMiB = maxMem
+	}
 	if want == cur {
+		if vcpus > cur.VCPUs || memoryMiB > uint64(cur.MemoryMiB) {
+			log.G(ctx).WithFields(log.Fields{"sandbox": s.id, "vcpus": vcpus, "memory_mib": memoryMiB}).
+				Warn("limits exceed guest.max_vcpus / guest.hotplug_memory_mib: the VM stays at its size")
+		}
 		return nil
 	}
 	if err := r.Resize(ctx, want); err != nil {

@@ -139,8 +139,10 @@ func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, string, string, e
 		}, name, reason, nil
 	case config.HypervisorCloudHypervisor:
 		return &ch.Driver{
-			Path:        cfg.Hypervisor.CloudHypervisorPath,
-			StopTimeout: cfg.Timeouts.Stop.Duration,
+			Path:             cfg.Hypervisor.CloudHypervisorPath,
+			StopTimeout:      cfg.Timeouts.Stop.Duration,
+			MaxVCPUs:         cfg.Guest.MaxVCPUs,
+			HotplugMemoryMiB: cfg.Guest.HotplugMemoryMiB,
 		}, name, reason, nil
 	default:
 		return nil, "", "", fmt.Errorf("unknown hypervisor %q (%s)", name, reason)
