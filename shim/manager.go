@@ -219,8 +219,13 @@ func cleanupState(bundle, id, stateDir string) (shimState, error) {
 
 // Info describes the runtime.
 func (m *manager) Info(ctx context.Context, optionsR io.Reader) (*types.RuntimeInfo, error) {
+	feats, err := runtimeFeaturesAny()
+	if err != nil {
+		return nil, err
+	}
 	return &types.RuntimeInfo{
-		Name:    RuntimeName,
-		Version: &types.RuntimeVersion{Version: version.Version},
+		Name:     RuntimeName,
+		Version:  &types.RuntimeVersion{Version: version.Version},
+		Features: feats,
 	}, nil
 }

@@ -58,5 +58,13 @@ func containerMetrics(c *api.ContainerStats) *cgroupstats.Metrics {
 			Usage:      c.MemoryCurrentBytes,
 			UsageLimit: c.MemoryLimitBytes,
 		},
+		MemoryEvents: memoryEvents(c.MemoryEvents),
 	}
+}
+
+func memoryEvents(e *api.MemoryEvents) *cgroupstats.MemoryEvents {
+	if e == nil {
+		return nil
+	}
+	return &cgroupstats.MemoryEvents{Low: e.Low, High: e.High, Max: e.Max, Oom: e.Oom, OomKill: e.OomKill}
 }

@@ -59,8 +59,9 @@ func (v volumePolicy) check(p string) error {
 }
 
 // ownCRIPath reports whether p is one of the files containerd's CRI plugin
-// made for this pod (…/io.containerd.grpc.v1.cri/sandboxes/<pod>/…) or
-// for this container (…/io.containerd.grpc.v1.cri/containers/<id>/…).
+// made for this pod (…/io.containerd.grpc.v1.cri/sandboxes/<pod>/…, its
+// image volumes …/image-volumes/<pod>/…) or for this container
+// (…/io.containerd.grpc.v1.cri/containers/<id>/…).
 func (v volumePolicy) ownCRIPath(p string) bool {
 	parts := strings.Split(p, "/")
 	for i := 0; i+3 < len(parts); i++ {
@@ -69,6 +70,8 @@ func (v volumePolicy) ownCRIPath(p string) bool {
 		}
 		switch {
 		case parts[i+1] == "sandboxes" && v.podID != "" && parts[i+2] == v.podID:
+			return true
+		case parts[i+1] == "image-volumes" && v.podID != "" && parts[i+2] == v.podID:
 			return true
 		case parts[i+1] == "containers" && v.containerID != "" && parts[i+2] == v.containerID:
 			return true

@@ -33,6 +33,8 @@ func TestVolumePolicy(t *testing.T) {
 		{"pod's own CRI file under another root", "/tmp/c/state/io.containerd.grpc.v1.cri/sandboxes/pod1/shm", ""},
 		{"another pod's CRI file", "/var/lib/containerd/io.containerd.grpc.v1.cri/sandboxes/pod2/hosts", "outside"},
 		{"container's own image volume", "/var/lib/containerd/io.containerd.grpc.v1.cri/containers/ctr1/volumes/abc", ""},
+		{"pod's image volume", "/run/containerd/io.containerd.grpc.v1.cri/image-volumes/pod1/sha256x/etc", ""},
+		{"another pod's image volume", "/run/containerd/io.containerd.grpc.v1.cri/image-volumes/pod2/sha256x", "outside"},
 		{"another container's volume", "/var/lib/containerd/io.containerd.grpc.v1.cri/containers/ctr2/volumes/abc", "outside"},
 		{"proc is denied", "/proc/1/root", "never shared"},
 		{"dev is denied", "/dev/sda", "never shared"},

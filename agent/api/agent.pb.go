@@ -1361,7 +1361,9 @@ type ContainerStats struct {
 	// pids.current.
 	PidsCurrent uint64 `protobuf:"varint,8,opt,name=pids_current,json=pidsCurrent,proto3" json:"pids_current,omitempty"`
 	// error explains missing values (e.g. a controller not enabled).
-	Error         string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	Error string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
+	// From memory.events.
+	MemoryEvents  *MemoryEvents `protobuf:"bytes,10,opt,name=memory_events,json=memoryEvents,proto3" json:"memory_events,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1459,6 +1461,90 @@ func (x *ContainerStats) GetError() string {
 	return ""
 }
 
+func (x *ContainerStats) GetMemoryEvents() *MemoryEvents {
+	if x != nil {
+		return x.MemoryEvents
+	}
+	return nil
+}
+
+// MemoryEvents are the counters of a cgroup v2 memory.events file.
+type MemoryEvents struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Low           uint64                 `protobuf:"varint,1,opt,name=low,proto3" json:"low,omitempty"`
+	High          uint64                 `protobuf:"varint,2,opt,name=high,proto3" json:"high,omitempty"`
+	Max           uint64                 `protobuf:"varint,3,opt,name=max,proto3" json:"max,omitempty"`
+	Oom           uint64                 `protobuf:"varint,4,opt,name=oom,proto3" json:"oom,omitempty"`
+	OomKill       uint64                 `protobuf:"varint,5,opt,name=oom_kill,json=oomKill,proto3" json:"oom_kill,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryEvents) Reset() {
+	*x = MemoryEvents{}
+	mi := &file_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryEvents) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryEvents) ProtoMessage() {}
+
+func (x *MemoryEvents) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryEvents.ProtoReflect.Descriptor instead.
+func (*MemoryEvents) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *MemoryEvents) GetLow() uint64 {
+	if x != nil {
+		return x.Low
+	}
+	return 0
+}
+
+func (x *MemoryEvents) GetHigh() uint64 {
+	if x != nil {
+		return x.High
+	}
+	return 0
+}
+
+func (x *MemoryEvents) GetMax() uint64 {
+	if x != nil {
+		return x.Max
+	}
+	return 0
+}
+
+func (x *MemoryEvents) GetOom() uint64 {
+	if x != nil {
+		return x.Oom
+	}
+	return 0
+}
+
+func (x *MemoryEvents) GetOomKill() uint64 {
+	if x != nil {
+		return x.OomKill
+	}
+	return 0
+}
+
 // IPAddress is an address with its prefix length, e.g. "10.88.0.5/16" or
 // "fd00::5/64".
 type IPAddress struct {
@@ -1470,7 +1556,7 @@ type IPAddress struct {
 
 func (x *IPAddress) Reset() {
 	*x = IPAddress{}
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1482,7 +1568,7 @@ func (x *IPAddress) String() string {
 func (*IPAddress) ProtoMessage() {}
 
 func (x *IPAddress) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[22]
+	mi := &file_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1495,7 +1581,7 @@ func (x *IPAddress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IPAddress.ProtoReflect.Descriptor instead.
 func (*IPAddress) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *IPAddress) GetCidr() string {
@@ -1520,7 +1606,7 @@ type Interface struct {
 
 func (x *Interface) Reset() {
 	*x = Interface{}
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1532,7 +1618,7 @@ func (x *Interface) String() string {
 func (*Interface) ProtoMessage() {}
 
 func (x *Interface) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[23]
+	mi := &file_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1545,7 +1631,7 @@ func (x *Interface) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Interface.ProtoReflect.Descriptor instead.
 func (*Interface) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *Interface) GetName() string {
@@ -1595,7 +1681,7 @@ type Route struct {
 
 func (x *Route) Reset() {
 	*x = Route{}
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1607,7 +1693,7 @@ func (x *Route) String() string {
 func (*Route) ProtoMessage() {}
 
 func (x *Route) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[24]
+	mi := &file_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1620,7 +1706,7 @@ func (x *Route) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Route.ProtoReflect.Descriptor instead.
 func (*Route) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Route) GetDestination() string {
@@ -1670,7 +1756,7 @@ type Neighbor struct {
 
 func (x *Neighbor) Reset() {
 	*x = Neighbor{}
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1768,7 @@ func (x *Neighbor) String() string {
 func (*Neighbor) ProtoMessage() {}
 
 func (x *Neighbor) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[25]
+	mi := &file_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1781,7 @@ func (x *Neighbor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Neighbor.ProtoReflect.Descriptor instead.
 func (*Neighbor) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *Neighbor) GetIp() string {
@@ -1731,7 +1817,7 @@ type DNS struct {
 
 func (x *DNS) Reset() {
 	*x = DNS{}
-	mi := &file_agent_proto_msgTypes[26]
+	mi := &file_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1743,7 +1829,7 @@ func (x *DNS) String() string {
 func (*DNS) ProtoMessage() {}
 
 func (x *DNS) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[26]
+	mi := &file_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1756,7 +1842,7 @@ func (x *DNS) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DNS.ProtoReflect.Descriptor instead.
 func (*DNS) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{26}
+	return file_agent_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DNS) GetServers() []string {
@@ -1792,7 +1878,7 @@ type SetupNetworkRequest struct {
 
 func (x *SetupNetworkRequest) Reset() {
 	*x = SetupNetworkRequest{}
-	mi := &file_agent_proto_msgTypes[27]
+	mi := &file_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1804,7 +1890,7 @@ func (x *SetupNetworkRequest) String() string {
 func (*SetupNetworkRequest) ProtoMessage() {}
 
 func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[27]
+	mi := &file_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1817,7 +1903,7 @@ func (x *SetupNetworkRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetupNetworkRequest.ProtoReflect.Descriptor instead.
 func (*SetupNetworkRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{27}
+	return file_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SetupNetworkRequest) GetInterfaces() []*Interface {
@@ -1859,7 +1945,7 @@ type UpdateContainerRequest struct {
 
 func (x *UpdateContainerRequest) Reset() {
 	*x = UpdateContainerRequest{}
-	mi := &file_agent_proto_msgTypes[28]
+	mi := &file_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1871,7 +1957,7 @@ func (x *UpdateContainerRequest) String() string {
 func (*UpdateContainerRequest) ProtoMessage() {}
 
 func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_proto_msgTypes[28]
+	mi := &file_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1884,7 +1970,7 @@ func (x *UpdateContainerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateContainerRequest.ProtoReflect.Descriptor instead.
 func (*UpdateContainerRequest) Descriptor() ([]byte, []int) {
-	return file_agent_proto_rawDescGZIP(), []int{28}
+	return file_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *UpdateContainerRequest) GetContainerId() string {
@@ -2004,7 +2090,7 @@ const file_agent_proto_rawDesc = "" +
 	"\fsoftirq_usec\x18\a \x01(\x04R\vsoftirqUsec\x12\x1d\n" +
 	"\n" +
 	"steal_usec\x18\b \x01(\x04R\tstealUsec\x12\x16\n" +
-	"\x06online\x18\t \x01(\rR\x06online\"\xd6\x02\n" +
+	"\x06online\x18\t \x01(\rR\x06online\"\x98\x03\n" +
 	"\x0eContainerStats\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
 	"\x06cgroup\x18\x02 \x01(\tR\x06cgroup\x12$\n" +
@@ -2014,7 +2100,15 @@ const file_agent_proto_rawDesc = "" +
 	"\x14memory_current_bytes\x18\x06 \x01(\x04R\x12memoryCurrentBytes\x12,\n" +
 	"\x12memory_limit_bytes\x18\a \x01(\x04R\x10memoryLimitBytes\x12!\n" +
 	"\fpids_current\x18\b \x01(\x04R\vpidsCurrent\x12\x14\n" +
-	"\x05error\x18\t \x01(\tR\x05error\"\x1f\n" +
+	"\x05error\x18\t \x01(\tR\x05error\x12@\n" +
+	"\rmemory_events\x18\n" +
+	" \x01(\v2\x1b.veil.agent.v1.MemoryEventsR\fmemoryEvents\"s\n" +
+	"\fMemoryEvents\x12\x10\n" +
+	"\x03low\x18\x01 \x01(\x04R\x03low\x12\x12\n" +
+	"\x04high\x18\x02 \x01(\x04R\x04high\x12\x10\n" +
+	"\x03max\x18\x03 \x01(\x04R\x03max\x12\x10\n" +
+	"\x03oom\x18\x04 \x01(\x04R\x03oom\x12\x19\n" +
+	"\boom_kill\x18\x05 \x01(\x04R\aoomKill\"\x1f\n" +
 	"\tIPAddress\x12\x12\n" +
 	"\x04cidr\x18\x01 \x01(\tR\x04cidr\"{\n" +
 	"\tInterface\x12\x12\n" +
@@ -2079,7 +2173,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: veil.agent.v1.Empty
 	(*HealthRequest)(nil),          // 1: veil.agent.v1.HealthRequest
@@ -2103,63 +2197,65 @@ var file_agent_proto_goTypes = []any{
 	(*StatsResponse)(nil),          // 19: veil.agent.v1.StatsResponse
 	(*CPUStats)(nil),               // 20: veil.agent.v1.CPUStats
 	(*ContainerStats)(nil),         // 21: veil.agent.v1.ContainerStats
-	(*IPAddress)(nil),              // 22: veil.agent.v1.IPAddress
-	(*Interface)(nil),              // 23: veil.agent.v1.Interface
-	(*Route)(nil),                  // 24: veil.agent.v1.Route
-	(*Neighbor)(nil),               // 25: veil.agent.v1.Neighbor
-	(*DNS)(nil),                    // 26: veil.agent.v1.DNS
-	(*SetupNetworkRequest)(nil),    // 27: veil.agent.v1.SetupNetworkRequest
-	(*UpdateContainerRequest)(nil), // 28: veil.agent.v1.UpdateContainerRequest
+	(*MemoryEvents)(nil),           // 22: veil.agent.v1.MemoryEvents
+	(*IPAddress)(nil),              // 23: veil.agent.v1.IPAddress
+	(*Interface)(nil),              // 24: veil.agent.v1.Interface
+	(*Route)(nil),                  // 25: veil.agent.v1.Route
+	(*Neighbor)(nil),               // 26: veil.agent.v1.Neighbor
+	(*DNS)(nil),                    // 27: veil.agent.v1.DNS
+	(*SetupNetworkRequest)(nil),    // 28: veil.agent.v1.SetupNetworkRequest
+	(*UpdateContainerRequest)(nil), // 29: veil.agent.v1.UpdateContainerRequest
 }
 var file_agent_proto_depIdxs = []int32{
 	5,  // 0: veil.agent.v1.CreateContainerRequest.stdio:type_name -> veil.agent.v1.Stdio
 	5,  // 1: veil.agent.v1.ExecProcessRequest.stdio:type_name -> veil.agent.v1.Stdio
 	20, // 2: veil.agent.v1.StatsResponse.cpu:type_name -> veil.agent.v1.CPUStats
 	21, // 3: veil.agent.v1.StatsResponse.containers:type_name -> veil.agent.v1.ContainerStats
-	22, // 4: veil.agent.v1.Interface.addresses:type_name -> veil.agent.v1.IPAddress
-	23, // 5: veil.agent.v1.SetupNetworkRequest.interfaces:type_name -> veil.agent.v1.Interface
-	24, // 6: veil.agent.v1.SetupNetworkRequest.routes:type_name -> veil.agent.v1.Route
-	25, // 7: veil.agent.v1.SetupNetworkRequest.neighbors:type_name -> veil.agent.v1.Neighbor
-	26, // 8: veil.agent.v1.SetupNetworkRequest.dns:type_name -> veil.agent.v1.DNS
-	1,  // 9: veil.agent.v1.Agent.Health:input_type -> veil.agent.v1.HealthRequest
-	3,  // 10: veil.agent.v1.Agent.CreateSandbox:input_type -> veil.agent.v1.CreateSandboxRequest
-	4,  // 11: veil.agent.v1.Agent.DestroySandbox:input_type -> veil.agent.v1.DestroySandboxRequest
-	6,  // 12: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
-	7,  // 13: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
-	8,  // 14: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
-	10, // 15: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
-	11, // 16: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
-	13, // 17: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
-	11, // 18: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
-	14, // 19: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
-	7,  // 20: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
-	11, // 21: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
-	16, // 22: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
-	18, // 23: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
-	27, // 24: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
-	28, // 25: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
-	2,  // 26: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 27: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 28: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 29: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 30: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 31: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	9,  // 32: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 33: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 34: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 35: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 36: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 37: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	0,  // 38: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
-	17, // 39: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
-	19, // 40: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
-	0,  // 41: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
-	0,  // 42: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
-	26, // [26:43] is the sub-list for method output_type
-	9,  // [9:26] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	22, // 4: veil.agent.v1.ContainerStats.memory_events:type_name -> veil.agent.v1.MemoryEvents
+	23, // 5: veil.agent.v1.Interface.addresses:type_name -> veil.agent.v1.IPAddress
+	24, // 6: veil.agent.v1.SetupNetworkRequest.interfaces:type_name -> veil.agent.v1.Interface
+	25, // 7: veil.agent.v1.SetupNetworkRequest.routes:type_name -> veil.agent.v1.Route
+	26, // 8: veil.agent.v1.SetupNetworkRequest.neighbors:type_name -> veil.agent.v1.Neighbor
+	27, // 9: veil.agent.v1.SetupNetworkRequest.dns:type_name -> veil.agent.v1.DNS
+	1,  // 10: veil.agent.v1.Agent.Health:input_type -> veil.agent.v1.HealthRequest
+	3,  // 11: veil.agent.v1.Agent.CreateSandbox:input_type -> veil.agent.v1.CreateSandboxRequest
+	4,  // 12: veil.agent.v1.Agent.DestroySandbox:input_type -> veil.agent.v1.DestroySandboxRequest
+	6,  // 13: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
+	7,  // 14: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
+	8,  // 15: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
+	10, // 16: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
+	11, // 17: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
+	13, // 18: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
+	11, // 19: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
+	14, // 20: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
+	7,  // 21: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
+	11, // 22: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
+	16, // 23: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
+	18, // 24: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
+	28, // 25: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
+	29, // 26: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
+	2,  // 27: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 28: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 29: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 30: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 31: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 32: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	9,  // 33: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 34: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 35: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 36: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 37: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 38: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	0,  // 39: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
+	17, // 40: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 41: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	0,  // 42: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
+	0,  // 43: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
+	27, // [27:44] is the sub-list for method output_type
+	10, // [10:27] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_agent_proto_init() }
@@ -2173,7 +2269,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

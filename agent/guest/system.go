@@ -26,7 +26,9 @@ func (System) MountShare(ctx context.Context, tag, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mkdir %s: %w", dir, err)
 	}
-	if err := unix.Mount(tag, dir, "virtiofs", unix.MS_NOSUID|unix.MS_NODEV, ""); err != nil {
+	// Not nosuid: the share holds the containers' root filesystems, whose
+	// setuid programs must work as under runc (the guest is the boundary).
+	if err := unix.Mount(tag, dir, "virtiofs", unix.MS_NODEV, ""); err != nil {
 		return fmt.Errorf("mount virtio-fs tag %q on %s: %w", tag, dir, err)
 	}
 	log.G(ctx).WithFields(log.Fields{"tag": tag, "dir": dir}).Info("share mounted")

@@ -224,10 +224,43 @@ func readContainerStats(id, dir string) *api.ContainerStats {
 		}
 		*v.dst = n
 	}
+	if b, err := os.ReadFile(filepath.Join(dir, "memory.events")); err != nil {
+		errs = append(errs, err)
+	} else {
+		cs.MemoryEvents = parseMemoryEvents(string(b))
+	}
 	if err := errors.Join(errs...); err != nil {
 		cs.Error = strings.ReplaceAll(err.Error(), "\n", "; ")
 	}
 	return cs
+}
+
+// parseMemoryEvents reads the counters of a memory.events file.
+func parseMemoryEvents(s string) *api.MemoryEvents {
+	ev := &api.MemoryEvents{}
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		v, err := strconv.ParseUint(f[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch f[0] {
+		case "low":
+			ev.Low = v
+		case "high":
+			ev.High = v
+		case "max":
+			ev.Max = v
+		case "oom":
+			ev.Oom = v
+		case "oom_kill":
+			ev.OomKill = v
+		}
+	}
+	return ev
 }
 
 // readCgroupUint reads a single-value cgroup file; "max" reads as 0.

@@ -63,6 +63,7 @@ func TestStats(t *testing.T) {
 			files: map[string]string{
 				"veil/c1/cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n", "veil/c1/memory.current": "4096\n",
 				"veil/c1/memory.max": "max\n", "veil/c1/pids.current": "3\n",
+				"veil/c1/memory.events": "low 0\nhigh 1\nmax 4\noom 2\noom_kill 1\noom_group_kill 0\n",
 				"veil/c2/cpu.stat": "usage_usec 7\n",
 			},
 			check: func(t *testing.T, r *api.StatsResponse) {
@@ -72,6 +73,9 @@ func TestStats(t *testing.T) {
 				c1, c2 := r.Containers[0], r.Containers[1]
 				if c1.ContainerId != "c1" || c1.CpuUsageUsec != 1500 || c1.CpuUserUsec != 1000 || c1.MemoryCurrentBytes != 4096 || c1.MemoryLimitBytes != 0 || c1.PidsCurrent != 3 || c1.Error != "" {
 					t.Errorf("c1 %+v", c1)
+				}
+				if e := c1.MemoryEvents; e == nil || e.High != 1 || e.Max != 4 || e.Oom != 2 || e.OomKill != 1 {
+					t.Errorf("c1 memory events %+v", e)
 				}
 				if c2.CpuUsageUsec != 7 || !strings.Contains(c2.Error, "memory.current") {
 					t.Errorf("c2 %+v", c2)

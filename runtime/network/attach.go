@@ -68,7 +68,7 @@ func Attach(ctx context.Context, netnsPath string) (_ *Endpoints, retErr error) 
 	created := map[string]bool{}
 	defer func() {
 		if retErr != nil {
-			if err := n.teardown(created); err != nil {
+			if err := n.teardown(context.WithoutCancel(ctx), created); err != nil {
 				log.G(ctx).WithError(err).WithField("netns", netnsPath).Warn("rollback of network attach")
 			}
 		}
@@ -94,6 +94,11 @@ func Attach(ctx context.Context, netnsPath string) (_ *Endpoints, retErr error) 
 		}
 		if err := n.redirect(l, tap); err != nil {
 			return nil, fail("redirect to tap "+tapName, err)
+		}
+		if i == 0 && hasIPv4(iface) {
+			if err := n.forwardLocalhost(ctx, tap, iface, e.Request); err != nil {
+				return nil, fail("forward localhost to the guest", err)
+			}
 		}
 		e.NICs = append(e.NICs, NIC{Interface: name, Tap: tapName, MAC: iface.Mac})
 		e.Request.Interfaces = append(e.Request.Interfaces, iface)
@@ -200,4 +205,14 @@ func (n *nsHandle) describe(l netlink.Link) (*api.Interface, []*api.Route, []*ap
 func isNotFound(err error) bool {
 	var lnf netlink.LinkNotFoundError
 	return errors.As(err, &lnf) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENOENT)
+}
+
+// hasIPv4 reports whether iface has an IPv4 address.
+func hasIPv4(iface *api.Interface) bool {
+	for _, a := range iface.Addresses {
+		if ip, _, err := net.ParseCIDR(a.Cidr); err == nil && ip.To4() != nil {
+			return true
+		}
+	}
+	return false
 }

@@ -106,9 +106,26 @@ func TestAttach(t *testing.T) {
 			if !slices.Equal(e.NICs, tc.wantNICs) {
 				t.Errorf("NICs = %+v, want %+v", e.NICs, tc.wantNICs)
 			}
-			assertRequest(t, e.Request, tc.wantReq)
-
 			h := handleIn(t, pod)
+			want := proto.Clone(tc.wantReq).(*api.SetupNetworkRequest)
+			if len(e.NICs) > 0 {
+				// The first NIC also carries the localhost forwarding: the
+				// guest's end of the link-local /30 and the tap's MAC.
+				tap, err := h.LinkByName(e.NICs[0].Tap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want.Interfaces[0].Addresses = append(want.Interfaces[0].Addresses, &api.IPAddress{Cidr: "169.254.77.2/30"})
+				want.Neighbors = append(want.Neighbors, &api.Neighbor{Ip: "169.254.77.1", Mac: tap.Attrs().HardwareAddr.String(), Device: want.Interfaces[0].Name})
+				nat := run(t, "nsenter", "--net="+nsPath(pod), "iptables", "-t", "nat", "-S")
+				for _, rule := range []string{"-j DNAT --to-destination 169.254.77.2", "-j SNAT --to-source 169.254.77.1"} {
+					if !strings.Contains(nat, rule) {
+						t.Errorf("nat table lacks %q:\n%s", rule, nat)
+					}
+				}
+			}
+			assertRequest(t, e.Request, want)
+
 			for _, nic := range e.NICs {
 				pl, err := h.LinkByName(nic.Interface)
 				if err != nil {

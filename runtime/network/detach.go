@@ -20,7 +20,7 @@ func (e *Endpoints) Detach(ctx context.Context) error {
 	for _, nic := range e.NICs {
 		taps[nic.Tap] = true
 	}
-	if err := detach(e.NetNSPath, taps); err != nil {
+	if err := detach(ctx, e.NetNSPath, taps); err != nil {
 		return fmt.Errorf("detach: %w", err)
 	}
 	log.G(ctx).WithField("netns", e.NetNSPath).Debug("pod network detached")
@@ -32,7 +32,7 @@ func (e *Endpoints) Detach(ctx context.Context) error {
 // one (or to a link that no longer exists) and ingress qdiscs left
 // without filters. A namespace that no longer exists is not an error.
 func Cleanup(ctx context.Context, netnsPath string) error {
-	if err := detach(netnsPath, nil); err != nil {
+	if err := detach(ctx, netnsPath, nil); err != nil {
 		return fmt.Errorf("network cleanup: %w", err)
 	}
 	log.G(ctx).WithField("netns", netnsPath).Debug("pod network cleaned up")
@@ -40,7 +40,7 @@ func Cleanup(ctx context.Context, netnsPath string) error {
 }
 
 // detach tears down the taps named in only (every tap when nil).
-func detach(netnsPath string, only map[string]bool) error {
+func detach(ctx context.Context, netnsPath string, only map[string]bool) error {
 	n, err := openNetNS(netnsPath)
 	if errors.Is(err, errNoNetNS) {
 		return nil
@@ -49,13 +49,13 @@ func detach(netnsPath string, only map[string]bool) error {
 		return err
 	}
 	defer n.Close()
-	return n.teardown(only)
+	return n.teardown(ctx, only)
 }
 
 // teardown removes the redirects to the taps named in only (every tap of
 // this package when nil; then also redirects to links that are gone),
 // then the taps themselves.
-func (n *nsHandle) teardown(only map[string]bool) error {
+func (n *nsHandle) teardown(ctx context.Context, only map[string]bool) error {
 	links, err := n.nl.LinkList()
 	if err != nil {
 		return fmt.Errorf("netns %s: list links: %w", n.path, err)
@@ -68,6 +68,9 @@ func (n *nsHandle) teardown(only map[string]bool) error {
 		if isTap(l) && (only == nil || only[a.Name]) {
 			taps[a.Index] = a.Name
 		}
+	}
+	if len(taps) > 0 || only == nil {
+		n.removeForward(ctx)
 	}
 	var errs []error
 	for _, l := range links {

@@ -58,6 +58,7 @@ func snapshot(t *testing.T, ns string) string {
 	b.WriteString(ip(t, "-n", ns, "-6", "route", "show", "table", "main"))
 	b.WriteString(ip(t, "-n", ns, "neigh", "show", "nud", "permanent"))
 	b.WriteString(run(t, "tc", "-n", ns, "qdisc", "show"))
+	b.WriteString(run(t, "nsenter", "--net=/run/netns/"+ns, "iptables", "-t", "nat", "-S"))
 	for _, l := range strings.Split(strings.TrimSpace(ip(t, "-n", ns, "-o", "link")), "\n") {
 		f := strings.Fields(l)
 		if len(f) < 2 {

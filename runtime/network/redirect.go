@@ -12,8 +12,9 @@ import (
 // filters.
 var ingressHandle = netlink.MakeHandle(0xffff, 0)
 
-// filterPriority is the priority of the redirect filters.
-const filterPriority = 1
+// filterPriority is the priority of the redirect filters; a tap's pass
+// filter (passPriority) comes first.
+const filterPriority = 2
 
 // redirect adds, on both links, an ingress qdisc and a match-all u32
 // filter whose action redirects every frame to the other link's egress.
