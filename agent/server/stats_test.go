@@ -64,7 +64,7 @@ func TestStats(t *testing.T) {
 				"veil/c1/cpu.stat": "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n", "veil/c1/memory.current": "4096\n",
 				"veil/c1/memory.max": "max\n", "veil/c1/pids.current": "3\n",
 				"veil/c1/memory.events": "low 0\nhigh 1\nmax 4\noom 2\noom_kill 1\noom_group_kill 0\n",
-				"veil/c2/cpu.stat": "usage_usec 7\n",
+				"veil/c2/cpu.stat":      "usage_usec 7\n",
 			},
 			check: func(t *testing.T, r *api.StatsResponse) {
 				if len(r.Containers) != 2 {
