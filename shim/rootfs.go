@@ -90,6 +90,15 @@ func (hostMounter) Bind(v hostVolume, policy volumePolicy) (retErr error) {
 	if err := unix.Mount(src, v.Target, "", flags, ""); err != nil {
 		return fmt.Errorf("bind %s on %s: %w", v.Source, v.Target, err)
 	}
+	// The share is a shared mount, so a new bind would join the source's
+	// peer group; the spec's propagation decides instead.
+	prop := uintptr(unix.MS_PRIVATE | unix.MS_REC)
+	if v.HostToGuest {
+		prop = unix.MS_SLAVE | unix.MS_REC
+	}
+	if err := unix.Mount("", v.Target, "", prop, ""); err != nil {
+		return fmt.Errorf("set propagation of bind %s: %w", v.Target, err)
+	}
 	if v.ReadOnly {
 		if err := unix.Mount("", v.Target, "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY, ""); err != nil {
 			return fmt.Errorf("make bind of %s on %s read-only: %w", v.Source, v.Target, err)

@@ -97,6 +97,10 @@ type hostVolume struct {
 	ReadOnly bool
 	// Recursive binds submounts too (rbind).
 	Recursive bool
+	// HostToGuest keeps receiving mounts the host makes under the source
+	// later (the spec asks for rslave or rshared propagation); otherwise
+	// the bind is private. Mounts made in the guest never reach the host.
+	HostToGuest bool
 }
 
 // volumePlan is what shareVolumes must do for one container.
@@ -128,10 +132,11 @@ func planVolumes(mounts []specs.Mount, policy volumePolicy, containerDir, guestC
 		}
 		name := strconv.Itoa(i)
 		plan.Volumes = append(plan.Volumes, hostVolume{
-			Source:    m.Source,
-			Target:    filepath.Join(containerDir, "mounts", name),
-			ReadOnly:  hasOption(m.Options, "ro"),
-			Recursive: hasOption(m.Options, "rbind"),
+			Source:      m.Source,
+			Target:      filepath.Join(containerDir, "mounts", name),
+			ReadOnly:    hasOption(m.Options, "ro"),
+			Recursive:   hasOption(m.Options, "rbind"),
+			HostToGuest: hasAnyOption(m.Options, "rslave", "slave", "rshared", "shared"),
 		})
 		m.Source = filepath.Join(guestContainerDir, "mounts", name)
 		plan.Mounts = append(plan.Mounts, m)
@@ -157,6 +162,15 @@ func podShmSize(mounts []specs.Mount, policy volumePolicy) (uint64, error) {
 
 func isBind(m specs.Mount) bool {
 	return m.Type == "bind" || hasOption(m.Options, "bind") || hasOption(m.Options, "rbind")
+}
+
+func hasAnyOption(opts []string, os ...string) bool {
+	for _, o := range os {
+		if hasOption(opts, o) {
+			return true
+		}
+	}
+	return false
 }
 
 func hasOption(opts []string, o string) bool {
