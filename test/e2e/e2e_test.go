@@ -397,7 +397,7 @@ func testShimKilled(t *testing.T, e *env, id string) {
 		t.Fatalf("task still listed as %s after its shim died", st)
 	}
 	// containerd drops the task before its cleanup of the dead shim ends.
-	for len(leftovers(e.stateDir, id)) > 0 && time.Now().Before(deadline) {
+	for len(harness.Leftovers(e.stateDir, id)) > 0 && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond) // polling the host: no event to wait on
 	}
 	mustCtr(t, e.c, "containers", "delete", id)

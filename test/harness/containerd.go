@@ -36,6 +36,10 @@ type Options struct {
 	StartTimeout time.Duration
 	// ExtraConfig is TOML appended to the generated config.
 	ExtraConfig string
+	// CRI, when set, enables containerd's CRI plugin with the runc and
+	// veil runtime handlers, CNI and a private registry (see CRIOptions).
+	// Nil keeps the CRI plugin disabled.
+	CRI *CRIOptions
 }
 
 // Containerd is a running private containerd, in its own network
@@ -49,7 +53,11 @@ type Containerd struct {
 	// Dir is the private directory; LogPath is containerd's log inside it.
 	Dir     string
 	LogPath string
+	// Registry is the private registry containerd's CRI pulls from (CRI
+	// mode only; nil otherwise).
+	Registry *Registry
 
+	cri     *CRIOptions
 	ctrPath string
 	env     []string
 	cmd     *exec.Cmd
@@ -58,8 +66,9 @@ type Containerd struct {
 	stopped bool
 }
 
-// disabledPlugins keeps the daemon light: no CRI (and what only CRI uses),
-// no NRI socket in /var/run/nri shared between instances.
+// disabledPlugins keeps the daemon light: no CRI (and what only CRI uses;
+// CRI mode keeps those), no NRI socket in /var/run/nri shared between
+// instances.
 var disabledPlugins = []string{
 	"io.containerd.grpc.v1.cri",
 	"io.containerd.cri.v1.images",
@@ -100,6 +109,7 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 		Address: filepath.Join(dir, "containerd.sock"),
 		Dir:     dir,
 		LogPath: filepath.Join(dir, "containerd.log"),
+		cri:     opts.CRI,
 		exited:  make(chan struct{}),
 	}
 	if n := len(c.Address) + len(".ttrpc"); n > 107 {
@@ -129,6 +139,13 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 		return nil, fmt.Errorf("create network namespace: %w", err)
 	}
 	undo = append(undo, func() error { return deleteNetNS(context.WithoutCancel(ctx), c.NetNS) })
+	if c.cri != nil {
+		criUndo, err := c.setupCRI(ctx)
+		undo = append(undo, criUndo...)
+		if err != nil {
+			return nil, fmt.Errorf("set up CRI mode: %w", err)
+		}
+	}
 
 	logFile, err := os.OpenFile(c.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
@@ -177,11 +194,20 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 func (c *Containerd) config(extra string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "version = 4\nroot = %q\nstate = %q\n", filepath.Join(c.Dir, "root"), filepath.Join(c.Dir, "state"))
-	fmt.Fprintf(&b, "disabled_plugins = [%s]\n\n", quoteList(disabledPlugins))
+	var disabled []string
+	for _, p := range disabledPlugins {
+		if c.cri == nil || !criPlugins[p] {
+			disabled = append(disabled, p)
+		}
+	}
+	fmt.Fprintf(&b, "disabled_plugins = [%s]\n\n", quoteList(disabled))
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.server.v1.grpc\"]\n  address = %q\n\n", c.Address)
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.server.v1.ttrpc\"]\n  address = %q\n\n", c.Address+".ttrpc")
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.server.v1.debug\"]\n  address = %q\n\n", filepath.Join(c.Dir, "debug.sock"))
 	fmt.Fprintf(&b, "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = %q\n", filepath.Join(c.Dir, "opt"))
+	if c.cri != nil {
+		b.WriteString("\n" + c.criConfig())
+	}
 	if extra != "" {
 		b.WriteString("\n" + extra + "\n")
 	}

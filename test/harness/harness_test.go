@@ -27,6 +27,52 @@ func TestConfig(t *testing.T) {
 	}
 }
 
+func TestConfigCRI(t *testing.T) {
+	c := &Containerd{Dir: "/d", Address: "/d/containerd.sock", cri: &CRIOptions{VeilConfig: "/etc/veil.toml"}}
+	cfg := c.config("")
+	tests := []struct {
+		name    string
+		text    string
+		present bool
+	}{
+		{"cri and nri enabled", `disabled_plugins = []`, true},
+		{"sandbox image pinned", `sandbox = "registry.k8s.io/pause:3.10.2"`, true},
+		{"registry mirrors", `config_path = "/d/certs.d"`, true},
+		{"oom score restricted", "restrict_oom_score_adj = true", true},
+		{"runc handler", "runtimes.runc]\n    runtime_type = \"io.containerd.runc.v2\"", true},
+		{"runc cgroupfs", "SystemdCgroup = false", true},
+		{"veil handler", "runtimes.veil]\n    runtime_type = \"io.containerd.veil.v2\"", true},
+		{"veil annotations", `pod_annotations = ["io.veil.*"]`, true},
+		{"veil config path", `ConfigPath = "/etc/veil.toml"`, true},
+		{"cni conf dir", `conf_dir = "/d/cni/net.d"`, true},
+		{"nri socket", `socket_path = "/d/nri.sock"`, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Contains(cfg, tc.text); got != tc.present {
+				t.Errorf("config contains %q = %v, want %v:\n%s", tc.text, got, tc.present, cfg)
+			}
+		})
+	}
+}
+
+func TestMirrorHostsTOML(t *testing.T) {
+	r := &Registry{Addr: "127.0.0.1:5000"}
+	tests := []struct {
+		host, want string
+	}{
+		{"registry.k8s.io", "server = \"https://registry.k8s.io\"\n\n[host.\"http://127.0.0.1:5000/v2/registry.k8s.io\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n"},
+		{"docker.io", "server = \"https://registry-1.docker.io\"\n\n[host.\"http://127.0.0.1:5000/v2/docker.io\"]\n  capabilities = [\"pull\", \"resolve\"]\n  override_path = true\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.host, func(t *testing.T) {
+			if got := r.mirrorHostsTOML(tc.host); got != tc.want {
+				t.Errorf("got\n%s\nwant\n%s", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestRepoRoot(t *testing.T) {
 	root := RepoRoot()
 	if root == "" || !isVeilModule(root+"/go.mod") {

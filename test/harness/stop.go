@@ -16,11 +16,13 @@ import (
 	"github.com/veil-runtime/veil/virtiofs"
 )
 
-// Stop tears the containerd down and leaves nothing behind: it deletes
-// every task and container (so shims stop their VMs or containers), stops
+// Stop tears the containerd down and leaves nothing behind: in CRI mode it
+// first stops and removes every pod sandbox through CRI; it deletes every
+// task and container (so shims stop their VMs or containers), stops
 // containerd (SIGTERM, SIGKILL after 10 s), kills any shim still serving
 // this containerd (reported as an error: it leaked), unmounts everything
-// under Dir, deletes the network namespace and removes Dir. It goes on
+// under Dir, stops the registry (CRI mode), deletes the network namespace
+// and removes Dir. It goes on
 // after a failed step and reports all failures. Calling it again does
 // nothing.
 func (c *Containerd) Stop(ctx context.Context) error {
@@ -31,6 +33,11 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	var errs []error
 
+	if c.cri != nil {
+		if err := c.removePods(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := c.deleteAll(ctx); err != nil {
 		errs = append(errs, err)
 	}
@@ -42,6 +49,11 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	}
 	if err := virtiofs.UnmountAll(c.Dir); err != nil {
 		errs = append(errs, err)
+	}
+	if c.Registry != nil {
+		if err := c.Registry.Close(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if err := deleteNetNS(ctx, c.NetNS); err != nil {
 		errs = append(errs, err)

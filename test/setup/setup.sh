@@ -8,8 +8,14 @@
 #   virtiofsd       trixie's, run through trixie's ld-linux ($CACHE/bin/virtiofsd)
 #   vhost-device-vsock  sid's ($CACHE/bin/vhost-device-vsock)
 #   containerd, ctr, containerd-shim-runc-v2  go install @v2.4.2 into $CACHE/bin
+#   CNI plugins     bridge, host-local, loopback, portmap: go install into $CACHE/cni/bin
+#   crictl          go install into $CACHE/bin
+#   CRI test images Debian's dynamic busybox, extracted into $CACHE/criimage/busybox
 #   guest kernel    kernel-config/fetch-debian-kernel.sh -> $CACHE/kernel
 #   $CACHE/veil-config.toml  a Veil config pointing at all of the above
+#
+# `setup.sh critest` builds only critest (the CRI conformance suite, about
+# 3 min cold) into $CACHE/bin; `make conformance` runs it.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -21,9 +27,12 @@ export CACHE
 source "$REPO/test/setup/lib.sh"
 
 CONTAINERD_VERSION=2.4.2
+CNI_PLUGINS_VERSION=v1.9.1
+CRI_TOOLS_VERSION=v1.37.0
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 HOST_PACKAGES=(qemu-system-x86 protobuf-compiler cpio busybox-static libseccomp-dev
-	iproute2 xz-utils zstd lz4 gcc runc psmisc util-linux binutils file kmod)
+	iproute2 xz-utils zstd lz4 gcc runc psmisc util-linux binutils file kmod
+	iptables procps)
 
 mkdir -p "$CACHE/bin"
 
@@ -136,6 +145,97 @@ build_containerd() {
 	step "containerd: $("$CACHE/bin/containerd" --version)"
 }
 
+# build_cni installs the CNI reference plugins the CRI tests' conflist uses.
+build_cni() {
+	local dir=$CACHE/cni/bin stamp=$CACHE/cni/version p ok=1
+	local plugins=(main/bridge ipam/host-local main/loopback meta/portmap)
+	for p in "${plugins[@]}"; do
+		[[ -x $dir/${p#*/} ]] || ok=0
+	done
+	if ((ok)) && [[ $(cat "$stamp" 2>/dev/null) == "$CNI_PLUGINS_VERSION" ]]; then
+		step "CNI plugins: $CNI_PLUGINS_VERSION ($dir)"
+		return
+	fi
+	step "CNI plugins: go install ${plugins[*]} @$CNI_PLUGINS_VERSION"
+	mkdir -p "$dir"
+	local m=github.com/containernetworking/plugins/plugins args=()
+	for p in "${plugins[@]}"; do
+		args+=("$m/$p@$CNI_PLUGINS_VERSION")
+	done
+	(cd "$CACHE" && GOBIN=$dir GOFLAGS=-trimpath CGO_ENABLED=0 go install "${args[@]}" >"$CACHE/cni-install.log" 2>&1) ||
+		die "go install CNI plugins failed (see $CACHE/cni-install.log); the Go module proxy must be reachable"
+	echo "$CNI_PLUGINS_VERSION" >"$stamp"
+}
+
+# cri_tools_module prepares a scratch module that requires cri-tools, so
+# critest (a test binary) can be built with `go test -c`.
+cri_tools_module() {
+	local mod=$CACHE/cri-tools
+	mkdir -p "$mod"
+	if [[ $(cat "$mod/ready" 2>/dev/null) != "$CRI_TOOLS_VERSION" ]]; then
+		rm -f "$mod/go.mod" "$mod/go.sum" "$mod/ready"
+		(cd "$mod" && go mod init veil-cri-tools && go get -t "sigs.k8s.io/cri-tools/cmd/critest@$CRI_TOOLS_VERSION" \
+			"sigs.k8s.io/cri-tools/cmd/crictl@$CRI_TOOLS_VERSION" && echo "$CRI_TOOLS_VERSION" >ready) \
+			>"$mod/get.log" 2>&1 ||
+			die "go get sigs.k8s.io/cri-tools@$CRI_TOOLS_VERSION failed (see $mod/get.log)"
+	fi
+	echo "$mod"
+}
+
+build_crictl() {
+	local bin=$CACHE/bin/crictl
+	if "$bin" --version 2>/dev/null | grep -q "${CRI_TOOLS_VERSION#v}"; then
+		step "crictl: $CRI_TOOLS_VERSION ($bin)"
+		return
+	fi
+	step "crictl: go install @$CRI_TOOLS_VERSION"
+	local mod
+	mod=$(cri_tools_module)
+	(cd "$mod" && GOBIN=$CACHE/bin GOFLAGS=-trimpath go install \
+		-ldflags "-X sigs.k8s.io/cri-tools/pkg/version.Version=${CRI_TOOLS_VERSION#v}" \
+		sigs.k8s.io/cri-tools/cmd/crictl >"$mod/crictl.log" 2>&1) ||
+		die "go install crictl failed (see $mod/crictl.log)"
+}
+
+# build_critest builds the CRI conformance suite (not part of the default
+# setup: `make conformance` asks for it).
+build_critest() {
+	local bin=$CACHE/bin/critest stamp=$CACHE/bin/.critest-version
+	if [[ -x $bin && $(cat "$stamp" 2>/dev/null) == "$CRI_TOOLS_VERSION" ]]; then
+		step "critest: $CRI_TOOLS_VERSION ($bin)"
+		return
+	fi
+	step "critest: go test -c sigs.k8s.io/cri-tools/cmd/critest @$CRI_TOOLS_VERSION (about 3 min cold)"
+	local mod
+	mod=$(cri_tools_module)
+	(cd "$mod" && go test -c -trimpath -o "$bin" sigs.k8s.io/cri-tools/cmd/critest >"$mod/critest.log" 2>&1) ||
+		die "building critest failed (see $mod/critest.log)"
+	echo "$CRI_TOOLS_VERSION" >"$stamp"
+}
+
+# fetch_busybox extracts Debian's dynamically linked busybox, the base of
+# the CRI test images (test/criimage): its applets behave like upstream
+# busybox images' (the static build runs some applets inside the shell).
+fetch_busybox() {
+	local root=$CACHE/criimage/busybox
+	if [[ -x $root/bin/busybox ]] && "$root/bin/busybox" true 2>/dev/null; then
+		step "busybox (CRI images): $("$root/bin/busybox" | head -n1 | cut -d' ' -f1,2) ($root)"
+		return
+	fi
+	step "busybox (CRI images): apt-get download busybox into $CACHE/criimage"
+	local dl=$CACHE/criimage/debs
+	rm -rf "$root" "$dl"
+	mkdir -p "$dl"
+	if ! apt-cache show busybox >/dev/null 2>&1; then
+		DEBIAN_FRONTEND=noninteractive apt-get update -q >"$CACHE/apt-update.log" 2>&1 ||
+			die "apt-get update failed (see $CACHE/apt-update.log)"
+	fi
+	(cd "$dl" && apt-get download busybox >"$CACHE/criimage/download.log" 2>&1) ||
+		die "apt-get download busybox failed (see $CACHE/criimage/download.log)"
+	dpkg -x "$dl"/busybox_*.deb "$root"
+	"$root/bin/busybox" true || die "$root/bin/busybox does not run"
+}
+
 fetch_kernel() {
 	bash "$REPO/kernel-config/fetch-debian-kernel.sh"
 }
@@ -165,10 +265,17 @@ EOF
 	step "veil config: $cfg"
 }
 
+if [[ ${1:-} == critest ]]; then
+	build_critest
+	exit 0
+fi
 host_packages
 fetch_virtiofsd
 fetch_vhost_device_vsock
 build_containerd
+build_cni
+build_crictl
+fetch_busybox
 fetch_kernel
 veil_config
 step "setup done (cache: $CACHE)"

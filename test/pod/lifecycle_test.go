@@ -1,0 +1,173 @@
+package pod
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/veil-runtime/veil/test/harness"
+)
+
+// TestPodLifecycle runs one veil pod through containerd's CRI plugin and
+// checks the CRI behaviours on it, in order: the VM is the pod's, its
+// containers share it, and everything goes when the pod is removed.
+func TestPodLifecycle(t *testing.T) {
+	f := newFixture(t)
+	podCfg := f.podConfig("lifecycle")
+	podCfg.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"veil-test.svc.cluster.local"}, Options: []string{"ndots:5"}}
+	pod := f.runPod(t, harness.HandlerVeil, podCfg)
+
+	main := containerConfig("main", `echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 1; done`)
+	mainID := f.startContainer(t, pod, podCfg, main)
+	mainLog := filepath.Join(podCfg.LogDirectory, main.LogPath)
+
+	var host unix.Utsname
+	if err := unix.Uname(&host); err != nil {
+		t.Fatal(err)
+	}
+	hostRelease := unix.ByteSliceToString(host.Release[:])
+
+	cases := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"logs", func(t *testing.T) {
+			eventually(t, "log has 'started'", 30*time.Second, func() error {
+				if l := logOf(mainLog); !strings.Contains(l, "started\n") {
+					return fmt.Errorf("log %q", l)
+				}
+				return nil
+			})
+		}},
+		{"exec runs in the guest kernel", func(t *testing.T) {
+			got := strings.TrimSpace(f.mustExec(t, mainID, "uname", "-r"))
+			if got == "" || got == hostRelease {
+				t.Fatalf("uname -r in the pod = %q, host = %q", got, hostRelease)
+			}
+		}},
+		{"exec exit code and stderr", func(t *testing.T) {
+			_, errOut, code := f.execSync(t, mainID, "sh", "-c", "echo oops >&2; exit 3")
+			if code != 3 || errOut != "oops\n" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+		}},
+		{"hostname follows the pod", func(t *testing.T) {
+			if got := strings.TrimSpace(f.mustExec(t, mainID, "hostname")); got != podCfg.Hostname {
+				t.Fatalf("hostname %q, want %q", got, podCfg.Hostname)
+			}
+		}},
+		{"resolv.conf follows the pod's DNS config", func(t *testing.T) {
+			got := f.mustExec(t, mainID, "cat", "/etc/resolv.conf")
+			for _, want := range []string{"nameserver 10.96.0.10", "search veil-test.svc.cluster.local", "options ndots:5"} {
+				if !strings.Contains(got, want) {
+					t.Fatalf("resolv.conf %q lacks %q", got, want)
+				}
+			}
+		}},
+		{"hosts file", func(t *testing.T) {
+			if got := f.mustExec(t, mainID, "cat", "/etc/hosts"); !strings.Contains(got, "localhost") {
+				t.Fatalf("/etc/hosts %q", got)
+			}
+		}},
+		{"containers share the pod's VM, IPC and UTS", func(t *testing.T) {
+			side := f.startContainer(t, pod, podCfg, containerConfig("side", `while true; do sleep 1; done`))
+			read := func(id, path string) string { return strings.TrimSpace(f.mustExec(t, id, "readlink", path)) }
+			for _, p := range []string{"/proc/self/ns/ipc", "/proc/self/ns/uts"} {
+				if a, b := read(mainID, p), read(side, p); a != b {
+					t.Fatalf("%s differs: %s vs %s: the pod's namespace is not shared", p, a, b)
+				}
+			}
+			// Not the guest's own namespaces: the pod's (its pause container's).
+			if a, b := read(mainID, "/proc/self/ns/mnt"), read(side, "/proc/self/ns/mnt"); a == b {
+				t.Fatalf("mount namespaces are shared: %s", a)
+			}
+			boot := func(id string) string { return f.mustExec(t, id, "cat", "/proc/sys/kernel/random/boot_id") }
+			if a, b := boot(mainID), boot(side); a != b {
+				t.Fatalf("boot ids differ: %q vs %q: not one VM", a, b)
+			}
+			if got := strings.TrimSpace(f.mustExec(t, side, "hostname")); got != podCfg.Hostname {
+				t.Fatalf("side hostname %q", got)
+			}
+		}},
+		{"stats from the guest cgroups", func(t *testing.T) {
+			ctx := f.ctx
+			resp, err := f.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: mainID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := resp.Stats
+			if st.GetMemory().GetWorkingSetBytes().GetValue() == 0 || st.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 {
+				t.Fatalf("stats %v", st)
+			}
+			list, err := f.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{PodSandboxId: pod}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(list.Stats) < 1 {
+				t.Fatalf("ListContainerStats: %v", list.Stats)
+			}
+		}},
+		{"update resources reaches the guest cgroup", func(t *testing.T) {
+			_, err := f.rt.UpdateContainerResources(f.ctx, &runtimeapi.UpdateContainerResourcesRequest{
+				ContainerId: mainID,
+				Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 50000},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(f.mustExec(t, mainID, "cat", "/sys/fs/cgroup/memory.max")); got != fmt.Sprint(96<<20) {
+				t.Fatalf("memory.max %q", got)
+			}
+			if got := strings.TrimSpace(f.mustExec(t, mainID, "cat", "/sys/fs/cgroup/cpu.max")); got != "50000 100000" {
+				t.Fatalf("cpu.max %q", got)
+			}
+		}},
+		{"stop with grace period delivers TERM", func(t *testing.T) {
+			if _, err := f.rt.StopContainer(f.ctx, &runtimeapi.StopContainerRequest{ContainerId: mainID, Timeout: 20}); err != nil {
+				t.Fatal(err)
+			}
+			st := f.waitExited(t, mainID, 30*time.Second)
+			if st.ExitCode != 0 || !strings.Contains(logOf(mainLog), "got TERM") {
+				t.Fatalf("exit %d reason %q; log %q", st.ExitCode, st.Reason, logOf(mainLog))
+			}
+		}},
+		{"container restarted in the same pod", func(t *testing.T) {
+			if _, err := f.rt.RemoveContainer(f.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: mainID}); err != nil {
+				t.Fatal(err)
+			}
+			again := containerConfig("main", `echo again; while true; do sleep 1; done`)
+			again.Metadata.Attempt = 1
+			again.LogPath = "main-1.log"
+			id := f.startContainer(t, pod, podCfg, again)
+			eventually(t, "restarted container logs", 30*time.Second, func() error {
+				if l := logOf(filepath.Join(podCfg.LogDirectory, again.LogPath)); !strings.Contains(l, "again") {
+					return fmt.Errorf("log %q", l)
+				}
+				return nil
+			})
+			if st := f.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
+				t.Fatalf("state %v", st.State)
+			}
+		}},
+		{"OOM kill is reported as OOMKilled", func(t *testing.T) {
+			cfg := containerConfig("hog", `tail /dev/zero`)
+			cfg.Linux.Resources.MemoryLimitInBytes = 24 << 20
+			id := f.startContainer(t, pod, podCfg, cfg)
+			st := f.waitExited(t, id, time.Minute)
+			if st.Reason != "OOMKilled" || st.ExitCode != 137 {
+				t.Fatalf("reason %q exit %d, want OOMKilled 137", st.Reason, st.ExitCode)
+			}
+		}},
+	}
+	for _, tc := range cases {
+		if !t.Run(tc.name, tc.run) {
+			// Later cases build on earlier ones.
+			t.FailNow()
+		}
+	}
+}
