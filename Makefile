@@ -91,7 +91,7 @@ demo: setup build guest
 	@VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) VEIL_CONFIG=$(CACHE)/veil-config.toml $(GO) run ./test/demo
 
 bench: setup build guest
-	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/ ./test/pod/
+	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) $(GO) test -run '^$$' -bench . -benchtime 1x -count 1 -timeout 30m ./test/bench/ ./test/cri/
 
 # conformance runs the CRI conformance suite (critest, built on first use,
 # about 2 min) against the runc and veil runtime handlers of one private

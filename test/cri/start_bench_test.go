@@ -1,4 +1,4 @@
-package pod
+package cri
 
 import (
 	"fmt"
@@ -25,7 +25,7 @@ func BenchmarkPodStart(b *testing.B) {
 				cfg := f.podConfig(name)
 				start := time.Now()
 				pod := f.runPod(b, handler, cfg)
-				f.startContainer(b, pod, cfg, containerConfig("c", `while true; do sleep 1; done`))
+				f.startContainer(b, pod, cfg, shContainer("c", `while true; do sleep 1; done`))
 				took = append(took, time.Since(start))
 				f.removePod(b, pod, handler)
 			}

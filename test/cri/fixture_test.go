@@ -1,7 +1,6 @@
-package pod
+package cri
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -11,8 +10,6 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/veil-runtime/veil/runtime/config"
@@ -23,11 +20,9 @@ import (
 // fixture is a private containerd in CRI mode with a CRI client, and a
 // Veil config whose state dir and allowed volume root are the test's own.
 type fixture struct {
-	t   testing.TB
 	ctx context.Context
 	c   *harness.Containerd
-	rt  runtimeapi.RuntimeServiceClient
-	img runtimeapi.ImageServiceClient
+	cl  *Client
 	// volumes is the host directory volumes.allowed_host_paths allows.
 	volumes string
 	// stateDir is the Veil config's state_dir.
@@ -44,7 +39,7 @@ func newFixture(t testing.TB) *fixture {
 	cfg := harness.SandboxConfig(t) // skips unless integration tests run
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	f := &fixture{t: t, ctx: ctx, stateDir: cfg.StateDir, removed: map[string]bool{}}
+	f := &fixture{ctx: ctx, stateDir: cfg.StateDir, removed: map[string]bool{}}
 	base := t.TempDir()
 	f.volumes = filepath.Join(base, "volumes")
 	f.logs = filepath.Join(base, "logs")
@@ -74,47 +69,27 @@ func newFixture(t testing.TB) *fixture {
 	f.c = c
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("containerd log tail:\n%s", tail(c.LogPath, 60))
+			t.Logf("containerd log tail:\n%s", logTail(c.LogPath))
 		}
 		if err := c.Stop(context.WithoutCancel(ctx)); err != nil {
 			t.Errorf("stop containerd: %v", err)
 		}
 	})
-	conn, err := grpc.NewClient("unix://"+c.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
+	if f.cl, err = New(c); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	f.rt = runtimeapi.NewRuntimeServiceClient(conn)
-	f.img = runtimeapi.NewImageServiceClient(conn)
-	for _, ref := range []string{criimage.Busybox} {
-		pctx, pcancel := context.WithTimeout(ctx, time.Minute)
-		_, err := f.img.PullImage(pctx, &runtimeapi.PullImageRequest{Image: &runtimeapi.ImageSpec{Image: ref}})
-		pcancel()
-		if err != nil {
-			t.Fatalf("pull %s: %v", ref, err)
-		}
+	t.Cleanup(func() { f.cl.Close() })
+	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
+	defer pcancel()
+	if _, err := f.cl.Pull(pctx, criimage.Busybox, nil); err != nil {
+		t.Fatal(err)
 	}
 	return f
 }
 
-func tail(path string, n int) string {
-	b, _ := os.ReadFile(path)
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-// podConfig is a pod sandbox config with the test's defaults.
+// podConfig is a pod sandbox config with the test's log directory.
 func (f *fixture) podConfig(name string) *runtimeapi.PodSandboxConfig {
-	return &runtimeapi.PodSandboxConfig{
-		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Uid: name + "-uid", Namespace: "veil-test"},
-		Hostname:     name,
-		LogDirectory: filepath.Join(f.logs, name),
-		Linux:        &runtimeapi.LinuxPodSandboxConfig{},
-	}
+	return PodConfig(name, filepath.Join(f.logs, name))
 }
 
 // runPod starts a pod on handler and removes it (checking that nothing
@@ -123,17 +98,16 @@ func (f *fixture) runPod(t testing.TB, handler string, cfg *runtimeapi.PodSandbo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Minute)
 	defer cancel()
-	resp, err := f.rt.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: cfg, RuntimeHandler: handler})
+	id, err := f.cl.RunPod(ctx, cfg, handler)
 	if err != nil {
-		t.Fatalf("RunPodSandbox %s on %s: %v", cfg.Metadata.Name, handler, err)
+		t.Fatal(err)
 	}
-	id := resp.PodSandboxId
 	t.Cleanup(func() { f.removePod(t, id, handler) })
 	return id
 }
 
-// removePod stops and removes a pod; for veil it then checks that the
-// sandbox left no process, mount or state dir.
+// removePod stops and removes a pod once; for veil it then checks that
+// the sandbox left no process, mount or state dir.
 func (f *fixture) removePod(t testing.TB, id, handler string) {
 	t.Helper()
 	if f.removed[id] {
@@ -142,11 +116,8 @@ func (f *fixture) removePod(t testing.TB, id, handler string) {
 	f.removed[id] = true
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(f.ctx), 2*time.Minute)
 	defer cancel()
-	if _, err := f.rt.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: id}); err != nil {
-		t.Errorf("StopPodSandbox %s: %v", id, err)
-	}
-	if _, err := f.rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id}); err != nil {
-		t.Errorf("RemovePodSandbox %s: %v", id, err)
+	if err := f.cl.RemovePod(ctx, id); err != nil {
+		t.Error(err)
 	}
 	if handler == harness.HandlerVeil {
 		if l := harness.Leftovers(f.stateDir, id); len(l) > 0 {
@@ -155,23 +126,19 @@ func (f *fixture) removePod(t testing.TB, id, handler string) {
 	}
 }
 
-// containerConfig is a busybox container running sh -c script.
-func containerConfig(name, script string) *runtimeapi.ContainerConfig {
-	return &runtimeapi.ContainerConfig{
-		Metadata: &runtimeapi.ContainerMetadata{Name: name},
-		Image:    &runtimeapi.ImageSpec{Image: criimage.Busybox},
-		Command:  []string{"sh", "-c", script},
-		LogPath:  name + ".log",
-		Linux:    &runtimeapi.LinuxContainerConfig{Resources: &runtimeapi.LinuxContainerResources{}},
-	}
+// shContainer is a busybox container running sh -c script, with an
+// (empty) resources section for tests to fill.
+func shContainer(name, script string) *runtimeapi.ContainerConfig {
+	cfg := Container(name, criimage.Busybox, "sh", "-c", script)
+	cfg.Linux.Resources = &runtimeapi.LinuxContainerResources{}
+	return cfg
 }
 
 // createContainer creates a container in pod and returns its id.
-func (f *fixture) createContainer(t testing.TB, pod string, podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) (string, error) {
-	t.Helper()
+func (f *fixture) createContainer(pod string, podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) (string, error) {
 	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
 	defer cancel()
-	resp, err := f.rt.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
+	resp, err := f.cl.Runtime.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{PodSandboxId: pod, Config: cfg, SandboxConfig: podCfg})
 	if err != nil {
 		return "", err
 	}
@@ -181,14 +148,11 @@ func (f *fixture) createContainer(t testing.TB, pod string, podCfg *runtimeapi.P
 // startContainer creates and starts a container, failing the test on error.
 func (f *fixture) startContainer(t testing.TB, pod string, podCfg *runtimeapi.PodSandboxConfig, cfg *runtimeapi.ContainerConfig) string {
 	t.Helper()
-	id, err := f.createContainer(t, pod, podCfg, cfg)
-	if err != nil {
-		t.Fatalf("CreateContainer %s: %v", cfg.Metadata.Name, err)
-	}
 	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
 	defer cancel()
-	if _, err := f.rt.StartContainer(ctx, &runtimeapi.StartContainerRequest{ContainerId: id}); err != nil {
-		t.Fatalf("StartContainer %s: %v", cfg.Metadata.Name, err)
+	id, err := f.cl.StartContainer(ctx, pod, podCfg, cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return id
 }
@@ -199,7 +163,7 @@ func (f *fixture) execSync(t testing.TB, id string, cmd ...string) (string, stri
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
 	defer cancel()
-	resp, err := f.rt.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: 30})
+	resp, err := f.cl.Runtime.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: id, Cmd: cmd, Timeout: 30})
 	if err != nil {
 		t.Fatalf("ExecSync %v in %s: %v", cmd, id, err)
 	}
@@ -221,11 +185,23 @@ func (f *fixture) status(t testing.TB, id string) *runtimeapi.ContainerStatus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel()
-	resp, err := f.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
+	resp, err := f.cl.Runtime.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id})
 	if err != nil {
 		t.Fatalf("ContainerStatus %s: %v", id, err)
 	}
 	return resp.Status
+}
+
+// waitExited waits until a container exited and returns its status.
+func (f *fixture) waitExited(t testing.TB, id string, d time.Duration) *runtimeapi.ContainerStatus {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.ctx, d)
+	defer cancel()
+	st, err := f.cl.WaitExited(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // eventually polls check until it returns nil or the deadline passes
@@ -247,36 +223,14 @@ func eventually(t testing.TB, what string, d time.Duration, check func() error) 
 	}
 }
 
-// waitExited waits until a container exited and returns its status.
-func (f *fixture) waitExited(t testing.TB, id string, d time.Duration) *runtimeapi.ContainerStatus {
-	t.Helper()
-	var st *runtimeapi.ContainerStatus
-	eventually(t, "container "+id+" exits", d, func() error {
-		st = f.status(t, id)
-		if st.State != runtimeapi.ContainerState_CONTAINER_EXITED {
-			return fmt.Errorf("state %v", st.State)
-		}
-		return nil
-	})
-	return st
-}
-
-// logOf returns the CRI log of a container (the message parts).
-func logOf(path string) string {
-	b, err := os.ReadFile(path)
+// logHas returns nil once the container's log holds want.
+func logHas(path, want string) error {
+	l, err := ReadLog(path)
 	if err != nil {
-		return ""
+		return err
 	}
-	var out bytes.Buffer
-	for _, line := range strings.Split(string(b), "\n") {
-		// <time> <stream> <tag> <message>
-		parts := strings.SplitN(line, " ", 4)
-		if len(parts) == 4 {
-			out.WriteString(parts[3])
-			if parts[2] == "F" {
-				out.WriteByte('\n')
-			}
-		}
+	if !strings.Contains(l, want) {
+		return fmt.Errorf("log %q lacks %q", l, want)
 	}
-	return out.String()
+	return nil
 }

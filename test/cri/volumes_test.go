@@ -1,4 +1,4 @@
-package pod
+package cri
 
 import (
 	"os"
@@ -40,10 +40,10 @@ func TestPodVolumes(t *testing.T) {
 		{ContainerPath: "/etc/app.conf", HostPath: cfgFile, Readonly: true},
 		{ContainerPath: "/cache", HostPath: dirs["empty"]},
 	}
-	writer := containerConfig("writer", `while true; do sleep 1; done`)
+	writer := shContainer("writer", `while true; do sleep 1; done`)
 	writer.Mounts = mounts
 	writerID := f.startContainer(t, pod, podCfg, writer)
-	reader := containerConfig("reader", `while true; do sleep 1; done`)
+	reader := shContainer("reader", `while true; do sleep 1; done`)
 	reader.Mounts = []*runtimeapi.Mount{{ContainerPath: "/cache", HostPath: dirs["empty"]}}
 	readerID := f.startContainer(t, pod, podCfg, reader)
 
@@ -117,7 +117,7 @@ func TestPodVolumes(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { unix.Unmount(dshm, unix.MNT_DETACH) })
-			cfg := containerConfig("bigshm", `while true; do sleep 1; done`)
+			cfg := shContainer("bigshm", `while true; do sleep 1; done`)
 			cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/dev/shm", HostPath: dshm}}
 			id := f.startContainer(t, pod, podCfg, cfg)
 			out := f.mustExec(t, id, "df", "-k", "/dev/shm")
@@ -127,13 +127,13 @@ func TestPodVolumes(t *testing.T) {
 			}
 		}},
 		{"a source outside the allowed paths is refused", func(t *testing.T) {
-			bad := containerConfig("bad", "true")
+			bad := shContainer("bad", "true")
 			bad.Mounts = []*runtimeapi.Mount{{ContainerPath: "/host-etc", HostPath: "/etc", Readonly: true}}
 			// CRI's CreateContainer only records the container; the shim
 			// sees the mount at StartContainer.
-			id, err := f.createContainer(t, pod, podCfg, bad)
+			id, err := f.createContainer(pod, podCfg, bad)
 			if err == nil {
-				_, err = f.rt.StartContainer(f.ctx, &runtimeapi.StartContainerRequest{ContainerId: id})
+				_, err = f.cl.Runtime.StartContainer(f.ctx, &runtimeapi.StartContainerRequest{ContainerId: id})
 			}
 			if err == nil || !strings.Contains(err.Error(), "outside volumes.allowed_host_paths") {
 				t.Fatalf("container with /etc: %v, want a refusal naming volumes.allowed_host_paths", err)

@@ -1,4 +1,4 @@
-package pod
+package cri
 
 import (
 	"context"
@@ -24,7 +24,7 @@ func httpServer(body string, port int) string {
 // podIP returns a pod's IPv4 address.
 func (f *fixture) podIP(t testing.TB, pod string) string {
 	t.Helper()
-	resp, err := f.rt.PodSandboxStatus(f.ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
+	resp, err := f.cl.Runtime.PodSandboxStatus(f.ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,12 +68,12 @@ func TestPodNetwork(t *testing.T) {
 	serverCfg := f.podConfig("web")
 	serverCfg.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 8080, HostPort: 18080, HostIp: "127.0.0.1"}}
 	server := f.runPod(t, harness.HandlerVeil, serverCfg)
-	f.startContainer(t, server, serverCfg, containerConfig("httpd", httpServer("hello-from-veil", 8080)))
+	f.startContainer(t, server, serverCfg, shContainer("httpd", httpServer("hello-from-veil", 8080)))
 	serverIP := f.podIP(t, server)
 
 	clientCfg := f.podConfig("client")
 	client := f.runPod(t, harness.HandlerVeil, clientCfg)
-	clientCtr := f.startContainer(t, client, clientCfg, containerConfig("sh", `while true; do sleep 1; done`))
+	clientCtr := f.startContainer(t, client, clientCfg, shContainer("sh", `while true; do sleep 1; done`))
 
 	cases := []struct {
 		name string

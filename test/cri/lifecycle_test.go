@@ -1,8 +1,7 @@
-package pod
+package cri
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +21,9 @@ func TestPodLifecycle(t *testing.T) {
 	podCfg.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"veil-test.svc.cluster.local"}, Options: []string{"ndots:5"}}
 	pod := f.runPod(t, harness.HandlerVeil, podCfg)
 
-	main := containerConfig("main", `echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 1; done`)
+	main := shContainer("main", `echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 1; done`)
 	mainID := f.startContainer(t, pod, podCfg, main)
-	mainLog := filepath.Join(podCfg.LogDirectory, main.LogPath)
+	mainLog := LogPath(podCfg, main)
 
 	var host unix.Utsname
 	if err := unix.Uname(&host); err != nil {
@@ -37,12 +36,7 @@ func TestPodLifecycle(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"logs", func(t *testing.T) {
-			eventually(t, "log has 'started'", 30*time.Second, func() error {
-				if l := logOf(mainLog); !strings.Contains(l, "started\n") {
-					return fmt.Errorf("log %q", l)
-				}
-				return nil
-			})
+			eventually(t, "log has 'started'", 30*time.Second, func() error { return logHas(mainLog, "started\n") })
 		}},
 		{"exec runs in the guest kernel", func(t *testing.T) {
 			got := strings.TrimSpace(f.mustExec(t, mainID, "uname", "-r"))
@@ -75,7 +69,7 @@ func TestPodLifecycle(t *testing.T) {
 			}
 		}},
 		{"containers share the pod's VM, IPC and UTS", func(t *testing.T) {
-			side := f.startContainer(t, pod, podCfg, containerConfig("side", `while true; do sleep 1; done`))
+			side := f.startContainer(t, pod, podCfg, shContainer("side", `while true; do sleep 1; done`))
 			read := func(id, path string) string { return strings.TrimSpace(f.mustExec(t, id, "readlink", path)) }
 			for _, p := range []string{"/proc/self/ns/ipc", "/proc/self/ns/uts"} {
 				if a, b := read(mainID, p), read(side, p); a != b {
@@ -96,7 +90,7 @@ func TestPodLifecycle(t *testing.T) {
 		}},
 		{"stats from the guest cgroups", func(t *testing.T) {
 			ctx := f.ctx
-			resp, err := f.rt.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: mainID})
+			resp, err := f.cl.Runtime.ContainerStats(ctx, &runtimeapi.ContainerStatsRequest{ContainerId: mainID})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -104,7 +98,7 @@ func TestPodLifecycle(t *testing.T) {
 			if st.GetMemory().GetWorkingSetBytes().GetValue() == 0 || st.GetCpu().GetUsageCoreNanoSeconds().GetValue() == 0 {
 				t.Fatalf("stats %v", st)
 			}
-			list, err := f.rt.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{PodSandboxId: pod}})
+			list, err := f.cl.Runtime.ListContainerStats(ctx, &runtimeapi.ListContainerStatsRequest{Filter: &runtimeapi.ContainerStatsFilter{PodSandboxId: pod}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +107,7 @@ func TestPodLifecycle(t *testing.T) {
 			}
 		}},
 		{"update resources reaches the guest cgroup", func(t *testing.T) {
-			_, err := f.rt.UpdateContainerResources(f.ctx, &runtimeapi.UpdateContainerResourcesRequest{
+			_, err := f.cl.Runtime.UpdateContainerResources(f.ctx, &runtimeapi.UpdateContainerResourcesRequest{
 				ContainerId: mainID,
 				Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 50000},
 			})
@@ -128,34 +122,29 @@ func TestPodLifecycle(t *testing.T) {
 			}
 		}},
 		{"stop with grace period delivers TERM", func(t *testing.T) {
-			if _, err := f.rt.StopContainer(f.ctx, &runtimeapi.StopContainerRequest{ContainerId: mainID, Timeout: 20}); err != nil {
+			if _, err := f.cl.Runtime.StopContainer(f.ctx, &runtimeapi.StopContainerRequest{ContainerId: mainID, Timeout: 20}); err != nil {
 				t.Fatal(err)
 			}
 			st := f.waitExited(t, mainID, 30*time.Second)
-			if st.ExitCode != 0 || !strings.Contains(logOf(mainLog), "got TERM") {
-				t.Fatalf("exit %d reason %q; log %q", st.ExitCode, st.Reason, logOf(mainLog))
+			if err := logHas(mainLog, "got TERM"); st.ExitCode != 0 || err != nil {
+				t.Fatalf("exit %d reason %q; %v", st.ExitCode, st.Reason, err)
 			}
 		}},
 		{"container restarted in the same pod", func(t *testing.T) {
-			if _, err := f.rt.RemoveContainer(f.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: mainID}); err != nil {
+			if _, err := f.cl.Runtime.RemoveContainer(f.ctx, &runtimeapi.RemoveContainerRequest{ContainerId: mainID}); err != nil {
 				t.Fatal(err)
 			}
-			again := containerConfig("main", `echo again; while true; do sleep 1; done`)
+			again := shContainer("main", `echo again; while true; do sleep 1; done`)
 			again.Metadata.Attempt = 1
 			again.LogPath = "main-1.log"
 			id := f.startContainer(t, pod, podCfg, again)
-			eventually(t, "restarted container logs", 30*time.Second, func() error {
-				if l := logOf(filepath.Join(podCfg.LogDirectory, again.LogPath)); !strings.Contains(l, "again") {
-					return fmt.Errorf("log %q", l)
-				}
-				return nil
-			})
+			eventually(t, "restarted container logs", 30*time.Second, func() error { return logHas(LogPath(podCfg, again), "again") })
 			if st := f.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 				t.Fatalf("state %v", st.State)
 			}
 		}},
 		{"OOM kill is reported as OOMKilled", func(t *testing.T) {
-			cfg := containerConfig("hog", `tail /dev/zero`)
+			cfg := shContainer("hog", `tail /dev/zero`)
 			cfg.Linux.Resources.MemoryLimitInBytes = 24 << 20
 			id := f.startContainer(t, pod, podCfg, cfg)
 			st := f.waitExited(t, id, time.Minute)
