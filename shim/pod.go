@@ -2,10 +2,12 @@ package shim
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
@@ -16,7 +18,35 @@ const (
 	annotationContainerType = "io.kubernetes.cri.container-type"
 	annotationSandboxID     = "io.kubernetes.cri.sandbox-id"
 	containerTypeContainer  = "container"
+	containerTypeSandbox    = "sandbox"
 )
+
+// checkPodNamespaces refuses a CRI pod that asks to share the host's
+// network or IPC namespace (hostNetwork, hostIPC): a VM has its own
+// kernel, so it cannot, and running it isolated would silently give the
+// pod something else than it asked for. The pod's sandbox container
+// tells: CRI leaves those namespaces out of its spec for such pods.
+func checkPodNamespaces(bs *bundleSpec) error {
+	if bs.Spec.Annotations[annotationContainerType] != containerTypeSandbox || bs.Spec.Linux == nil {
+		return nil
+	}
+	for _, want := range []struct {
+		ns   specs.LinuxNamespaceType
+		name string
+	}{{specs.NetworkNamespace, "network (hostNetwork)"}, {specs.IPCNamespace, "IPC (hostIPC)"}} {
+		found := false
+		for _, ns := range bs.Spec.Linux.Namespaces {
+			if ns.Type == want.ns {
+				found = true
+			}
+		}
+		if !found {
+			return fmt.Errorf("pod %s shares the host's %s namespace, which a VM cannot do; run it with another runtime handler: %w",
+				bs.Spec.Annotations[annotationSandboxID], want.name, errdefs.ErrNotImplemented)
+		}
+	}
+	return nil
+}
 
 // podContainerFor returns the pod's sandbox container whose namespaces
 // container id joins in the guest: CRI gives an application container the

@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/moby/sys/mountinfo"
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
@@ -32,6 +34,9 @@ type rootfsMounter interface {
 	// Bind bind-mounts a volume's source (checked against policy) at its
 	// target, creating the target as a file or directory to match.
 	Bind(v hostVolume, policy volumePolicy) error
+	// Submounts lists the mount points strictly below dir, relative to
+	// it.
+	Submounts(dir string) ([]string, error)
 	// Unmount unmounts everything in the container directory that holds
 	// target (the rootfs and the volumes) and removes what it created
 	// there. It is idempotent.
@@ -134,4 +139,18 @@ func (hostMounter) Unmount(target string) error {
 		return fmt.Errorf("remove container share %s: %w", dir, err)
 	}
 	return nil
+}
+
+func (hostMounter) Submounts(dir string) ([]string, error) {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, fmt.Errorf("list mounts below %s: %w", dir, err)
+	}
+	var rel []string
+	for _, m := range ms {
+		if r, err := filepath.Rel(dir, m.Mountpoint); err == nil && r != "." && !strings.HasPrefix(r, "../") {
+			rel = append(rel, r)
+		}
+	}
+	return rel, nil
 }

@@ -300,6 +300,8 @@ func (m *fakeMounter) Bind(v hostVolume, _ volumePolicy) error {
 	return nil
 }
 
+func (m *fakeMounter) Submounts(string) ([]string, error) { return nil, nil }
+
 func (m *fakeMounter) Unmount(target string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()

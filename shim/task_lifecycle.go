@@ -38,6 +38,8 @@ type pendingCreate struct {
 	sb         Sandbox
 	bs         *bundleSpec
 	hostRootfs string
+	// submounts are the guest paths of host mounts below the volumes.
+	submounts []string
 }
 
 // create runs in two halves. The first, under the lifecycle lock, joins
@@ -86,6 +88,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		Rootfs:         guestRootfsPath(r.ID),
 		Stdio:          stdio,
 		PodContainerId: s.podContainerFor(r.ID, pc.bs),
+		Submounts:      pc.submounts,
 	})
 	cancel()
 	if err != nil {
@@ -133,6 +136,9 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	if err != nil {
 		return nil, err
 	}
+	if err := checkPodNamespaces(bs); err != nil {
+		return nil, err
+	}
 	configPath, err := configPathOption(r.Options)
 	if err != nil {
 		return nil, err
@@ -176,9 +182,17 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	})
 	policy := newVolumePolicy(sb.Config(), sb.ID(), r.ID)
 	plan := planVolumes(bs.Spec.Mounts, policy, filepath.Dir(target), filepath.Dir(guestRootfsPath(r.ID)))
-	for _, v := range plan.Volumes {
+	var submounts []string
+	for i, v := range plan.Volumes {
 		if err := s.mounter.Bind(v, policy); err != nil {
 			return nil, fmt.Errorf("container %s: %w", r.ID, err)
+		}
+		subs, err := s.mounter.Submounts(v.Target)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: %w", r.ID, err)
+		}
+		for _, sub := range subs {
+			submounts = append(submounts, filepath.Join(plan.GuestPaths[i], sub))
 		}
 	}
 	bs.Spec.Mounts = plan.Mounts
@@ -192,7 +206,7 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	s.mu.Lock()
 	s.creating[r.ID] = true
 	s.mu.Unlock()
-	return &pendingCreate{sb: sb.Sandbox, bs: bs, hostRootfs: target}, nil
+	return &pendingCreate{sb: sb.Sandbox, bs: bs, hostRootfs: target, submounts: submounts}, nil
 }
 
 // abandonCreate undoes a prepared Create that failed later: it unmounts

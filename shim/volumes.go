@@ -107,6 +107,8 @@ type hostVolume struct {
 type volumePlan struct {
 	// Volumes are the binds to make on the host, in spec order.
 	Volumes []hostVolume
+	// GuestPaths are where the guest sees each of Volumes.
+	GuestPaths []string
 	// Mounts is the spec's mount list rewritten for the guest.
 	Mounts []specs.Mount
 }
@@ -139,6 +141,7 @@ func planVolumes(mounts []specs.Mount, policy volumePolicy, containerDir, guestC
 			HostToGuest: hasAnyOption(m.Options, "rslave", "slave", "rshared", "shared"),
 		})
 		m.Source = filepath.Join(guestContainerDir, "mounts", name)
+		plan.GuestPaths = append(plan.GuestPaths, m.Source)
 		plan.Mounts = append(plan.Mounts, m)
 	}
 	return plan

@@ -225,3 +225,40 @@ func TestHostMounterBind(t *testing.T) {
 		t.Fatalf("source changed: %q, %v", b, err)
 	}
 }
+
+func TestCheckPodNamespaces(t *testing.T) {
+	sandbox := map[string]string{annotationContainerType: containerTypeSandbox, annotationSandboxID: "pod1"}
+	nss := func(ts ...specs.LinuxNamespaceType) []specs.LinuxNamespace {
+		var out []specs.LinuxNamespace
+		for _, t := range ts {
+			out = append(out, specs.LinuxNamespace{Type: t})
+		}
+		return out
+	}
+	for _, tc := range []struct {
+		name    string
+		ann     map[string]string
+		ns      []specs.LinuxNamespace
+		wantErr string
+	}{
+		{"pod network and IPC", sandbox, nss(specs.NetworkNamespace, specs.IPCNamespace, specs.PIDNamespace), ""},
+		{"hostPID is fine", sandbox, nss(specs.NetworkNamespace, specs.IPCNamespace), ""},
+		{"hostNetwork", sandbox, nss(specs.IPCNamespace), "network (hostNetwork)"},
+		{"hostIPC", sandbox, nss(specs.NetworkNamespace), "IPC (hostIPC)"},
+		{"not a CRI sandbox (ctr run)", nil, nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			bs := &bundleSpec{Spec: specs.Spec{Annotations: tc.ann, Linux: &specs.Linux{Namespaces: tc.ns}}}
+			err := checkPodNamespaces(bs)
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsNotImplemented(err) {
+				t.Fatalf("err = %v, want NotImplemented naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}

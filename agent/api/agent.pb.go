@@ -360,8 +360,14 @@ type CreateContainerRequest struct {
 	// this guest: the spec's ipc, uts and pid namespaces that carry a
 	// (host) path join that container's namespaces instead of new ones.
 	PodContainerId string `protobuf:"bytes,5,opt,name=pod_container_id,json=podContainerId,proto3" json:"pod_container_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// submounts are guest paths of the host mounts below the container's
+	// volumes. virtio-fs shows them as automounts, which inherit the flags
+	// of the mount they are first reached through; the agent reaches each
+	// one before the container's binds are made, so that a read-only
+	// (non-recursive) volume keeps its writable submounts, as on the host.
+	Submounts     []string `protobuf:"bytes,6,rep,name=submounts,proto3" json:"submounts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *CreateContainerRequest) Reset() {
@@ -427,6 +433,13 @@ func (x *CreateContainerRequest) GetPodContainerId() string {
 		return x.PodContainerId
 	}
 	return ""
+}
+
+func (x *CreateContainerRequest) GetSubmounts() []string {
+	if x != nil {
+		return x.Submounts
+	}
+	return nil
 }
 
 type ContainerRequest struct {
@@ -2012,13 +2025,14 @@ const file_agent_proto_rawDesc = "" +
 	"\x05stdin\x18\x01 \x01(\bR\x05stdin\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\bR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x03 \x01(\bR\x06stderr\x12\x1a\n" +
-	"\bterminal\x18\x04 \x01(\bR\bterminal\"\xbd\x01\n" +
+	"\bterminal\x18\x04 \x01(\bR\bterminal\"\xdb\x01\n" +
 	"\x16CreateContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x16\n" +
 	"\x06rootfs\x18\x03 \x01(\tR\x06rootfs\x12*\n" +
 	"\x05stdio\x18\x04 \x01(\v2\x14.veil.agent.v1.StdioR\x05stdio\x12(\n" +
-	"\x10pod_container_id\x18\x05 \x01(\tR\x0epodContainerId\"5\n" +
+	"\x10pod_container_id\x18\x05 \x01(\tR\x0epodContainerId\x12\x1c\n" +
+	"\tsubmounts\x18\x06 \x03(\tR\tsubmounts\"5\n" +
 	"\x10ContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\"Q\n" +
 	"\x16RemoveContainerRequest\x12!\n" +

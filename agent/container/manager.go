@@ -78,6 +78,10 @@ type CreateOptions struct {
 	Rootfs string
 	// Stdio says which stream connections the init process gets.
 	Stdio Stdio
+	// Submounts are guest paths of virtio-fs submounts below the
+	// container's volumes, reached before the container is created (see
+	// api.CreateContainerRequest.submounts).
+	Submounts []string
 	// PodContainerID names the pod's sandbox container: namespaces the
 	// spec joins by (host) path join that container's instead; empty
 	// makes them new namespaces.
@@ -105,6 +109,9 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 	}
 	spec, err := ParseSpec(specJSON)
 	if err != nil {
+		return fmt.Errorf("container %s: %w", id, err)
+	}
+	if err := m.reachSubmounts(ctx, opts.Submounts); err != nil {
 		return fmt.Errorf("container %s: %w", id, err)
 	}
 	podNS, err := m.podNamespaces(opts.PodContainerID)
@@ -290,4 +297,19 @@ func nsFile(t specs.LinuxNamespaceType) string {
 	default:
 		return string(t)
 	}
+}
+
+// reachSubmounts stats each path, which mounts a virtio-fs submount there
+// with the flags of the share (not those of a read-only bind the
+// container reaches it through later). Paths must lie in the share.
+func (m *Manager) reachSubmounts(ctx context.Context, paths []string) error {
+	for _, p := range paths {
+		if !within(p, m.cfg.SharedDir) {
+			return fmt.Errorf("submount %q is not inside %s: %w", p, m.cfg.SharedDir, errdefs.ErrInvalidArgument)
+		}
+		if _, err := os.Stat(p); err != nil {
+			log.G(ctx).WithError(err).WithField("path", p).Warn("submount not reachable")
+		}
+	}
+	return nil
 }

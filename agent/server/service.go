@@ -182,6 +182,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *api.CreateContainerReq
 		Rootfs:         r.Rootfs,
 		Stdio:          stdioOf(r.Stdio),
 		PodContainerID: r.PodContainerId,
+		Submounts:      r.Submounts,
 	})
 	return &api.Empty{}, toStatus(err)
 }
