@@ -263,6 +263,8 @@ func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Con
 
 type fakeLauncher struct {
 	sb *fakeSandbox
+	// sbOverride, when set, is the sandbox Start returns (wrapping sb).
+	sbOverride Sandbox
 
 	mu         sync.Mutex
 	cleanupErr error
@@ -271,6 +273,9 @@ type fakeLauncher struct {
 
 func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
 	l.sb.id = id
+	if l.sbOverride != nil {
+		return l.sbOverride, nil
+	}
 	return l.sb, nil
 }
 func (l *fakeLauncher) Cleanup(_ context.Context, id string) error {
