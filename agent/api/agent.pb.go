@@ -2000,6 +2000,94 @@ func (x *UpdateContainerRequest) GetResources() []byte {
 	return nil
 }
 
+type OnlineCPUsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Count         uint32                 `protobuf:"varint,1,opt,name=count,proto3" json:"count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineCPUsRequest) Reset() {
+	*x = OnlineCPUsRequest{}
+	mi := &file_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineCPUsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineCPUsRequest) ProtoMessage() {}
+
+func (x *OnlineCPUsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineCPUsRequest.ProtoReflect.Descriptor instead.
+func (*OnlineCPUsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *OnlineCPUsRequest) GetCount() uint32 {
+	if x != nil {
+		return x.Count
+	}
+	return 0
+}
+
+type OnlineCPUsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Online        uint32                 `protobuf:"varint,1,opt,name=online,proto3" json:"online,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineCPUsResponse) Reset() {
+	*x = OnlineCPUsResponse{}
+	mi := &file_agent_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineCPUsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineCPUsResponse) ProtoMessage() {}
+
+func (x *OnlineCPUsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineCPUsResponse.ProtoReflect.Descriptor instead.
+func (*OnlineCPUsResponse) Descriptor() ([]byte, []int) {
+	return file_agent_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *OnlineCPUsResponse) GetOnline() uint32 {
+	if x != nil {
+		return x.Online
+	}
+	return 0
+}
+
 var File_agent_proto protoreflect.FileDescriptor
 
 const file_agent_proto_rawDesc = "" +
@@ -2153,7 +2241,11 @@ const file_agent_proto_rawDesc = "" +
 	"\x03dns\x18\x04 \x01(\v2\x12.veil.agent.v1.DNSR\x03dns\"Y\n" +
 	"\x16UpdateContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x1c\n" +
-	"\tresources\x18\x02 \x01(\fR\tresources2\x82\n" +
+	"\tresources\x18\x02 \x01(\fR\tresources\")\n" +
+	"\x11OnlineCPUsRequest\x12\x14\n" +
+	"\x05count\x18\x01 \x01(\rR\x05count\",\n" +
+	"\x12OnlineCPUsResponse\x12\x16\n" +
+	"\x06online\x18\x01 \x01(\rR\x06online2\xd5\n" +
 	"\n" +
 	"\x05Agent\x12E\n" +
 	"\x06Health\x12\x1c.veil.agent.v1.HealthRequest\x1a\x1d.veil.agent.v1.HealthResponse\x12J\n" +
@@ -2173,7 +2265,9 @@ const file_agent_proto_rawDesc = "" +
 	"\tDebugExec\x12\x1f.veil.agent.v1.DebugExecRequest\x1a .veil.agent.v1.DebugExecResponse\x12B\n" +
 	"\x05Stats\x12\x1b.veil.agent.v1.StatsRequest\x1a\x1c.veil.agent.v1.StatsResponse\x12H\n" +
 	"\fSetupNetwork\x12\".veil.agent.v1.SetupNetworkRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
-	"\x0fUpdateContainer\x12%.veil.agent.v1.UpdateContainerRequest\x1a\x14.veil.agent.v1.EmptyB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
+	"\x0fUpdateContainer\x12%.veil.agent.v1.UpdateContainerRequest\x1a\x14.veil.agent.v1.Empty\x12Q\n" +
+	"\n" +
+	"OnlineCPUs\x12 .veil.agent.v1.OnlineCPUsRequest\x1a!.veil.agent.v1.OnlineCPUsResponseB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -2187,7 +2281,7 @@ func file_agent_proto_rawDescGZIP() []byte {
 	return file_agent_proto_rawDescData
 }
 
-var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_agent_proto_goTypes = []any{
 	(*Empty)(nil),                  // 0: veil.agent.v1.Empty
 	(*HealthRequest)(nil),          // 1: veil.agent.v1.HealthRequest
@@ -2219,6 +2313,8 @@ var file_agent_proto_goTypes = []any{
 	(*DNS)(nil),                    // 27: veil.agent.v1.DNS
 	(*SetupNetworkRequest)(nil),    // 28: veil.agent.v1.SetupNetworkRequest
 	(*UpdateContainerRequest)(nil), // 29: veil.agent.v1.UpdateContainerRequest
+	(*OnlineCPUsRequest)(nil),      // 30: veil.agent.v1.OnlineCPUsRequest
+	(*OnlineCPUsResponse)(nil),     // 31: veil.agent.v1.OnlineCPUsResponse
 }
 var file_agent_proto_depIdxs = []int32{
 	5,  // 0: veil.agent.v1.CreateContainerRequest.stdio:type_name -> veil.agent.v1.Stdio
@@ -2248,25 +2344,27 @@ var file_agent_proto_depIdxs = []int32{
 	18, // 24: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
 	28, // 25: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
 	29, // 26: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
-	2,  // 27: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 28: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 29: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 30: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 31: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 32: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	9,  // 33: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 34: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 35: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 36: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 37: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 38: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	0,  // 39: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
-	17, // 40: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
-	19, // 41: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
-	0,  // 42: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
-	0,  // 43: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
-	27, // [27:44] is the sub-list for method output_type
-	10, // [10:27] is the sub-list for method input_type
+	30, // 27: veil.agent.v1.Agent.OnlineCPUs:input_type -> veil.agent.v1.OnlineCPUsRequest
+	2,  // 28: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 29: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 30: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 31: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 32: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 33: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	9,  // 34: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 35: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 36: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 37: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 38: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 39: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	0,  // 40: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
+	17, // 41: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 42: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	0,  // 43: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
+	0,  // 44: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
+	31, // 45: veil.agent.v1.Agent.OnlineCPUs:output_type -> veil.agent.v1.OnlineCPUsResponse
+	28, // [28:46] is the sub-list for method output_type
+	10, // [10:28] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name
@@ -2283,7 +2381,7 @@ func file_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_proto_rawDesc), len(file_agent_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   30,
+			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

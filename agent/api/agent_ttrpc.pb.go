@@ -25,6 +25,7 @@ type AgentService interface {
 	Stats(context.Context, *StatsRequest) (*StatsResponse, error)
 	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
 	UpdateContainer(context.Context, *UpdateContainerRequest) (*Empty, error)
+	OnlineCPUs(context.Context, *OnlineCPUsRequest) (*OnlineCPUsResponse, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -148,6 +149,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.UpdateContainer(ctx, &req)
+			},
+			"OnlineCPUs": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req OnlineCPUsRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.OnlineCPUs(ctx, &req)
 			},
 		},
 	})
@@ -294,6 +302,14 @@ func (c *agentClient) SetupNetwork(ctx context.Context, req *SetupNetworkRequest
 func (c *agentClient) UpdateContainer(ctx context.Context, req *UpdateContainerRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "UpdateContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) OnlineCPUs(ctx context.Context, req *OnlineCPUsRequest) (*OnlineCPUsResponse, error) {
+	var resp OnlineCPUsResponse
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "OnlineCPUs", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -3,11 +3,7 @@ package container
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
-	"strings"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
@@ -33,11 +29,6 @@ func (m *Manager) Update(ctx context.Context, id string, resources []byte) error
 	defer c.mu.Unlock()
 	if c.removed || c.lc == nil {
 		return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
-	}
-	// vCPUs the host hotplugged for these limits come up offline: the
-	// guest runs no udev to online them.
-	if err := onlineCPUs(ctx, "/sys/devices/system/cpu"); err != nil {
-		log.G(ctx).WithError(err).Warn("online hotplugged vCPUs")
 	}
 	cfg := c.lc.Config()
 	if cfg.Cgroups == nil || cfg.Cgroups.Resources == nil {
@@ -93,25 +84,4 @@ func applyResources(res *cgroups.Resources, r *specs.LinuxResources) {
 			res.Unified[k] = v
 		}
 	}
-}
-
-// onlineCPUs writes 1 to the online file of every offline CPU under dir.
-func onlineCPUs(ctx context.Context, dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "cpu[0-9]*", "online"))
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil || strings.TrimSpace(string(b)) != "0" {
-			continue
-		}
-		if err := os.WriteFile(f, []byte("1"), 0o644); err != nil {
-			errs = append(errs, fmt.Errorf("online %s: %w", filepath.Dir(f), err))
-			continue
-		}
-		log.G(ctx).WithField("cpu", filepath.Base(filepath.Dir(f))).Info("vCPU onlined")
-	}
-	return errors.Join(errs...)
 }

@@ -67,6 +67,8 @@ type Service struct {
 	network    Network
 	// procRoot is where Stats reads the guest's /proc.
 	procRoot string
+	// cpuRoot is where OnlineCPUs finds the guest's CPUs.
+	cpuRoot string
 
 	mu        sync.Mutex
 	sandboxID string
@@ -78,7 +80,7 @@ var _ api.AgentService = (*Service)(nil)
 
 // NewService returns the agent service; version is the agent's release.
 func NewService(version string, c Containers, g Guest) *Service {
-	return &Service{version: version, containers: c, guest: g, procRoot: "/proc"}
+	return &Service{version: version, containers: c, guest: g, procRoot: "/proc", cpuRoot: "/sys/devices/system/cpu"}
 }
 
 // Health reports the agent's, the protocol's and the kernel's versions.

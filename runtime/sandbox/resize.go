@@ -3,16 +3,23 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
+	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 )
 
+// onlineTimeout bounds the agent's onlining of new vCPUs.
+const onlineTimeout = 10 * time.Second
+
 // Resize grows the VM to at least vcpus and memoryMiB (0 leaves a value
-// alone) by hotplug; it never shrinks it. It fails with NotImplemented
-// when the hypervisor cannot hotplug (QEMU's microvm).
+// alone) by hotplug, bounded by guest.max_vcpus and
+// guest.hotplug_memory_mib, and has the agent online new vCPUs; it never
+// shrinks the VM. It fails with NotImplemented when the hypervisor cannot
+// grow what is asked (QEMU adds vCPUs it holds in reserve, never memory).
 func (s *Sandbox) Resize(ctx context.Context, vcpus uint32, memoryMiB uint64) error {
 	r, ok := s.vm.(hypervisor.Resizer)
 	if !ok {
@@ -48,8 +55,25 @@ func (s *Sandbox) Resize(ctx context.Context, vcpus uint32, memoryMiB uint64) er
 		}
 		return nil
 	}
-	if err := r.Resize(ctx, want); err != nil {
+	err := r.Resize(ctx, want)
+	if errdefs.IsNotImplemented(err) && want.MemoryMiB > cur.MemoryMiB && want.VCPUs > cur.VCPUs {
+		// The VMM can add vCPUs but not memory: take what it can.
+		log.G(ctx).WithError(err).Warn("memory cannot grow; adding vCPUs only")
+		want.MemoryMiB = cur.MemoryMiB
+		err = r.Resize(ctx, want)
+	}
+	if err != nil {
 		return fmt.Errorf("sandbox %s: resize to %d vCPUs, %d MiB: %w", s.id, want.VCPUs, want.MemoryMiB, err)
+	}
+	if want.VCPUs > cur.VCPUs && s.agent != nil {
+		// New vCPUs come up offline: the guest runs no udev.
+		actx, cancel := context.WithTimeout(ctx, onlineTimeout)
+		resp, err := s.agent.OnlineCPUs(actx, &api.OnlineCPUsRequest{Count: want.VCPUs})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("sandbox %s: online %d vCPUs in the guest: %w", s.id, want.VCPUs, err)
+		}
+		log.G(ctx).WithFields(log.Fields{"sandbox": s.id, "online": resp.Online}).Info("guest vCPUs online")
 	}
 	s.size = want
 	log.G(ctx).WithFields(log.Fields{"sandbox": s.id, "vcpus": want.VCPUs, "memory_mib": want.MemoryMiB}).Info("VM resized")

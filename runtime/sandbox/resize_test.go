@@ -22,6 +22,19 @@ func (v *resizingVM) Resize(_ context.Context, r hypervisor.Resize) error {
 	return nil
 }
 
+// cpuOnlyVM can add vCPUs but not memory, as QEMU's microvm.
+type cpuOnlyVM struct {
+	resizingVM
+	boot uint32
+}
+
+func (v *cpuOnlyVM) Resize(ctx context.Context, r hypervisor.Resize) error {
+	if r.MemoryMiB > v.boot {
+		return errdefs.ErrNotImplemented
+	}
+	return v.resizingVM.Resize(ctx, r)
+}
+
 // fixedVM cannot hotplug.
 type fixedVM struct{ hypervisor.VM }
 
@@ -52,6 +65,16 @@ func TestResize(t *testing.T) {
 			}
 		})
 	}
+	t.Run("memory cannot grow: vCPUs only", func(t *testing.T) {
+		vm := &cpuOnlyVM{boot: 256}
+		s := &Sandbox{id: "sb", cfg: cfg, vm: vm, vmm: config.HypervisorQEMU}
+		if err := s.Resize(context.Background(), 2, 512); err != nil {
+			t.Fatal(err)
+		}
+		if want := []hypervisor.Resize{{VCPUs: 2, MemoryMiB: 256}}; !reflect.DeepEqual(vm.asked, want) {
+			t.Fatalf("asked %+v, want %+v", vm.asked, want)
+		}
+	})
 	t.Run("hypervisor without hotplug", func(t *testing.T) {
 		s := &Sandbox{id: "sb", cfg: cfg, vm: fixedVM{}, vmm: config.HypervisorQEMU}
 		if err := s.Resize(context.Background(), 2, 0); !errdefs.IsNotImplemented(err) {

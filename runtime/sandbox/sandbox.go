@@ -136,6 +136,7 @@ func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, string, string, e
 			QEMUPath:       cfg.Hypervisor.QEMUPath,
 			VhostVsockPath: cfg.Hypervisor.VhostVsockPath,
 			StopTimeout:    cfg.Timeouts.Stop.Duration,
+			MaxVCPUs:       cfg.Guest.MaxVCPUs,
 		}, name, reason, nil
 	case config.HypervisorCloudHypervisor:
 		return &ch.Driver{

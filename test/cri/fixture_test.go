@@ -49,6 +49,8 @@ func newFixture(t testing.TB) *fixture {
 		}
 	}
 	cfg.Volumes.AllowedHostPaths = []string{f.volumes}
+	// A spare vCPU for the hotplug test (QEMU holds it offline).
+	cfg.Guest.MaxVCPUs = cfg.Guest.VCPUs + 1
 	b, err := toml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

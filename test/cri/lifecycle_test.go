@@ -121,6 +121,24 @@ func TestPodLifecycle(t *testing.T) {
 				t.Fatalf("cpu.max %q", got)
 			}
 		}},
+		{"a CPU limit above the VM's size adds a vCPU", func(t *testing.T) {
+			if got := strings.TrimSpace(f.mustExec(t, mainID, "cat", "/sys/devices/system/cpu/online")); got != "0" {
+				t.Fatalf("online vCPUs before: %q, want 0", got)
+			}
+			_, err := f.cl.Runtime.UpdateContainerResources(f.ctx, &runtimeapi.UpdateContainerResourcesRequest{
+				ContainerId: mainID,
+				Linux:       &runtimeapi.LinuxContainerResources{MemoryLimitInBytes: 96 << 20, CpuPeriod: 100000, CpuQuota: 150000},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.TrimSpace(f.mustExec(t, mainID, "cat", "/sys/devices/system/cpu/online")); got != "0-1" {
+				t.Fatalf("online vCPUs after: %q, want 0-1", got)
+			}
+			if got := strings.TrimSpace(f.mustExec(t, mainID, "cat", "/sys/fs/cgroup/cpu.max")); got != "150000 100000" {
+				t.Fatalf("cpu.max %q", got)
+			}
+		}},
 		{"stop with grace period delivers TERM", func(t *testing.T) {
 			if _, err := f.cl.Runtime.StopContainer(f.ctx, &runtimeapi.StopContainerRequest{ContainerId: mainID, Timeout: 20}); err != nil {
 				t.Fatal(err)

@@ -25,8 +25,14 @@ const (
 	AccelTCG Accel = "tcg"
 )
 
-// buildArgs returns QEMU's arguments (without argv[0]) for cfg.
-func buildArgs(cfg hypervisor.VMConfig, accel Accel) []string {
+// buildArgs returns QEMU's arguments (without argv[0]) for cfg, with
+// maxVCPUs vCPUs of which the guest onlines cfg.VCPUs at boot.
+func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32) []string {
+	cmdline := cfg.Cmdline
+	smp := max(maxVCPUs, cfg.VCPUs)
+	if smp > cfg.VCPUs {
+		cmdline = strings.TrimSpace(fmt.Sprintf("%s maxcpus=%d", cmdline, cfg.VCPUs))
+	}
 	args := []string{
 		"-name", "veil-" + cfg.ID,
 		"-M", "microvm,x-option-roms=off",
@@ -36,7 +42,7 @@ func buildArgs(cfg hypervisor.VMConfig, accel Accel) []string {
 		args = append(args, "-cpu", "host")
 	}
 	args = append(args,
-		"-smp", fmt.Sprint(cfg.VCPUs),
+		"-smp", fmt.Sprint(smp),
 		"-m", fmt.Sprintf("%dM", cfg.MemoryMiB),
 		// vhost-user back-ends map guest memory: it must be a shared fd.
 		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB),
@@ -45,7 +51,7 @@ func buildArgs(cfg hypervisor.VMConfig, accel Accel) []string {
 		"-serial", "file:"+cfg.ConsoleLog,
 		"-kernel", cfg.Kernel,
 		"-initrd", cfg.Initrd,
-		"-append", cfg.Cmdline,
+		"-append", cmdline,
 		"-qmp", "unix:"+opt(filepath.Join(cfg.Dir, qmpSocketName))+",server=on,wait=off",
 		"-chardev", "socket,id=vsock,path="+opt(filepath.Join(cfg.Dir, vhostVsockSocket)),
 		"-device", "vhost-user-vsock-device,chardev=vsock,id="+vsockDeviceID,

@@ -24,11 +24,12 @@ func TestBuildArgs(t *testing.T) {
 	withNICs.NICs = []hypervisor.NIC{{Tap: "tap0_veil", MAC: "02:00:0a:00:00:02"}, {Tap: "tap1_veil", MAC: "02:00:0a:00:01:02"}}
 
 	cases := []struct {
-		name    string
-		cfg     hypervisor.VMConfig
-		accel   Accel
-		want    [][]string // flag/value pairs that must appear in this order
-		notWant []string
+		name     string
+		cfg      hypervisor.VMConfig
+		accel    Accel
+		maxVCPUs uint32
+		want     [][]string // flag/value pairs that must appear in this order
+		notWant  []string
 	}{
 		{
 			name:  "tcg without filesystems",
@@ -63,6 +64,20 @@ func TestBuildArgs(t *testing.T) {
 			},
 		},
 		{
+			name:     "spare vCPUs for hotplug come up offline",
+			cfg:      base,
+			accel:    AccelTCG,
+			maxVCPUs: 4,
+			want:     [][]string{{"-smp", "4"}, {"-append", "console=ttyS0 quiet maxcpus=2"}},
+		},
+		{
+			name:     "a maximum below the boot count is ignored",
+			cfg:      base,
+			accel:    AccelTCG,
+			maxVCPUs: 1,
+			want:     [][]string{{"-smp", "2"}, {"-append", "console=ttyS0 quiet"}},
+		},
+		{
 			name:  "kvm uses host cpu",
 			cfg:   base,
 			accel: AccelKVM,
@@ -82,7 +97,7 @@ func TestBuildArgs(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			args := buildArgs(tc.cfg, tc.accel)
+			args := buildArgs(tc.cfg, tc.accel, tc.maxVCPUs)
 			for _, flag := range []string{"-nodefaults", "-no-user-config", "-no-reboot"} {
 				if !slices.Contains(args, flag) {
 					t.Errorf("missing %s in %v", flag, args)

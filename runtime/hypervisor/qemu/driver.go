@@ -36,6 +36,11 @@ type Driver struct {
 	StopTimeout time.Duration
 	// Accel is the accelerator; empty means DetectAccel().
 	Accel Accel
+	// MaxVCPUs, when above the VM's vCPUs, gives the VM that many vCPUs
+	// of which the guest brings only VMConfig.VCPUs online at boot
+	// (maxcpus=): microvm has no ACPI CPU hotplug, so Resize "plugs" a
+	// vCPU by letting the guest online one that is present.
+	MaxVCPUs uint32
 }
 
 var _ hypervisor.Hypervisor = (*Driver)(nil)
@@ -61,6 +66,7 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 		cfg:         cfg,
 		stopTimeout: d.StopTimeout,
 		qmpPath:     filepath.Join(cfg.Dir, qmpSocketName),
+		maxVCPUs:    max(d.MaxVCPUs, cfg.VCPUs),
 		done:        make(chan struct{}),
 		stopping:    make(chan struct{}),
 	}
@@ -94,7 +100,7 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 		return nil, fmt.Errorf("vhost-device-vsock: %w", err)
 	}
 
-	args := buildArgs(cfg, accel)
+	args := buildArgs(cfg, accel, v.maxVCPUs)
 	v.qemu, err = proc.Start(ctx, proc.Spec{
 		Name:      qemuName,
 		Dir:       cfg.Dir,

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
@@ -29,8 +30,10 @@ type vm struct {
 	cfg         hypervisor.VMConfig
 	stopTimeout time.Duration
 	qmpPath     string
-	qemu        *proc.Process // nil until started
-	vsockd      *proc.Process // nil until started
+	// maxVCPUs is how many vCPUs QEMU has, cfg.VCPUs of them online at boot.
+	maxVCPUs uint32
+	qemu     *proc.Process // nil until started
+	vsockd   *proc.Process // nil until started
 
 	done     chan struct{} // closed by watch when either process exited
 	stopping chan struct{} // closed when stop begins
@@ -43,6 +46,7 @@ var (
 	_ hypervisor.VM         = (*vm)(nil)
 	_ hypervisor.HelperPids = (*vm)(nil)
 	_ hypervisor.LogTailer  = (*vm)(nil)
+	_ hypervisor.Resizer    = (*vm)(nil)
 )
 
 func (v *vm) Pid() int { return v.qemu.Pid() }
@@ -162,4 +166,18 @@ func (v *vm) LogTail() string {
 		out += "\nvhost-device-vsock:\n" + v.vsockd.LogTail()
 	}
 	return out
+}
+
+// Resize grows the VM's online vCPUs up to the vCPUs it was started with
+// (Driver.MaxVCPUs): they are present, and the guest onlines them (the
+// caller asks the agent). Memory cannot grow: microvm has no memory
+// hotplug.
+func (v *vm) Resize(ctx context.Context, r hypervisor.Resize) error {
+	if r.MemoryMiB > v.cfg.MemoryMiB {
+		return fmt.Errorf("qemu: grow memory to %d MiB: microvm has no memory hotplug (boot size %d MiB): %w", r.MemoryMiB, v.cfg.MemoryMiB, errdefs.ErrNotImplemented)
+	}
+	if r.VCPUs > v.maxVCPUs {
+		return fmt.Errorf("qemu: %d vCPUs: the VM has %d (guest.max_vcpus): %w", r.VCPUs, v.maxVCPUs, errdefs.ErrOutOfRange)
+	}
+	return nil
 }
