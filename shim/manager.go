@@ -136,17 +136,6 @@ func serveCommand(ctx context.Context, id string, params *bootapi.BootstrapParam
 		args = append(args, "-debug")
 	}
 	cmd := exec.Command(self, args...)
-	// The shim mounts root filesystems and volumes into the sandbox's
-	// share. In a mount namespace of its own, a slave of the host's, it
-	// still sees every host mount (volume sources, network namespaces),
-	// but the host does not see its mounts: they cannot pin host
-	// directories (a volume's submount would make the host's rmdir fail
-	// with EBUSY), and they vanish with the sandbox's last process.
-	if unshare, err := exec.LookPath("unshare"); err == nil {
-		cmd = exec.Command(unshare, append([]string{"--mount", "--propagation", "slave", "--", self}, args...)...)
-	} else {
-		log.G(ctx).WithError(err).Warn("no unshare (util-linux): the shim's mounts stay in the host's mount namespace")
-	}
 	cmd.Dir = dir
 	cmd.Env = os.Environ()
 	// Its own process group: signals to containerd's group do not reach it.
