@@ -1,6 +1,7 @@
 package cri
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -86,6 +87,17 @@ func TestPodLifecycle(t *testing.T) {
 			}
 			if got := strings.TrimSpace(f.mustExec(t, side, "hostname")); got != podCfg.Hostname {
 				t.Fatalf("side hostname %q", got)
+			}
+		}},
+		{"streaming exec with a terminal of the client's size", func(t *testing.T) {
+			// crictl streams through containerd's CRI streaming server and
+			// sends its terminal's size; script(1) gives it a terminal.
+			cmdline := fmt.Sprintf("stty rows 33 cols 77; crictl --runtime-endpoint %s exec -it %s stty size", f.c.CRIEndpoint(), mainID)
+			ctx, cancel := context.WithTimeout(f.ctx, time.Minute)
+			defer cancel()
+			out, err := f.c.Command(ctx, "script", "-qec", cmdline, "/dev/null").CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "33 77") {
+				t.Fatalf("crictl exec -it: %v; output %q, want the terminal size 33 77", err, out)
 			}
 		}},
 		{"stats from the guest cgroups", func(t *testing.T) {
