@@ -21,7 +21,8 @@ const (
 	containerTypeSandbox    = "sandbox"
 )
 
-// checkPodNamespaces refuses a CRI pod that asks to share the host's
+// checkPodNamespaces refuses (InvalidArgument: an Unimplemented answer to
+// Create would make containerd retry with an older task API) a CRI pod that asks to share the host's
 // network or IPC namespace (hostNetwork, hostIPC): a VM has its own
 // kernel, so it cannot, and running it isolated would silently give the
 // pod something else than it asked for. The pod's sandbox container
@@ -42,7 +43,7 @@ func checkPodNamespaces(bs *bundleSpec) error {
 		}
 		if !found {
 			return fmt.Errorf("pod %s shares the host's %s namespace, which a VM cannot do; run it with another runtime handler: %w",
-				bs.Spec.Annotations[annotationSandboxID], want.name, errdefs.ErrNotImplemented)
+				bs.Spec.Annotations[annotationSandboxID], want.name, errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil

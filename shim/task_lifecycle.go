@@ -53,7 +53,9 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	if r.Checkpoint != "" {
-		return nil, fmt.Errorf("checkpoint restore: %w", errdefs.ErrNotImplemented)
+		// Not Unimplemented: containerd takes that answer to Create for
+		// an older task API and retries with it.
+		return nil, fmt.Errorf("checkpoint restore is not supported: %w", errdefs.ErrFailedPrecondition)
 	}
 	pc, err := s.prepareCreate(ctx, r)
 	if err != nil {

@@ -256,8 +256,8 @@ func TestCheckPodNamespaces(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsNotImplemented(err) {
-				t.Fatalf("err = %v, want NotImplemented naming %q", err, tc.wantErr)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("err = %v, want InvalidArgument naming %q", err, tc.wantErr)
 			}
 		})
 	}
