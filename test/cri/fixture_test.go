@@ -34,7 +34,8 @@ type fixture struct {
 }
 
 // newFixture starts the containerd; everything is removed in Cleanup.
-func newFixture(t testing.TB) *fixture {
+// tune adjusts the Veil config the veil handler runs with.
+func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	t.Helper()
 	cfg := harness.SandboxConfig(t) // skips unless integration tests run
 	ctx, cancel := context.WithCancel(context.Background())
@@ -49,8 +50,9 @@ func newFixture(t testing.TB) *fixture {
 		}
 	}
 	cfg.Volumes.AllowedHostPaths = []string{f.volumes}
-	// A spare vCPU for the hotplug test (QEMU holds it offline).
-	cfg.Guest.MaxVCPUs = cfg.Guest.VCPUs + 1
+	for _, fn := range tune {
+		fn(cfg)
+	}
 	b, err := toml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)

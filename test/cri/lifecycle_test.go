@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/test/harness"
 )
 
@@ -17,7 +18,8 @@ import (
 // checks the CRI behaviours on it, in order: the VM is the pod's, its
 // containers share it, and everything goes when the pod is removed.
 func TestPodLifecycle(t *testing.T) {
-	f := newFixture(t)
+	// A spare vCPU for the hotplug case (QEMU holds it offline).
+	f := newFixture(t, func(c *config.Config) { c.Guest.MaxVCPUs = c.Guest.VCPUs + 1 })
 	podCfg := f.podConfig("lifecycle")
 	podCfg.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"veil-test.svc.cluster.local"}, Options: []string{"ndots:5"}}
 	pod := f.runPod(t, harness.HandlerVeil, podCfg)
