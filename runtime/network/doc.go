@@ -11,6 +11,10 @@
 // neighbours (api.SetupNetworkRequest) to configure the same network
 // inside the VM.
 //
+// For port forwarding (containerd dials localhost:<port> in the pod's
+// namespace), TCP to 127.0.0.1 there is NATed to the guest over a
+// link-local /30 on the first tap (localhost.go).
+//
 // Namespaces are handled by path (as CRI gives them, e.g.
 // /var/run/netns/cni-...). Netlink sockets are opened inside the
 // namespace; only tap creation, whose ioctl acts on the calling thread's
