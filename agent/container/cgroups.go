@@ -52,17 +52,22 @@ func oomKilled(dir string) bool {
 	if err != nil {
 		return false
 	}
-	return parseOOMKills(string(b)) > 0
+	return ParseFlatKeyed(string(b))["oom_kill"] > 0
 }
 
-// parseOOMKills returns the oom_kill count of a memory.events file.
-func parseOOMKills(events string) uint64 {
-	for _, line := range strings.Split(events, "\n") {
-		k, v, ok := strings.Cut(line, " ")
-		if ok && k == "oom_kill" {
-			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
-			return n
+// ParseFlatKeyed parses a cgroup v2 flat-keyed file ("key value" lines,
+// such as cpu.stat and memory.events); lines that do not parse are
+// skipped.
+func ParseFlatKeyed(s string) map[string]uint64 {
+	m := map[string]uint64{}
+	for _, line := range strings.Split(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		if v, err := strconv.ParseUint(f[1], 10, 64); err == nil {
+			m[f[0]] = v
 		}
 	}
-	return 0
+	return m
 }

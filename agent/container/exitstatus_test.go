@@ -34,7 +34,7 @@ func TestStateExitStatusNil(t *testing.T) {
 	}
 }
 
-func TestParseOOMKills(t *testing.T) {
+func TestParseFlatKeyedOOMKills(t *testing.T) {
 	for _, tc := range []struct {
 		name, in string
 		want     uint64
@@ -45,8 +45,8 @@ func TestParseOOMKills(t *testing.T) {
 		{"empty", "", 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := parseOOMKills(tc.in); got != tc.want {
-				t.Fatalf("parseOOMKills = %d, want %d", got, tc.want)
+			if got := ParseFlatKeyed(tc.in)["oom_kill"]; got != tc.want {
+				t.Fatalf("oom_kill = %d, want %d", got, tc.want)
 			}
 		})
 	}

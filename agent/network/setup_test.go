@@ -2,18 +2,12 @@ package network
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/test/harness"
@@ -96,7 +90,7 @@ func TestSetup(t *testing.T) {
 			ns := testNetNS(t)
 			tc.links(t, ns)
 			resolv := filepath.Join(t.TempDir(), "resolv.conf")
-			c := New(Options{Handle: handleIn(t, ns), ResolvConf: resolv, LinkTimeout: 500 * time.Millisecond})
+			c := New(Options{Handle: harness.NetlinkIn(t, ns), ResolvConf: resolv, LinkTimeout: 500 * time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var err error
@@ -145,7 +139,7 @@ func TestSetup(t *testing.T) {
 // addresses, routes and neighbours as ip(8) prints them.
 func state(t *testing.T, ns string) string {
 	t.Helper()
-	h := handleIn(t, ns)
+	h := harness.NetlinkIn(t, ns)
 	links, err := h.LinkList()
 	if err != nil {
 		t.Fatal(err)
@@ -167,44 +161,16 @@ func state(t *testing.T, ns string) string {
 	return b.String()
 }
 
-// testNetNS creates a named network namespace that t's cleanup deletes.
-func testNetNS(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := "veil-guest-" + hex.EncodeToString(b)
-	ipCmd(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
-		}
-	})
-	return name
-}
-
 func ipCmd(t *testing.T, args ...string) string {
 	t.Helper()
-	out, err := exec.Command("ip", args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
+	return harness.MustRun(t, "ip", args...)
 }
 
-// handleIn is a netlink handle inside namespace ns, closed by t's cleanup.
-func handleIn(t *testing.T, ns string) *netlink.Handle {
+// testNetNS creates a named network namespace that t's cleanup deletes,
+// with lo down as a fresh namespace has it (Setup must bring it up).
+func testNetNS(t *testing.T) string {
 	t.Helper()
-	nh, err := netns.GetFromName(ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nh.Close() })
-	h, err := netlink.NewHandleAt(nh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(h.Close)
-	return h
+	ns := harness.NetNS(t, "veil-guest-")
+	ipCmd(t, "-n", ns, "link", "set", "lo", "down")
+	return ns
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/agent/container"
 )
 
 // userHZ is the kernel's USER_HZ, the unit of /proc/stat's CPU times; it
@@ -190,24 +190,8 @@ func readContainerStats(id, dir string) *api.ContainerStats {
 	if b, err := os.ReadFile(filepath.Join(dir, "cpu.stat")); err != nil {
 		errs = append(errs, err)
 	} else {
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			f := strings.Fields(string(line))
-			if len(f) != 2 {
-				continue
-			}
-			v, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil {
-				continue
-			}
-			switch f[0] {
-			case "usage_usec":
-				cs.CpuUsageUsec = v
-			case "user_usec":
-				cs.CpuUserUsec = v
-			case "system_usec":
-				cs.CpuSystemUsec = v
-			}
-		}
+		st := container.ParseFlatKeyed(string(b))
+		cs.CpuUsageUsec, cs.CpuUserUsec, cs.CpuSystemUsec = st["usage_usec"], st["user_usec"], st["system_usec"]
 	}
 	for _, v := range []struct {
 		file string
@@ -237,30 +221,8 @@ func readContainerStats(id, dir string) *api.ContainerStats {
 
 // parseMemoryEvents reads the counters of a memory.events file.
 func parseMemoryEvents(s string) *api.MemoryEvents {
-	ev := &api.MemoryEvents{}
-	for _, line := range strings.Split(s, "\n") {
-		f := strings.Fields(line)
-		if len(f) != 2 {
-			continue
-		}
-		v, err := strconv.ParseUint(f[1], 10, 64)
-		if err != nil {
-			continue
-		}
-		switch f[0] {
-		case "low":
-			ev.Low = v
-		case "high":
-			ev.High = v
-		case "max":
-			ev.Max = v
-		case "oom":
-			ev.Oom = v
-		case "oom_kill":
-			ev.OomKill = v
-		}
-	}
-	return ev
+	ev := container.ParseFlatKeyed(s)
+	return &api.MemoryEvents{Low: ev["low"], High: ev["high"], Max: ev["max"], Oom: ev["oom"], OomKill: ev["oom_kill"]}
 }
 
 // readCgroupUint reads a single-value cgroup file; "max" reads as 0.

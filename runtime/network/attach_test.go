@@ -93,12 +93,12 @@ func TestAttach(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod, host := testNetNS(t, "veil-pod-"), testNetNS(t, "veil-host-")
+			pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
 			tc.setup(t, pod, host)
 			before := snapshot(t, pod)
 			ctx := context.Background()
 
-			e, err := Attach(ctx, nsPath(pod))
+			e, err := Attach(ctx, harness.NetNSPath(pod))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -106,7 +106,7 @@ func TestAttach(t *testing.T) {
 			if !slices.Equal(e.NICs, tc.wantNICs) {
 				t.Errorf("NICs = %+v, want %+v", e.NICs, tc.wantNICs)
 			}
-			h := handleIn(t, pod)
+			h := harness.NetlinkIn(t, pod)
 			want := proto.Clone(tc.wantReq).(*api.SetupNetworkRequest)
 			if len(e.NICs) > 0 {
 				// The first NIC also carries the localhost forwarding: the
@@ -117,7 +117,7 @@ func TestAttach(t *testing.T) {
 				}
 				want.Interfaces[0].Addresses = append(want.Interfaces[0].Addresses, &api.IPAddress{Cidr: "169.254.77.2/30"})
 				want.Neighbors = append(want.Neighbors, &api.Neighbor{Ip: "169.254.77.1", Mac: tap.Attrs().HardwareAddr.String(), Device: want.Interfaces[0].Name})
-				nat := run(t, "nsenter", "--net="+nsPath(pod), "iptables", "-t", "nat", "-S")
+				nat := harness.MustRun(t, "nsenter", "--net="+harness.NetNSPath(pod), "iptables", "-t", "nat", "-S")
 				for _, rule := range []string{"-j DNAT --to-destination 169.254.77.2", "-j SNAT --to-source 169.254.77.1"} {
 					if !strings.Contains(nat, rule) {
 						t.Errorf("nat table lacks %q:\n%s", rule, nat)
@@ -173,10 +173,10 @@ func TestAttachErrors(t *testing.T) {
 		{
 			name: "namespace already attached",
 			path: func(t *testing.T) string {
-				pod, host := testNetNS(t, "veil-pod-"), testNetNS(t, "veil-host-")
+				pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
 				podVeth(t, pod, host, "eth0", "vh0", mac0, "1500")
 				ip(t, "-n", pod, "tuntap", "add", "tap0_veil", "mode", "tap")
-				return nsPath(pod)
+				return harness.NetNSPath(pod)
 			},
 			wantErr: []string{"already holds tap tap0_veil", "/run/netns/veil-pod-"},
 		},
@@ -220,26 +220,26 @@ func TestCleanup(t *testing.T) {
 		{
 			name: "a foreign ingress filter survives",
 			setup: func(t *testing.T, pod, host string) {
-				run(t, "tc", "-n", pod, "qdisc", "add", "dev", "eth0", "ingress")
-				run(t, "tc", "-n", pod, "filter", "add", "dev", "eth0", "ingress", "prio", "5", "protocol", "ip", "u32", "match", "u32", "0", "0", "flowid", "1:1")
+				harness.MustRun(t, "tc", "-n", pod, "qdisc", "add", "dev", "eth0", "ingress")
+				harness.MustRun(t, "tc", "-n", pod, "filter", "add", "dev", "eth0", "ingress", "prio", "5", "protocol", "ip", "u32", "match", "u32", "0", "0", "flowid", "1:1")
 			},
 			crash: func(t *testing.T, pod string) {},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod, host := testNetNS(t, "veil-pod-"), testNetNS(t, "veil-host-")
+			pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
 			podVeth(t, pod, host, "eth0", "vh0", mac0, "1500")
 			ip(t, "-n", pod, "addr", "add", "10.213.7.2/24", "dev", "eth0")
 			tc.setup(t, pod, host)
 			before := snapshot(t, pod)
 			ctx := context.Background()
-			if _, err := Attach(ctx, nsPath(pod)); err != nil {
+			if _, err := Attach(ctx, harness.NetNSPath(pod)); err != nil {
 				t.Fatal(err)
 			}
 			tc.crash(t, pod)
 			for i := range 2 {
-				if err := Cleanup(ctx, nsPath(pod)); err != nil {
+				if err := Cleanup(ctx, harness.NetNSPath(pod)); err != nil {
 					t.Fatalf("Cleanup #%d: %v", i+1, err)
 				}
 				if after := snapshot(t, pod); after != before {

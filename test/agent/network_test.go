@@ -2,12 +2,9 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -38,7 +35,7 @@ const (
 // namespace without taps or qdiscs.
 func TestNetwork(t *testing.T) {
 	cfg := harness.SandboxConfig(t)
-	pod, peer := namedNetNS(t, "veil-vmpod-"), namedNetNS(t, "veil-vmpeer-")
+	pod, peer := harness.NetNS(t, "veil-vmpod-"), harness.NetNS(t, "veil-vmpeer-")
 	ip(t, "-n", peer, "link", "add", "vpeer", "type", "veth", "peer", "name", "eth0", "netns", pod, "address", podMAC)
 	ip(t, "-n", peer, "addr", "add", peerIP+"/24", "dev", "vpeer")
 	ip(t, "-n", peer, "link", "set", "vpeer", "up")
@@ -51,7 +48,7 @@ func TestNetwork(t *testing.T) {
 	defer cancel()
 	s, err := sandbox.Start(ctx, "net-test", cfg, sandbox.Options{
 		Hostname:  "net-test",
-		NetNSPath: "/run/netns/" + pod,
+		NetNSPath: harness.NetNSPath(pod),
 		DNS:       &api.DNS{Servers: []string{dnsIP}, Searches: []string{"veil.test"}},
 	})
 	if err != nil {
@@ -216,34 +213,6 @@ func guestLinks(s *sandbox.Sandbox) string {
 	return string(r.Stdout)
 }
 
-// namedNetNS creates a network namespace named prefix<random> with lo up,
-// deleted by t's cleanup, and returns its name.
-func namedNetNS(t *testing.T, prefix string) string {
-	t.Helper()
-	b := make([]byte, 3)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := prefix + hex.EncodeToString(b)
-	ip(t, "netns", "add", name)
-	t.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "delete", name).CombinedOutput(); err != nil {
-			t.Errorf("ip netns delete %s: %v: %s", name, err, out)
-		}
-	})
-	ip(t, "-n", name, "link", "set", "lo", "up")
-	return name
-}
+func ip(t *testing.T, args ...string) string { t.Helper(); return harness.MustRun(t, "ip", args...) }
 
-func ip(t *testing.T, args ...string) string { t.Helper(); return hostCmd(t, "ip", args...) }
-
-func tcCmd(t *testing.T, args ...string) string { t.Helper(); return hostCmd(t, "tc", args...) }
-
-func hostCmd(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+func tcCmd(t *testing.T, args ...string) string { t.Helper(); return harness.MustRun(t, "tc", args...) }

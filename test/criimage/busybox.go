@@ -1,17 +1,17 @@
 package criimage
 
 import (
-	"bytes"
 	"debug/elf"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"sort"
 	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	ociimage "github.com/veil-runtime/veil/test/image"
 )
 
 // hostTools are host binaries the images carry beside busybox, whose
@@ -49,7 +49,7 @@ func baseLayer(cacheDir string) (v1.Layer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read Debian's busybox (run make setup): %w", err)
 	}
-	applets, err := listApplets(bbPath)
+	applets, err := ociimage.ListApplets(bbPath)
 	if err != nil {
 		return nil, err
 	}
@@ -103,31 +103,6 @@ func baseLayer(cacheDir string) (v1.Layer, error) {
 		l.symlink(strings.TrimPrefix(interp, "/"), path.Join(libDirs[0], path.Base(interp)))
 	}
 	return l.layer()
-}
-
-// listApplets returns the applet paths (relative, e.g. "usr/bin/head") of
-// the busybox at p, sorted.
-func listApplets(p string) ([]string, error) {
-	var stderr bytes.Buffer
-	cmd := exec.Command(p, "--list-full")
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("%s --list-full: %w: %s", p, err, strings.TrimSpace(stderr.String()))
-	}
-	var applets []string
-	for _, l := range strings.Split(string(out), "\n") {
-		l = strings.Trim(strings.TrimSpace(l), "/")
-		if l == "" || l == "bin/busybox" || strings.Contains(l, "..") {
-			continue
-		}
-		applets = append(applets, l)
-	}
-	if len(applets) == 0 {
-		return nil, fmt.Errorf("%s --list-full listed no applets", p)
-	}
-	sort.Strings(applets)
-	return applets, nil
 }
 
 // sharedLibs resolves the dynamic loader and the transitive DT_NEEDED

@@ -134,7 +134,7 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 		return nil, fmt.Errorf("write containerd config: %w", err)
 	}
 
-	c.NetNS, err = newNetNS(ctx)
+	c.NetNS, err = newNetNS(ctx, "veil-")
 	if err != nil {
 		return nil, fmt.Errorf("create network namespace: %w", err)
 	}

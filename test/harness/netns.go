@@ -13,13 +13,13 @@ import (
 // netnsDir is where `ip netns` keeps its named network namespaces.
 const netnsDir = "/run/netns"
 
-// newNetNS creates a named network namespace veil-<random> with lo up.
-func newNetNS(ctx context.Context) (string, error) {
+// newNetNS creates a named network namespace prefix<random> with lo up.
+func newNetNS(ctx context.Context, prefix string) (string, error) {
 	b := make([]byte, 4)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("random netns name: %w", err)
 	}
-	name := "veil-" + hex.EncodeToString(b)
+	name := prefix + hex.EncodeToString(b)
 	if err := run(ctx, "ip", "netns", "add", name); err != nil {
 		return "", err
 	}

@@ -52,7 +52,7 @@ func BuildBusybox(dir, ref string) (string, error) {
 	if err := checkStatic(BusyboxPath); err != nil {
 		return "", err
 	}
-	applets, err := listApplets(BusyboxPath)
+	applets, err := ListApplets(BusyboxPath)
 	if err != nil {
 		return "", err
 	}
@@ -124,9 +124,9 @@ func checkStatic(p string) error {
 	return nil
 }
 
-// listApplets returns the applet paths (relative, e.g. "usr/bin/head") of
+// ListApplets returns the applet paths (relative, e.g. "usr/bin/head") of
 // the busybox at p, sorted.
-func listApplets(p string) ([]string, error) {
+func ListApplets(p string) ([]string, error) {
 	var stderr bytes.Buffer
 	cmd := exec.Command(p, "--list-full")
 	cmd.Stderr = &stderr
