@@ -5,8 +5,6 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/pelletier/go-toml/v2"
-
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/test/harness"
 )
@@ -26,16 +24,5 @@ func writeVeilConfig(dir string) (string, error) {
 		return "", fmt.Errorf("veil config: %w (run make setup)", err)
 	}
 	cfg.Volumes.AllowedHostPaths = append(cfg.Volumes.AllowedHostPaths, filepath.Clean(os.TempDir()))
-	b, err := toml.Marshal(cfg)
-	if err != nil {
-		return "", fmt.Errorf("encode veil config: %w", err)
-	}
-	path := filepath.Join(dir, "veil-config.toml")
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		return "", fmt.Errorf("write veil config: %w", err)
-	}
-	if _, err := config.Load(path); err != nil {
-		return "", fmt.Errorf("veil config %s: %w", path, err)
-	}
-	return path, nil
+	return harness.WriteConfig(cfg, dir, "veil-config.toml")
 }

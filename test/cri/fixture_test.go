@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pelletier/go-toml/v2"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/veil-runtime/veil/runtime/config"
@@ -53,16 +52,9 @@ func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	for _, fn := range tune {
 		fn(cfg)
 	}
-	b, err := toml.Marshal(cfg)
+	cfgPath, err := harness.WriteConfig(cfg, base, "veil.toml")
 	if err != nil {
 		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(base, "veil.toml")
-	if err := os.WriteFile(cfgPath, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := config.Load(cfgPath); err != nil {
-		t.Fatalf("test config: %v", err)
 	}
 	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer scancel()

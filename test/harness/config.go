@@ -1,8 +1,12 @@
 package harness
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
+
+	"github.com/pelletier/go-toml/v2"
 
 	"github.com/veil-runtime/veil/runtime/config"
 )
@@ -29,4 +33,21 @@ func SandboxConfig(t testing.TB) *config.Config {
 	t.Cleanup(func() { os.Remove(state) })
 	cfg.StateDir = state
 	return cfg
+}
+
+// WriteConfig writes cfg as a Veil config file dir/name, checks that it
+// loads, and returns its path.
+func WriteConfig(cfg *config.Config, dir, name string) (string, error) {
+	b, err := toml.Marshal(cfg)
+	if err != nil {
+		return "", fmt.Errorf("encode veil config: %w", err)
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		return "", fmt.Errorf("write veil config: %w", err)
+	}
+	if _, err := config.Load(path); err != nil {
+		return "", fmt.Errorf("veil config %s: %w", path, err)
+	}
+	return path, nil
 }
