@@ -25,6 +25,7 @@ require (
 	github.com/google/go-containerregistry v0.21.6
 	github.com/mdlayher/vsock v1.4.0
 	github.com/moby/sys/mountinfo v0.7.2
+	github.com/moby/sys/reexec v0.1.0
 	github.com/opencontainers/cgroups v0.1.0
 	github.com/opencontainers/go-digest v1.0.0
 	github.com/opencontainers/image-spec v1.1.1

@@ -19,22 +19,31 @@ const (
 	stateFile = "veil-shim.json"
 )
 
-// groupAnnotations name the pod a container belongs to, most specific
-// first. Containers of one pod share one shim and one sandbox.
-var groupAnnotations = []string{
-	"io.containerd.veil.v2.group",
-	"io.kubernetes.cri.sandbox-id",
-}
+// annotationGroup puts containers outside a CRI pod (ctr, nerdctl) into
+// one shim and sandbox.
+const annotationGroup = "io.containerd.veil.v2.group"
 
 // sandboxIDFor returns the sandbox (and shim group) a container belongs
-// to: its pod's id when an annotation names one, else its own id.
-func sandboxIDFor(containerID string, annotations map[string]string) string {
-	for _, a := range groupAnnotations {
-		if v := annotations[a]; v != "" {
-			return v
-		}
+// to, checked with the id rule: its CRI pod's id (io.kubernetes.cri.
+// sandbox-id, which containerd's CRI plugin sets and nothing overrides,
+// so that no container can join another pod's VM), else the group
+// annotation, else its own id. A group annotation that names another
+// sandbox than the container's CRI pod is refused.
+func sandboxIDFor(containerID string, annotations map[string]string) (string, error) {
+	pod, group := annotations[annotationSandboxID], annotations[annotationGroup]
+	id := containerID
+	switch {
+	case pod != "" && group != "" && group != pod:
+		return "", invalidArgument{fmt.Errorf("container %s: annotation %s=%q names another sandbox than its pod %s (%s)", containerID, annotationGroup, group, pod, annotationSandboxID)}
+	case pod != "":
+		id = pod
+	case group != "":
+		id = group
 	}
-	return containerID
+	if err := validateID("sandbox id", id); err != nil {
+		return "", err
+	}
+	return id, nil
 }
 
 // bundleSpec is a container's parsed spec plus the raw bytes.
@@ -100,8 +109,7 @@ func guestSpec(s specs.Spec) ([]byte, error) {
 
 // shimState is what a bundle records for the `delete` action.
 type shimState struct {
-	SandboxID  string `json:"sandbox_id"`
-	HostRootfs string `json:"host_rootfs"`
+	SandboxID string `json:"sandbox_id"`
 	// ShimPid is the long-lived shim that served the container.
 	ShimPid int `json:"shim_pid,omitempty"`
 	// ShimStartTime is ShimPid's start time (/proc/<pid>/stat field 22,

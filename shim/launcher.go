@@ -27,13 +27,23 @@ func (l *vmLauncher) Start(ctx context.Context, id string, opts SandboxOptions) 
 	if err != nil {
 		return nil, err
 	}
-	return sandbox.Start(ctx, id, cfg, sandbox.Options{
+	sb, err := sandbox.Start(ctx, id, cfg, sandbox.Options{
 		NetNSPath:    opts.NetNSPath,
 		Hostname:     opts.Hostname,
 		DNS:          opts.DNS,
 		ShmSizeBytes: opts.ShmSizeBytes,
 	})
+	if err != nil {
+		return nil, err
+	}
+	return vmSandbox{sb}, nil
 }
+
+// vmSandbox is a runtime/sandbox Sandbox as the shim sees it.
+type vmSandbox struct{ *sandbox.Sandbox }
+
+// Share is the sandbox's share, as the shim's own interface.
+func (s vmSandbox) Share() containerShare { return s.Sandbox.Share() }
 
 func (l *vmLauncher) Cleanup(ctx context.Context, id string) error {
 	return sandbox.Cleanup(ctx, l.cfg, id)

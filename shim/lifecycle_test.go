@@ -138,9 +138,7 @@ func TestDeleteKeepsContainerTheGuestKept(t *testing.T) {
 			if status.Code(err) != tc.wantCode {
 				t.Fatalf("delete: %v, want %v", err, tc.wantCode)
 			}
-			f.mnt.mu.Lock()
-			mounted := f.mnt.mounted[hostRootfsPath(f.sb.shared, "c1")]
-			f.mnt.mu.Unlock()
+			mounted := f.share.has("c1")
 			if mounted != tc.wantMount {
 				t.Fatalf("c1 mounted %v, want %v", mounted, tc.wantMount)
 			}
@@ -469,8 +467,8 @@ func TestHostileIDsRefused(t *testing.T) {
 			if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want InvalidArgument %q", err, tc.want)
 			}
-			if len(f.mnt.mounted) != 0 && !strings.Contains(tc.name, "exec") {
-				t.Fatalf("mounted %v", f.mnt.mounted)
+			if f.share.count() != 0 && !strings.Contains(tc.name, "exec") {
+				t.Fatalf("mounted %v", f.share.added)
 			}
 		})
 	}
@@ -483,14 +481,16 @@ func TestValidateID(t *testing.T) {
 	}{
 		{name: "plain", id: "c1", ok: true},
 		{name: "cri sandbox id", id: strings.Repeat("ab", 32), ok: true},
-		{name: "dots inside", id: "a..b", ok: true},
+		{name: "containerd's rule: one separator at a time", id: "a..b"},
+		{name: "separators inside", id: "a.b-c_d", ok: true},
 		{name: "empty", id: ""},
 		{name: "dot", id: "."},
 		{name: "dot-dot", id: ".."},
 		{name: "slash", id: "a/b"},
 		{name: "nul", id: "a\x00b"},
-		{name: "too long", id: strings.Repeat("x", maxIDLength+1)},
-		{name: "longest", id: strings.Repeat("x", maxIDLength), ok: true},
+		{name: "too long", id: strings.Repeat("x", 77)},
+		{name: "longest", id: strings.Repeat("x", 76), ok: true},
+		{name: "option-like", id: "--version"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

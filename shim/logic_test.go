@@ -101,7 +101,7 @@ func TestProcessTransitions(t *testing.T) {
 }
 
 func TestContainerExecs(t *testing.T) {
-	c := newContainer("c", "/b", "/r", newProcess("c", "", stdioPaths{}, nil))
+	c := newContainer("c", "/b", nil, newProcess("c", "", stdioPaths{}, nil))
 	if err := c.addExec(newProcess("c", "x", stdioPaths{}, nil)); err != nil {
 		t.Fatal(err)
 	}
@@ -203,40 +203,36 @@ func TestErrorConversion(t *testing.T) {
 	}
 }
 
-func TestRootfsPaths(t *testing.T) {
-	cases := []struct {
-		name, shared, id, wantHost, wantGuest string
-	}{
-		{name: "plain", shared: "/run/veil/sandboxes/sb/shared", id: "c1", wantHost: "/run/veil/sandboxes/sb/shared/c1/rootfs", wantGuest: api.SharedDir + "/c1/rootfs"},
-		{name: "trailing slash", shared: "/s/", id: "c2", wantHost: "/s/c2/rootfs", wantGuest: api.SharedDir + "/c2/rootfs"},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := hostRootfsPath(tc.shared, tc.id); got != tc.wantHost {
-				t.Errorf("host %q, want %q", got, tc.wantHost)
-			}
-			if got := guestRootfsPath(tc.id); got != tc.wantGuest {
-				t.Errorf("guest %q, want %q", got, tc.wantGuest)
-			}
-		})
+func TestGuestRootfsPath(t *testing.T) {
+	if got, want := guestRootfsPath("c1"), api.SharedDir+"/c1/rootfs"; got != want {
+		t.Errorf("guest rootfs %q, want %q", got, want)
 	}
 }
 
 func TestSandboxIDFor(t *testing.T) {
 	cases := []struct {
-		name string
-		ann  map[string]string
-		want string
+		name, want, wantErr string
+		ann                 map[string]string
 	}{
 		{name: "own id", want: "c1"},
 		{name: "cri pod", ann: map[string]string{"io.kubernetes.cri.sandbox-id": "pod"}, want: "pod"},
-		{name: "explicit group wins", ann: map[string]string{"io.kubernetes.cri.sandbox-id": "pod", "io.containerd.veil.v2.group": "g"}, want: "g"},
+		{name: "group outside a pod", ann: map[string]string{"io.containerd.veil.v2.group": "g"}, want: "g"},
+		{name: "group naming the container's own pod", ann: map[string]string{"io.kubernetes.cri.sandbox-id": "pod", "io.containerd.veil.v2.group": "pod"}, want: "pod"},
+		{name: "group cannot move a pod's container into another pod's VM", ann: map[string]string{"io.kubernetes.cri.sandbox-id": "pod", "io.containerd.veil.v2.group": "otherpod"}, wantErr: "names another sandbox than its pod"},
 		{name: "empty annotation ignored", ann: map[string]string{"io.kubernetes.cri.sandbox-id": ""}, want: "c1"},
+		{name: "bad group id", ann: map[string]string{"io.containerd.veil.v2.group": "../x"}, wantErr: "invalid sandbox id"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := sandboxIDFor("c1", tc.ann); got != tc.want {
-				t.Fatalf("got %q, want %q", got, tc.want)
+			got, err := sandboxIDFor("c1", tc.ann)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("sandboxIDFor = %q, %v; want InvalidArgument with %q", got, err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("got %q, %v; want %q", got, err, tc.want)
 			}
 		})
 	}
@@ -307,7 +303,7 @@ func TestHostNetNS(t *testing.T) {
 
 func TestCleanupState(t *testing.T) {
 	withState := t.TempDir()
-	if err := writeShimState(withState, shimState{SandboxID: "sb", HostRootfs: "/x/rootfs"}); err != nil {
+	if err := writeShimState(withState, shimState{SandboxID: "sb"}); err != nil {
 		t.Fatal(err)
 	}
 	withPodSpec := t.TempDir()
@@ -319,9 +315,9 @@ func TestCleanupState(t *testing.T) {
 		name, bundle string
 		want         shimState
 	}{
-		{name: "recorded", bundle: withState, want: shimState{SandboxID: "sb", HostRootfs: "/x/rootfs"}},
-		{name: "derived from pod spec", bundle: withPodSpec, want: shimState{SandboxID: "pod", HostRootfs: "/state/pod/shared/c1/rootfs"}},
-		{name: "derived from id", bundle: t.TempDir(), want: shimState{SandboxID: "c1", HostRootfs: "/state/c1/shared/c1/rootfs"}},
+		{name: "recorded", bundle: withState, want: shimState{SandboxID: "sb"}},
+		{name: "derived from pod spec", bundle: withPodSpec, want: shimState{SandboxID: "pod"}},
+		{name: "derived from id", bundle: t.TempDir(), want: shimState{SandboxID: "c1"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -54,8 +54,8 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err != nil {
 		return nil, fmt.Errorf("shim start for %s: %w", id, err)
 	}
-	group := sandboxIDFor(id, bs.Spec.Annotations)
-	if err := validateID("sandbox id", group); err != nil {
+	group, err := sandboxIDFor(id, bs.Spec.Annotations)
+	if err != nil {
 		return nil, fmt.Errorf("shim start for %s: %w", id, err)
 	}
 
@@ -178,9 +178,8 @@ func (m *manager) Stop(ctx context.Context, id string) (cshim.StopStatus, error)
 		log.G(ctx).WithFields(log.Fields{"container": id, "sandbox": st.SandboxID}).Info("shim delete: the pod's shim is alive; leaving the sandbox to it")
 		return status, nil
 	}
-	if err := (hostMounter{}).Unmount(st.HostRootfs); err != nil {
-		log.G(ctx).WithError(err).Warn("shim delete: unmount rootfs")
-	}
+	// The container's mounts lived in the sandbox's virtiofsd mount
+	// namespace only; Cleanup kills virtiofsd, and they go with it.
 	if err := l.Cleanup(ctx, st.SandboxID); err != nil {
 		return status, fmt.Errorf("shim delete %s: clean up sandbox %s: %w", id, st.SandboxID, err)
 	}
@@ -204,17 +203,15 @@ func cleanupState(bundle, id, stateDir string) (shimState, error) {
 	if !errors.Is(err, os.ErrNotExist) {
 		return st, err
 	}
-	group := id
+	var annotations map[string]string
 	if bs, err := readSpec(bundle); err == nil {
-		group = sandboxIDFor(id, bs.Spec.Annotations)
+		annotations = bs.Spec.Annotations
 	}
-	if err := validateID("sandbox id", group); err != nil {
+	group, err := sandboxIDFor(id, annotations)
+	if err != nil {
 		return shimState{}, fmt.Errorf("shim delete %s: %w", id, err)
 	}
-	return shimState{
-		SandboxID:  group,
-		HostRootfs: hostRootfsPath(filepath.Join(stateDir, group, "shared"), id),
-	}, nil
+	return shimState{SandboxID: group}, nil
 }
 
 // Info describes the runtime.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
 )
@@ -44,6 +45,37 @@ func checkPodNamespaces(bs *bundleSpec) error {
 		if !found {
 			return fmt.Errorf("pod %s shares the host's %s namespace, which a VM cannot do; run it with another runtime handler: %w",
 				bs.Spec.Annotations[annotationSandboxID], want.name, errdefs.ErrInvalidArgument)
+		}
+	}
+	return nil
+}
+
+// hostNetNSPaths are the network namespaces that are never a container's:
+// the host's (init's) and the shim's own (containerd's).
+var hostNetNSPaths = []string{"/proc/1/ns/net", "/proc/self/ns/net"}
+
+// checkNetNS refuses a container whose spec joins a network namespace
+// that is the host's own (or the shim's), whatever the client (ctr run
+// --with-ns network:/proc/1/ns/net as much as a CRI pod): the sandbox
+// would attach that namespace's links to its taps and take the host's
+// network away. path is the spec's namespace path; empty is fine (a new
+// namespace).
+func checkNetNS(path string) error {
+	if path == "" {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
+		return fmt.Errorf("network namespace %s: %w: %w", path, err, errdefs.ErrInvalidArgument)
+	}
+	for _, h := range hostNetNSPaths {
+		var hs unix.Stat_t
+		if err := unix.Stat(h, &hs); err != nil {
+			continue
+		}
+		if hs.Dev == st.Dev && hs.Ino == st.Ino {
+			return fmt.Errorf("network namespace %s is the host's own (%s): a sandbox would take its links into the VM; give the container a network namespace of its own: %w",
+				path, h, errdefs.ErrInvalidArgument)
 		}
 	}
 	return nil

@@ -221,16 +221,17 @@ func (p *process) name() string {
 type container struct {
 	id     string
 	bundle string
-	// hostRootfs is the mount point inside the sandbox's shared directory.
-	hostRootfs string
-	init       *process
+	// share is the sandbox share that shows the container's filesystems
+	// to the guest.
+	share containerShare
+	init  *process
 
 	mu    sync.Mutex
 	execs map[string]*process
 }
 
-func newContainer(id, bundle, hostRootfs string, init *process) *container {
-	return &container{id: id, bundle: bundle, hostRootfs: hostRootfs, init: init, execs: map[string]*process{}}
+func newContainer(id, bundle string, share containerShare, init *process) *container {
+	return &container{id: id, bundle: bundle, share: share, init: init, execs: map[string]*process{}}
 }
 
 // process finds the init process (empty execID) or an exec.

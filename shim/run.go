@@ -68,7 +68,7 @@ func initTaskService(ic *plugin.InitContext, newLauncher func() (Launcher, error
 			}
 		}
 	}
-	return newService(ctx, l, hostMounter{}, pp.(publisher), ss.(shutdown.Service)), nil
+	return newService(ctx, l, pp.(publisher), ss.(shutdown.Service)), nil
 }
 
 // brokenLauncher reports why no sandbox can start.

@@ -12,8 +12,8 @@ import (
 type Sandbox interface {
 	// ID is the sandbox's id (the pod's, or the first container's).
 	ID() string
-	// SharedDir is the host directory the guest sees at api.SharedDir.
-	SharedDir() string
+	// Share shows containers' filesystems to the guest.
+	Share() containerShare
 	// Agent is the ttrpc client of the guest agent.
 	Agent() api.AgentService
 	// DialStream opens one stdio stream connection (see api.StreamHeader).

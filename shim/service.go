@@ -60,7 +60,6 @@ type service struct {
 	// ctx lives as long as the shim; it carries the namespace and logger.
 	ctx      context.Context
 	launcher Launcher
-	mounter  rootfsMounter
 	events   chan events.Event
 	shutdown shutdowner
 
@@ -82,11 +81,10 @@ type service struct {
 }
 
 // newService builds the task service and starts its event forwarder.
-func newService(ctx context.Context, l Launcher, m rootfsMounter, pub publisher, sd shutdowner) *service {
+func newService(ctx context.Context, l Launcher, pub publisher, sd shutdowner) *service {
 	s := &service{
 		ctx:        ctx,
 		launcher:   l,
-		mounter:    m,
 		events:     make(chan events.Event, eventQueue),
 		shutdown:   sd,
 		containers: map[string]*container{},
@@ -286,8 +284,8 @@ func (s *service) cleanupAll(ctx context.Context) error {
 				st.abort()
 			}
 		}
-		if err := s.mounter.Unmount(c.hostRootfs); err != nil {
-			log.G(ctx).WithError(err).Warn("shutdown: unmount rootfs")
+		if err := c.share.RemoveContainer(ctx, c.id); err != nil {
+			log.G(ctx).WithError(err).Warn("shutdown: remove container from the share")
 		}
 	}
 	if err := s.stopSandbox(ctx, "the shim shuts down"); err != nil {

@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -15,7 +16,6 @@ import (
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
 	"google.golang.org/grpc/codes"
@@ -23,6 +23,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // fakeAgent plays the guest agent: it records stream connections and
@@ -187,10 +188,11 @@ func (a *fakeAgent) DestroySandbox(ctx context.Context, r *api.DestroySandboxReq
 // fakeSandbox hands out socketpairs for streams; the guest ends are kept
 // for the test.
 type fakeSandbox struct {
-	id, shared string
-	agent      *fakeAgent
-	done       chan struct{}
-	dieOnce    sync.Once
+	id      string
+	share   *fakeShare
+	agent   *fakeAgent
+	done    chan struct{}
+	dieOnce sync.Once
 
 	mu      sync.Mutex
 	guest   map[api.StreamHeader]net.Conn
@@ -204,7 +206,7 @@ type fakeSandbox struct {
 
 func (s *fakeSandbox) Config() *config.Config  { return config.Default() }
 func (s *fakeSandbox) ID() string              { return s.id }
-func (s *fakeSandbox) SharedDir() string       { return s.shared }
+func (s *fakeSandbox) Share() containerShare   { return s.share }
 func (s *fakeSandbox) Agent() api.AgentService { return s.agent }
 func (s *fakeSandbox) Done() <-chan struct{}   { return s.done }
 func (s *fakeSandbox) Pids() map[string]int    { return map[string]int{"qemu": 4242} }
@@ -286,32 +288,40 @@ func (l *fakeLauncher) Cleanup(_ context.Context, id string) error {
 }
 func (l *fakeLauncher) StateDir() string { return "" }
 
-type fakeMounter struct {
-	mu      sync.Mutex
-	mounted map[string]bool
+// fakeShare records which containers are in the share.
+type fakeShare struct {
+	mu    sync.Mutex
+	added map[string]statedir.ContainerFS
 }
 
-func (m *fakeMounter) Mount(_ []*types.Mount, _, target string) error {
+func (m *fakeShare) AddContainer(_ context.Context, id string, fs statedir.ContainerFS) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.mounted[target] = true
+	if _, ok := m.added[id]; ok {
+		return nil, fmt.Errorf("container %s in the share already", id)
+	}
+	m.added[id] = fs
+	return nil, nil
+}
+
+func (m *fakeShare) RemoveContainer(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.added, id)
 	return nil
 }
 
-func (m *fakeMounter) Bind(v hostVolume, _ volumePolicy) error {
+func (m *fakeShare) count() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.mounted[v.Target] = true
-	return nil
+	return len(m.added)
 }
 
-func (m *fakeMounter) Submounts(string) ([]string, error) { return nil, nil }
-
-func (m *fakeMounter) Unmount(target string) error {
+func (m *fakeShare) has(id string) bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	delete(m.mounted, target)
-	return nil
+	_, ok := m.added[id]
+	return ok
 }
 
 type recordingPublisher struct {
@@ -364,7 +374,7 @@ type fixture struct {
 	sb     *fakeSandbox
 	agent  *fakeAgent
 	pub    *recordingPublisher
-	mnt    *fakeMounter
+	share  *fakeShare
 	bundle string
 	ctx    context.Context
 }
@@ -374,9 +384,9 @@ func newFixture(t *testing.T) *fixture {
 	ctx, cancel := context.WithCancel(namespaces.WithNamespace(context.Background(), "test"))
 	t.Cleanup(cancel)
 	agent := &fakeAgent{exits: map[string]chan uint32{}}
-	sb := &fakeSandbox{shared: t.TempDir(), agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
+	share := &fakeShare{added: map[string]statedir.ContainerFS{}}
+	sb := &fakeSandbox{share: share, agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
 	pub := &recordingPublisher{got: make(chan struct{}, 1)}
-	mnt := &fakeMounter{mounted: map[string]bool{}}
 	sd := &fakeShutdown{done: make(chan struct{})}
 	t.Cleanup(func() { close(sd.done) })
 	bundle := t.TempDir()
@@ -384,8 +394,8 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	l := &fakeLauncher{sb: sb}
-	svc := newService(ctx, l, mnt, pub, sd)
-	return &fixture{svc: svc, l: l, sb: sb, agent: agent, pub: pub, mnt: mnt, bundle: bundle, ctx: ctx}
+	svc := newService(ctx, l, pub, sd)
+	return &fixture{svc: svc, l: l, sb: sb, agent: agent, pub: pub, share: share, bundle: bundle, ctx: ctx}
 }
 
 // stdoutFifo makes a FIFO and opens its read end, as containerd's client does.
@@ -508,8 +518,8 @@ func TestVMDeathExitsEveryProcess(t *testing.T) {
 	if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
 		t.Fatal(err)
 	}
-	if len(f.mnt.mounted) != 0 {
-		t.Fatalf("still mounted: %v", f.mnt.mounted)
+	if f.share.count() != 0 {
+		t.Fatalf("still mounted: %v", f.share.added)
 	}
 }
 
@@ -556,8 +566,8 @@ func TestDeleteLastContainerStopsSandbox(t *testing.T) {
 			f.sb.mu.Lock()
 			stopped := f.sb.stopped
 			f.sb.mu.Unlock()
-			if !stopped || len(f.mnt.mounted) != 0 {
-				t.Fatalf("stopped=%v mounted=%v", stopped, f.mnt.mounted)
+			if !stopped || f.share.count() != 0 {
+				t.Fatalf("stopped=%v mounted=%v", stopped, f.share.added)
 			}
 			if len(f.agent.removed) != 1 {
 				t.Fatalf("agent removed %v", f.agent.removed)

@@ -74,8 +74,11 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 			st.abort()
 		}
 	}
-	if err := s.mounter.Unmount(c.hostRootfs); err != nil {
-		return nil, err
+	if err := c.share.RemoveContainer(ctx, c.id); err != nil {
+		// The sandbox's stop below (with its last container) or its
+		// cleanup removes what is left; a container is never kept
+		// because of what the guest did to the share.
+		log.G(ctx).WithError(err).WithField("container", c.id).Warn("remove container from the share")
 	}
 
 	s.mu.Lock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	eventstypes "github.com/containerd/containerd/api/events"
@@ -35,9 +34,8 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 
 // pendingCreate is what the first, serialised half of Create prepared.
 type pendingCreate struct {
-	sb         Sandbox
-	bs         *bundleSpec
-	hostRootfs string
+	sb Sandbox
+	bs *bundleSpec
 	// submounts are the guest paths of host mounts below the volumes.
 	submounts []string
 }
@@ -63,7 +61,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	defer func() {
 		if retErr != nil {
-			s.abandonCreate(ctx, r.ID, pc.hostRootfs)
+			s.abandonCreate(ctx, r.ID, pc.sb.Share())
 		}
 	}()
 	sb := pc.sb
@@ -103,7 +101,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	p.setStreams(st)
 	p.setPid(vmmPid(sb.Pids()))
 
-	c := newContainer(r.ID, r.Bundle, pc.hostRootfs, p)
+	c := newContainer(r.ID, r.Bundle, sb.Share(), p)
 	s.mu.Lock()
 	delete(s.creating, r.ID)
 	s.containers[r.ID] = c
@@ -141,6 +139,9 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	if err := checkPodNamespaces(bs); err != nil {
 		return nil, err
 	}
+	if err := checkNetNS(bs.hostNetNS()); err != nil {
+		return nil, err
+	}
 	configPath, err := configPathOption(r.Options)
 	if err != nil {
 		return nil, err
@@ -166,59 +167,48 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 		})
 	}
 
-	target := hostRootfsPath(sb.SharedDir(), r.ID)
-	bundleRootfs := "rootfs"
-	if bs.Spec.Root != nil && bs.Spec.Root.Path != "" {
-		bundleRootfs = bs.Spec.Root.Path
+	policy := newVolumePolicy(sb.Config(), sb.ID(), r.ID)
+	plan := planVolumes(bs.Spec.Mounts, policy, r.ID)
+	root := ""
+	if bs.Spec.Root != nil {
+		root = bs.Spec.Root.Path
 	}
-	if !filepath.IsAbs(bundleRootfs) {
-		bundleRootfs = filepath.Join(r.Bundle, bundleRootfs)
+	fs, closeSources, err := containerFS(r.Rootfs, r.Bundle, root, plan, policy)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.ID, err)
 	}
-	if err := s.mounter.Mount(r.Rootfs, bundleRootfs, target); err != nil {
+	submounts, err := sb.Share().AddContainer(ctx, r.ID, fs)
+	closeSources()
+	if err != nil {
 		return nil, err
 	}
 	rollback = append(rollback, func() {
-		if err := s.mounter.Unmount(target); err != nil {
-			log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
+		if err := sb.Share().RemoveContainer(ctx, r.ID); err != nil {
+			log.G(ctx).WithError(err).Warn("rollback: remove container from the share")
 		}
 	})
-	policy := newVolumePolicy(sb.Config(), sb.ID(), r.ID)
-	plan := planVolumes(bs.Spec.Mounts, policy, filepath.Dir(target), filepath.Dir(guestRootfsPath(r.ID)))
-	var submounts []string
-	for i, v := range plan.Volumes {
-		if err := s.mounter.Bind(v, policy); err != nil {
-			return nil, fmt.Errorf("container %s: %w", r.ID, err)
-		}
-		subs, err := s.mounter.Submounts(v.Target)
-		if err != nil {
-			return nil, fmt.Errorf("container %s: %w", r.ID, err)
-		}
-		for _, sub := range subs {
-			submounts = append(submounts, filepath.Join(plan.GuestPaths[i], sub))
-		}
-	}
 	bs.Spec.Mounts = plan.Mounts
 	startTime, err := processStartTime(os.Getpid())
 	if err != nil {
 		return nil, err
 	}
-	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), HostRootfs: target, ShimPid: os.Getpid(), ShimStartTime: startTime, ConfigPath: configPath}); err != nil {
+	if err := writeShimState(r.Bundle, shimState{SandboxID: sb.ID(), ShimPid: os.Getpid(), ShimStartTime: startTime, ConfigPath: configPath}); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	s.creating[r.ID] = true
 	s.mu.Unlock()
-	return &pendingCreate{sb: sb.Sandbox, bs: bs, hostRootfs: target, submounts: submounts}, nil
+	return &pendingCreate{sb: sb.Sandbox, bs: bs, submounts: submounts}, nil
 }
 
-// abandonCreate undoes a prepared Create that failed later: it unmounts
-// the rootfs, drops the reservation and stops the sandbox when nothing is
-// left in it.
-func (s *service) abandonCreate(ctx context.Context, id, hostRootfs string) {
+// abandonCreate undoes a prepared Create that failed later: it takes
+// the container out of the share, drops the reservation and stops the
+// sandbox when nothing is left in it.
+func (s *service) abandonCreate(ctx context.Context, id string, share containerShare) {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
-	if err := s.mounter.Unmount(hostRootfs); err != nil {
-		log.G(ctx).WithError(err).Warn("rollback: unmount rootfs")
+	if err := share.RemoveContainer(ctx, id); err != nil {
+		log.G(ctx).WithError(err).Warn("rollback: remove container from the share")
 	}
 	s.mu.Lock()
 	delete(s.creating, id)
@@ -243,8 +233,8 @@ type joinedSandbox struct {
 // container's io.veil.config.* annotations). A container of another pod is
 // refused.
 func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs *bundleSpec, configPath string) (joinedSandbox, error) {
-	want := sandboxIDFor(containerID, bs.Spec.Annotations)
-	if err := validateID("sandbox id", want); err != nil {
+	want, err := sandboxIDFor(containerID, bs.Spec.Annotations)
+	if err != nil {
 		return joinedSandbox{}, err
 	}
 	s.mu.Lock()

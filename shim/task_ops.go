@@ -75,7 +75,9 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 	if err != nil {
 		return fmt.Errorf("signal %s: %w", p.name(), err)
 	}
-	_, err = sb.Agent().SignalProcess(ctx, &api.SignalRequest{
+	actx, cancel := agentCtx(ctx)
+	defer cancel()
+	_, err = sb.Agent().SignalProcess(actx, &api.SignalRequest{
 		ContainerId: r.ID,
 		ExecId:      r.ExecID,
 		Signal:      r.Signal,
@@ -130,7 +132,9 @@ func (s *service) resizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) er
 	if err != nil {
 		return err
 	}
-	_, err = sb.Agent().ResizeTTY(ctx, &api.ResizeTTYRequest{ContainerId: r.ID, ExecId: r.ExecID, Width: r.Width, Height: r.Height})
+	actx, cancel := agentCtx(ctx)
+	defer cancel()
+	_, err = sb.Agent().ResizeTTY(actx, &api.ResizeTTYRequest{ContainerId: r.ID, ExecId: r.ExecID, Width: r.Width, Height: r.Height})
 	return fromAgent(err, "resize terminal of %s", p.name())
 }
 
@@ -158,7 +162,9 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	if err != nil {
 		return nil, toService(err)
 	}
-	resp, err := sb.Agent().ListPids(ctx, &api.ContainerRequest{ContainerId: r.ID})
+	actx, cancel := agentCtx(ctx)
+	defer cancel()
+	resp, err := sb.Agent().ListPids(actx, &api.ContainerRequest{ContainerId: r.ID})
 	if err != nil {
 		return nil, toService(fromAgent(err, "list pids of %s", r.ID))
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // criPluginDir is the directory containerd's CRI plugin keeps its pod and
@@ -90,11 +91,14 @@ func pathWithin(p, dir string) bool {
 type hostVolume struct {
 	// Source is the host path as the spec names it.
 	Source string
-	// Target is where it is bind-mounted inside the shared directory.
-	Target string
-	// ReadOnly makes the host-side bind read-only too, so that virtiofsd
-	// cannot write to it whatever the guest asks.
-	ReadOnly bool
+	// Name is its name in the container's share directory (the index of
+	// the mount in the spec): the guest sees it at
+	// statedir.GuestVolume(container, Name).
+	Name string
+	// ReadOnly makes the top of the host-side tree read-only too (ro),
+	// RecursiveReadOnly all of it (rro), so that virtiofsd cannot write
+	// to it whatever the guest asks.
+	ReadOnly, RecursiveReadOnly bool
 	// Recursive binds submounts too (rbind).
 	Recursive bool
 	// HostToGuest keeps receiving mounts the host makes under the source
@@ -114,13 +118,12 @@ type volumePlan struct {
 }
 
 // planVolumes rewrites the bind mounts of a container's spec for the
-// guest: each one's source is bind-mounted (by shareVolumes) at
-// containerDir/mounts/<n> in the shared directory and the guest sees it at
-// the matching path under api.SharedDir; the pod's /dev/shm (a tmpfs
-// containerd's CRI plugin made for the pod) becomes the guest's pod shm.
-// Non-bind mounts are kept as they are. Sources are checked when they are
-// mounted, not here.
-func planVolumes(mounts []specs.Mount, policy volumePolicy, containerDir, guestContainerDir string) volumePlan {
+// guest: each one's source is shown to the guest through the share (as
+// volume <n>, the mount's index) and the spec names the guest path; the
+// pod's /dev/shm (a tmpfs containerd's CRI plugin made for the pod)
+// becomes the guest's pod shm. Non-bind mounts are kept as they are.
+// Sources are checked when they are opened, not here.
+func planVolumes(mounts []specs.Mount, policy volumePolicy, containerID string) volumePlan {
 	var plan volumePlan
 	for i, m := range mounts {
 		if !isBind(m) {
@@ -134,13 +137,14 @@ func planVolumes(mounts []specs.Mount, policy volumePolicy, containerDir, guestC
 		}
 		name := strconv.Itoa(i)
 		plan.Volumes = append(plan.Volumes, hostVolume{
-			Source:      m.Source,
-			Target:      filepath.Join(containerDir, "mounts", name),
-			ReadOnly:    hasOption(m.Options, "ro"),
-			Recursive:   hasOption(m.Options, "rbind"),
-			HostToGuest: hasAnyOption(m.Options, "rslave", "slave", "rshared", "shared"),
+			Source:            m.Source,
+			Name:              name,
+			ReadOnly:          hasOption(m.Options, "ro"),
+			RecursiveReadOnly: hasOption(m.Options, "rro"),
+			Recursive:         hasOption(m.Options, "rbind"),
+			HostToGuest:       hasAnyOption(m.Options, "rslave", "slave", "rshared", "shared"),
 		})
-		m.Source = filepath.Join(guestContainerDir, "mounts", name)
+		m.Source = statedir.GuestVolume(containerID, name)
 		plan.GuestPaths = append(plan.GuestPaths, m.Source)
 		plan.Mounts = append(plan.Mounts, m)
 	}

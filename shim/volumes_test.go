@@ -1,7 +1,7 @@
 package shim
 
 import (
-	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -10,10 +10,10 @@ import (
 
 	"github.com/containerd/errdefs"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/test/harness"
 )
 
 func TestVolumePolicy(t *testing.T) {
@@ -74,10 +74,16 @@ func TestPlanVolumes(t *testing.T) {
 			name:   "binds are shared and re-pointed",
 			mounts: []specs.Mount{{Destination: "/proc", Type: "proc"}, {Destination: "/data", Type: "bind", Source: "/var/lib/kubelet/x", Options: []string{"rbind", "ro"}}, {Destination: "/etc/hosts", Source: "/h/hosts", Options: []string{"bind", "rw"}}},
 			wantVolumes: []hostVolume{
-				{Source: "/var/lib/kubelet/x", Target: "/s/c1/mounts/1", ReadOnly: true, Recursive: true},
-				{Source: "/h/hosts", Target: "/s/c1/mounts/2"},
+				{Source: "/var/lib/kubelet/x", Name: "1", ReadOnly: true, Recursive: true},
+				{Source: "/h/hosts", Name: "2"},
 			},
 			wantMounts: []specs.Mount{{Destination: "/proc", Type: "proc"}, {Destination: "/data", Type: "bind", Source: api.SharedDir + "/c1/mounts/1", Options: []string{"rbind", "ro"}}, {Destination: "/etc/hosts", Source: api.SharedDir + "/c1/mounts/2", Options: []string{"bind", "rw"}}},
+		},
+		{
+			name:        "rro is recursively read-only",
+			mounts:      []specs.Mount{{Destination: "/data", Type: "bind", Source: "/var/lib/kubelet/y", Options: []string{"rbind", "rro", "rslave"}}},
+			wantVolumes: []hostVolume{{Source: "/var/lib/kubelet/y", Name: "0", RecursiveReadOnly: true, Recursive: true, HostToGuest: true}},
+			wantMounts:  []specs.Mount{{Destination: "/data", Type: "bind", Source: api.SharedDir + "/c1/mounts/0", Options: []string{"rbind", "rro", "rslave"}}},
 		},
 		{
 			name:       "the pod's shm becomes the guest's pod shm",
@@ -87,12 +93,12 @@ func TestPlanVolumes(t *testing.T) {
 		{
 			name:        "another pod's shm is an ordinary volume",
 			mounts:      []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: "/x/io.containerd.grpc.v1.cri/sandboxes/pod2/shm"}},
-			wantVolumes: []hostVolume{{Source: "/x/io.containerd.grpc.v1.cri/sandboxes/pod2/shm", Target: "/s/c1/mounts/0"}},
+			wantVolumes: []hostVolume{{Source: "/x/io.containerd.grpc.v1.cri/sandboxes/pod2/shm", Name: "0"}},
 			wantMounts:  []specs.Mount{{Destination: "/dev/shm", Type: "bind", Source: api.SharedDir + "/c1/mounts/0"}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			plan := planVolumes(tc.mounts, policy, "/s/c1", api.SharedDir+"/c1")
+			plan := planVolumes(tc.mounts, policy, "c1")
 			if !reflect.DeepEqual(plan.Volumes, tc.wantVolumes) {
 				t.Errorf("volumes\n got %+v\nwant %+v", plan.Volumes, tc.wantVolumes)
 			}
@@ -149,80 +155,54 @@ func TestWantedSize(t *testing.T) {
 	}
 }
 
-// TestHostMounterBind binds real files and directories, so it needs root.
-func TestHostMounterBind(t *testing.T) {
-	if os.Getenv("VEIL_INTEGRATION") != "1" {
-		t.Skip("needs root to mount; set VEIL_INTEGRATION=1")
-	}
+// TestOpenVolumeSource opens bind sources the way Create does and checks
+// the path they really are against the policy.
+func TestOpenVolumeSource(t *testing.T) {
 	root := t.TempDir()
 	allowed := filepath.Join(root, "allowed")
 	secret := filepath.Join(root, "secret")
-	for _, d := range []string{allowed, secret} {
+	for _, d := range []string{allowed + "/dir", secret} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	must := func(err error) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
+	if err := os.WriteFile(filepath.Join(allowed, "file"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	must(os.WriteFile(filepath.Join(allowed, "file"), []byte("hello"), 0o644))
-	must(os.Mkdir(filepath.Join(allowed, "dir"), 0o755))
-	must(os.WriteFile(filepath.Join(secret, "key"), []byte("secret"), 0o600))
-	must(os.Symlink(filepath.Join(secret, "key"), filepath.Join(allowed, "escape")))
+	if err := os.Symlink(secret, filepath.Join(allowed, "escape")); err != nil {
+		t.Fatal(err)
+	}
 	policy := volumePolicy{allowed: []string{allowed}}
-
 	for _, tc := range []struct {
-		name     string
-		source   string
-		readOnly bool
-		wantErr  string
-		check    func(t *testing.T, target string)
+		name, source, wantErr string
+		wantDir               bool
 	}{
-		{name: "file rw", source: "file", check: func(t *testing.T, target string) {
-			if b, err := os.ReadFile(target); err != nil || string(b) != "hello" {
-				t.Fatalf("read %s = %q, %v", target, b, err)
-			}
-		}},
-		{name: "dir ro", source: "dir", readOnly: true, check: func(t *testing.T, target string) {
-			err := os.WriteFile(filepath.Join(target, "x"), nil, 0o644)
-			if !errors.Is(err, unix.EROFS) {
-				t.Fatalf("write into read-only bind: %v, want EROFS", err)
-			}
-		}},
-		{name: "symlink out of the allowed dir", source: "escape", wantErr: "outside volumes.allowed_host_paths"},
-		{name: "missing source", source: "nope", wantErr: "no such file"},
+		{name: "file", source: allowed + "/file"},
+		{name: "dir", source: allowed + "/dir", wantDir: true},
+		{name: "symlink out of the allowed dir", source: allowed + "/escape", wantErr: "outside volumes.allowed_host_paths"},
+		{name: "dot dot out of the allowed dir", source: allowed + "/../secret", wantErr: "outside volumes.allowed_host_paths"},
+		{name: "relative", source: "allowed/file", wantErr: "not an absolute path"},
+		{name: "missing source", source: allowed + "/nope", wantErr: "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			share := t.TempDir()
-			target := filepath.Join(share, "c", "rootfs")
-			v := hostVolume{Source: filepath.Join(allowed, tc.source), Target: filepath.Join(share, "c", "mounts", "0"), ReadOnly: tc.readOnly}
-			err := hostMounter{}.Bind(v, policy)
+			f, fi, err := openVolumeSource(tc.source, policy)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("Bind = %v, want error containing %q", err, tc.wantErr)
+					t.Fatalf("openVolumeSource = %v, want error containing %q", err, tc.wantErr)
 				}
 				if strings.Contains(tc.wantErr, "allowed") && !errdefs.IsInvalidArgument(err) {
-					t.Fatalf("Bind = %v, want InvalidArgument", err)
+					t.Fatalf("openVolumeSource = %v, want InvalidArgument", err)
 				}
-			} else {
-				if err != nil {
-					t.Fatal(err)
-				}
-				tc.check(t, v.Target)
+				return
 			}
-			if err := (hostMounter{}).Unmount(target); err != nil {
-				t.Fatalf("Unmount: %v", err)
+			if err != nil {
+				t.Fatal(err)
 			}
-			if _, err := os.Stat(filepath.Join(share, "c")); !os.IsNotExist(err) {
-				t.Fatalf("container dir left behind: %v", err)
+			defer f.Close()
+			if fi.IsDir() != tc.wantDir {
+				t.Fatalf("IsDir = %v", fi.IsDir())
 			}
 		})
-	}
-	if b, err := os.ReadFile(filepath.Join(allowed, "file")); err != nil || string(b) != "hello" {
-		t.Fatalf("source changed: %q, %v", b, err)
 	}
 }
 
@@ -258,6 +238,51 @@ func TestCheckPodNamespaces(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsInvalidArgument(err) {
 				t.Fatalf("err = %v, want InvalidArgument naming %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestCheckNetNS: a spec joining the host's or the shim's own network
+// namespace is refused for every client, a namespace of its own is not.
+func TestCheckNetNS(t *testing.T) {
+	own := ""
+	if os.Geteuid() == 0 {
+		own = harness.NetNSPath(harness.NetNS(t, "veil-checknetns"))
+	}
+	for _, tc := range []struct {
+		name, path, wantErr string
+		needsRoot, refused  bool
+	}{
+		{name: "new namespace", path: ""},
+		{name: "the shim's own", path: "/proc/self/ns/net", wantErr: "is the host's own"},
+		{name: "the shim's own through its pid", path: fmt.Sprintf("/proc/%d/ns/net", os.Getpid()), wantErr: "is the host's own"},
+		// Where init's namespace cannot even be looked at (a sandboxed
+		// machine like ours), it is refused for that.
+		{name: "init's (the host's)", path: "/proc/1/ns/net", wantErr: "", needsRoot: true, refused: true},
+		{name: "a pod's own", path: own, needsRoot: true},
+		{name: "missing", path: "/run/netns/veil-no-such-netns", wantErr: "no such file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.needsRoot && os.Geteuid() != 0 {
+				t.Skip("needs root")
+			}
+			err := checkNetNS(tc.path)
+			if tc.refused {
+				if err == nil || !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("checkNetNS(%q) = %v, want InvalidArgument", tc.path, err)
+				}
+				t.Logf("refused: %v", err)
+				return
+			}
+			if tc.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsInvalidArgument(err) {
+				t.Fatalf("checkNetNS(%q) = %v, want InvalidArgument with %q", tc.path, err, tc.wantErr)
 			}
 		})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // File names inside the sandbox directory.
@@ -90,6 +91,17 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 
 // Socket is the vhost-user socket to give the VMM.
 func (d *Daemon) Socket() string { return d.socket }
+
+// MountNamespace opens virtiofsd's mount namespace (its own, with the
+// share as root: --sandbox namespace), where the share's container mounts
+// go. It fails with statedir.ErrServerGone once virtiofsd exited.
+func (d *Daemon) MountNamespace() (*os.File, error) {
+	f, err := d.p.OpenNamespace("mnt")
+	if errors.Is(err, proc.ErrExited) {
+		return nil, fmt.Errorf("virtiofsd: %w", statedir.ErrServerGone)
+	}
+	return f, err
+}
 
 // Pid is virtiofsd's host pid.
 func (d *Daemon) Pid() int { return d.p.Pid() }

@@ -1,5 +1,6 @@
-// Package virtiofs owns the host side of a sandbox's virtio-fs share: the
-// shared directory (a bind mount of itself with shared propagation, so
-// that mounts made under it later reach virtiofsd's mount namespace and
-// the guest) and the virtiofsd daemon that serves it over vhost-user.
+// Package virtiofs runs and stops virtiofsd, the vhost-user daemon that
+// serves a sandbox's share to the guest. virtiofsd runs with
+// --sandbox namespace: its own mount namespace whose root is the share,
+// where runtime/statedir puts container mounts (MountNamespace). The share
+// itself, and every host operation on it, belong to runtime/statedir.
 package virtiofs

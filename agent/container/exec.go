@@ -6,6 +6,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"github.com/veil-runtime/veil/agent/api"
 )
 
 // Exec starts an extra process in a running container and returns its
@@ -17,6 +18,9 @@ func (m *Manager) Exec(ctx context.Context, id, execID string, procJSON []byte, 
 		return 0, fmt.Errorf("exec in container %s: empty exec id: %w", id, errdefs.ErrInvalidArgument)
 	}
 	defer m.discardStreamsOnError(&retErr, id, execID)
+	if err := api.ValidateID("exec id", execID); err != nil {
+		return 0, fmt.Errorf("exec in container %s: %w", id, err)
+	}
 	if sio.Terminal && sio.Stderr {
 		return 0, fmt.Errorf("exec %s: a terminal has no stderr stream: %w", execID, errdefs.ErrInvalidArgument)
 	}

@@ -102,8 +102,8 @@ func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest
 }
 
 func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest) error {
-	if r.SandboxId == "" {
-		return fmt.Errorf("create sandbox: empty sandbox id: %w", errdefs.ErrInvalidArgument)
+	if err := api.ValidateID("sandbox id", r.SandboxId); err != nil {
+		return fmt.Errorf("create sandbox: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -5,9 +5,16 @@ package main
 import (
 	"context"
 
+	"github.com/moby/sys/reexec"
+
 	"github.com/veil-runtime/veil/shim"
 )
 
 func main() {
+	// The shim re-executes itself for work in virtiofsd's mount
+	// namespace (runtime/statedir); that copy stops here.
+	if reexec.Init() {
+		return
+	}
 	shim.Run(context.Background())
 }

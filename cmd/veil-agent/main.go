@@ -22,17 +22,20 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == container.InitArg {
-		// libcontainer's re-exec inside a new container (after nsexec).
+	if len(os.Args) > 1 && os.Args[1] == container.InitArg && os.Getenv("_LIBCONTAINER_INITTYPE") != "" {
+		// libcontainer's re-exec inside a new container (after nsexec);
+		// it may be PID 1 of the container's PID namespace.
 		container.Init()
+		return
+	}
+	if os.Getpid() == 1 {
+		// The guest's init: its arguments are the words of the kernel
+		// command line the kernel did not take, never commands.
+		pid1()
 		return
 	}
 	if len(os.Args) > 1 && (os.Args[1] == "--version" || os.Args[1] == "version") {
 		fmt.Printf("veil-agent %s (agent protocol %d)\n", version.Version, api.APIVersion)
-		return
-	}
-	if os.Getpid() == 1 {
-		pid1()
 		return
 	}
 	if len(os.Args) > 1 && os.Args[1] == guest.ServerArg {

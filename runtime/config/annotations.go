@@ -183,11 +183,13 @@ func parseBounded(v string, lo, hi uint64) (uint64, error) {
 	return n, nil
 }
 
-// reservedKernelParams are parameter names an annotation may not set:
-// the ones Veil sets itself (the last occurrence of a parameter usually
-// wins, so appending one would override Veil's), the ones that replace
-// the agent as the guest's init, and the words veil-agent takes as
-// commands if the kernel hands them on to init as arguments.
+// reservedKernelParams are parameter names an annotation may not set,
+// written with '_' (the kernel takes '-' and '_' in a name as the same
+// character; see kernelParamKey): the ones Veil sets itself (the last
+// occurrence of a parameter usually wins, so appending one would override
+// Veil's), the ones that replace the agent as the guest's init, and the
+// words veil-agent takes as commands outside PID 1 (the kernel hands
+// words it does not know to init as arguments).
 var reservedKernelParams = map[string]string{
 	"console":        "Veil sets the console (the host keeps the guest console log)",
 	"earlycon":       "Veil sets the console",
@@ -196,20 +198,26 @@ var reservedKernelParams = map[string]string{
 	"tsc":            "Veil sets tsc=reliable",
 	"tsc_early_khz":  "Veil sets the TSC rate from the host's",
 	"no_timer_check": "Veil sets it",
-	"noreplace-smp":  "Veil sets it",
+	"noreplace_smp":  "Veil sets it",
 	"init":           "veil-agent must be the guest's init",
 	"rdinit":         "veil-agent must be the guest's init",
 	"serve":          "veil-agent would take it as a command",
 	"version":        "veil-agent would take it as a command",
 }
 
+// kernelParamKey is a parameter name as the kernel compares it: '-' and
+// '_' are the same character.
+func kernelParamKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
+
 // CheckKernelParams reports why s cannot be appended to the guest kernel
 // command line from an annotation: it must be at most
 // MaxAnnotationKernelParams bytes of space-separated name or name=value
 // words, names of lower-case letters, digits, '_', '-' and '.' (which
 // keeps upper-case environment variables such as GODEBUG from reaching
-// the agent), values of printable ASCII without quotes or backslashes;
-// no "--" (it passes the rest to init) and none of the reserved names.
+// the agent) and starting with a letter or digit (so that no option such
+// as --version reaches init), values of printable ASCII without quotes or
+// backslashes; no "--" (it passes the rest to init) and none of the
+// reserved names, however '-' and '_' are mixed in them.
 func CheckKernelParams(s string) error {
 	if len(s) > MaxAnnotationKernelParams {
 		return fmt.Errorf("%d bytes, more than %d", len(s), MaxAnnotationKernelParams)
@@ -237,7 +245,10 @@ func CheckKernelParams(s string) error {
 				return fmt.Errorf("%q: values may hold only printable ASCII without quotes or backslashes", word)
 			}
 		}
-		if why, ok := reservedKernelParams[name]; ok {
+		if c := name[0]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return fmt.Errorf("%q: parameter names must start with a letter or digit (words like options would reach the guest's init)", word)
+		}
+		if why, ok := reservedKernelParams[kernelParamKey(name)]; ok {
 			return fmt.Errorf("%q: %s may not be set by an annotation (%s)", word, name, why)
 		}
 	}

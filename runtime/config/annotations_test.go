@@ -164,6 +164,14 @@ func TestCheckKernelParams(t *testing.T) {
 		{name: "tsc_early_khz", params: "tsc_early_khz=1", wantErr: "tsc_early_khz may not be set"},
 		{name: "bare init word", params: "init", wantErr: "init may not be set"},
 		{name: "bare serve word", params: "serve", wantErr: "veil-agent would take it as a command"},
+		{name: "dash spelling of tsc_early_khz", params: "tsc-early-khz=1", wantErr: "tsc-early-khz may not be set"},
+		{name: "underscore spelling of noreplace-smp", params: "noreplace_smp", wantErr: "may not be set"},
+		{name: "mixed spelling of no_timer_check", params: "no-timer_check", wantErr: "may not be set"},
+		{name: "long option for init", params: "--version", wantErr: "must start with a letter or digit"},
+		{name: "short option for init", params: "-h", wantErr: "must start with a letter or digit"},
+		{name: "option with value", params: "--shared-dir=/x", wantErr: "must start with a letter or digit"},
+		{name: "leading underscore", params: "_x=1", wantErr: "must start with a letter or digit"},
+		{name: "module parameter with dash", params: "8250.nr_uarts=1 sit-disable=1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

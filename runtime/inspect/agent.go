@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/ttrpc"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/runtime/vsock"
 )
 
@@ -43,7 +44,7 @@ func (c *agentConn) Close() error { return c.client.Close() }
 func DialAgent(ctx context.Context, dir string) (Agent, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	sock := filepath.Join(dir, "vsock.sock")
+	sock := filepath.Join(dir, statedir.VsockSocket)
 	conn, err := vsock.Dial(ctx, sock, api.AgentPort)
 	if err != nil {
 		return nil, fmt.Errorf("connect to the agent: %w (is the sandbox running?)", err)

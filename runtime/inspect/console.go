@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // followInterval paces the checks for new console output with --follow.
@@ -21,7 +23,7 @@ func (r *Reader) Console(ctx context.Context, id string, w io.Writer, follow boo
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(dir, "console.log")
+	path := filepath.Join(dir, statedir.ConsoleLog)
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("sandbox %s: console: %w", id, err)

@@ -10,22 +10,21 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/sandbox"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/harness"
 )
 
-// installBusybox copies the host's static busybox into shared/.veil-tools
-// with links for the commands the test runs, and returns that directory's
-// guest path.
-func installBusybox(t *testing.T, shared string) string {
+// installBusybox copies the host's static busybox into a tools directory
+// with links for the commands the test runs, shows it to the guest
+// through the share as the root filesystem of a pseudo container
+// "tools", and returns its guest path.
+func installBusybox(ctx context.Context, t *testing.T, share *statedir.Share) string {
 	t.Helper()
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
 		t.Fatalf("VEIL_INTEGRATION=1 but busybox-static is missing: %v", err)
 	}
-	dir := filepath.Join(shared, ".veil-tools")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +33,10 @@ func installBusybox(t *testing.T, shared string) string {
 			t.Fatal(err)
 		}
 	}
-	return api.SharedDir + "/.veil-tools"
+	if _, err := share.AddContainer(ctx, "tools", statedir.ContainerFS{BundleRootfs: dir}); err != nil {
+		t.Fatal(err)
+	}
+	return statedir.GuestRootfs("tools")
 }
 
 // bootTimeout bounds sandbox.Start beyond the config's own timeouts.
@@ -106,9 +108,9 @@ func TestRunningSandbox(t *testing.T) {
 		}
 	})
 
-	// The guest has no userland besides the agent: put a static busybox
-	// into the shared directory and put it on the debug process's PATH.
-	tools := installBusybox(t, s.SharedDir())
+	// Put a static busybox into the share and on the debug process's
+	// PATH.
+	tools := installBusybox(ctx, t, s.Share())
 	cases := []struct {
 		name   string
 		opts   ExecOptions

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // Sandbox states derived from the VMM's pid.
@@ -101,30 +102,37 @@ func (r *Reader) List() ([]Sandbox, error) {
 
 // Get reads sandbox id.
 func (r *Reader) Get(id string) (Sandbox, error) {
-	if err := validID(id); err != nil {
-		return Sandbox{}, err
-	}
 	return r.read(id)
 }
 
 // Dir is the state directory of sandbox id.
 func (r *Reader) Dir(id string) (string, error) {
-	if err := validID(id); err != nil {
+	d, err := r.layout(id)
+	if err != nil {
 		return "", err
 	}
-	dir := filepath.Join(r.StateDir, id)
-	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
-		return "", fmt.Errorf("sandbox %s: no state directory %s: %w", id, dir, ErrNotFound)
+	return d.Path(), nil
+}
+
+// layout checks id and returns its directory, which must exist.
+func (r *Reader) layout(id string) (statedir.Dir, error) {
+	d, err := statedir.New(r.StateDir, id)
+	if err != nil {
+		return statedir.Dir{}, err
 	}
-	return dir, nil
+	if st, err := os.Lstat(d.Path()); err != nil || !st.IsDir() {
+		return statedir.Dir{}, fmt.Errorf("sandbox %s: no state directory %s: %w", id, d.Path(), ErrNotFound)
+	}
+	return d, nil
 }
 
 func (r *Reader) read(id string) (Sandbox, error) {
-	dir, err := r.Dir(id)
+	d, err := r.layout(id)
 	if err != nil {
 		return Sandbox{}, err
 	}
-	sb := Sandbox{ID: id, Dir: dir, State: StateUnknown, ConsoleLog: filepath.Join(dir, "console.log"),
+	dir := d.Path()
+	sb := Sandbox{ID: id, Dir: dir, State: StateUnknown, ConsoleLog: d.File(statedir.ConsoleLog),
 		Helpers: []Helper{}, Sockets: []string{}, Logs: []string{}, Containers: []string{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -164,7 +172,9 @@ func (r *Reader) read(id string) (Sandbox, error) {
 		}
 	}
 	sb.Created = created
-	if ents, err := os.ReadDir(filepath.Join(dir, "shared")); err == nil {
+	// The share's root is written by the host only (the guest sees it
+	// read-only), so its entries are the containers the shim added.
+	if ents, err := os.ReadDir(d.SharedDir()); err == nil {
 		for _, e := range ents {
 			// Dot directories are not containers (the shim never names one so).
 			if e.IsDir() && !strings.HasPrefix(e.Name(), ".") {
@@ -195,12 +205,4 @@ func readPid(path string) int {
 		return 0
 	}
 	return pid
-}
-
-// validID rejects ids that would escape the state directory.
-func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid sandbox id %q", id)
-	}
-	return nil
 }

@@ -124,6 +124,26 @@ func (p *Process) reap(cmd *exec.Cmd) {
 // Pid is the process id on the host.
 func (p *Process) Pid() int { return p.pid }
 
+// ErrExited reports that the process has exited (and was reaped).
+var ErrExited = errors.New("process has exited")
+
+// OpenNamespace opens the process's namespace of the given kind ("mnt",
+// "net", ...). While the process is not reaped its pid cannot name
+// another process, so the file is surely its namespace; once it was
+// reaped the call fails with ErrExited.
+func (p *Process) OpenNamespace(kind string) (*os.File, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.reaped {
+		return nil, fmt.Errorf("%s (pid %d): %w", p.spec.Name, p.pid, ErrExited)
+	}
+	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(p.pid), "ns", kind))
+	if err != nil {
+		return nil, fmt.Errorf("%s (pid %d): open %s namespace: %w", p.spec.Name, p.pid, kind, err)
+	}
+	return f, nil
+}
+
 // Done is closed when the process has exited and was reaped.
 func (p *Process) Done() <-chan struct{} { return p.done }
 

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/network"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // networkTimeout bounds each network step: attaching the pod's namespace,
@@ -24,7 +24,7 @@ const networkTimeout = 15 * time.Second
 // Cleanup finds it after a crash) and attaches the pod's interfaces to
 // taps.
 func (s *Sandbox) attachNetwork(ctx context.Context, netnsPath string) error {
-	if err := os.WriteFile(filepath.Join(s.dir, netnsName), []byte(netnsPath+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(s.dir.File(statedir.NetNSFile), []byte(netnsPath+"\n"), 0o600); err != nil {
 		return fmt.Errorf("record netns: %w", err)
 	}
 	actx, cancel := context.WithTimeout(ctx, networkTimeout)
@@ -76,8 +76,8 @@ func (s *Sandbox) setupGuestNetwork(ctx context.Context, dns *api.DNS) error {
 
 // cleanupNetwork removes the taps a crashed runtime left in the network
 // namespace recorded in dir. No record is not an error.
-func cleanupNetwork(ctx context.Context, dir string) error {
-	b, err := os.ReadFile(filepath.Join(dir, netnsName))
+func cleanupNetwork(ctx context.Context, dir statedir.Dir) error {
+	b, err := os.ReadFile(dir.File(statedir.NetNSFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -18,21 +16,13 @@ import (
 	"github.com/veil-runtime/veil/runtime/hypervisor/ch"
 	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
 	"github.com/veil-runtime/veil/runtime/network"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/runtime/vsock"
 	"github.com/veil-runtime/veil/virtiofs"
 )
 
 // SharedFSTag is the virtio-fs tag of the shared directory.
 const SharedFSTag = "veil"
-
-// Names inside the sandbox directory.
-const (
-	sharedName  = "shared"
-	vsockName   = "vsock.sock"
-	consoleName = "console.log"
-	// netnsName records the pod's network namespace path, for Cleanup.
-	netnsName = "netns"
-)
 
 // Options are the per-sandbox settings that do not come from the config.
 type Options struct {
@@ -52,10 +42,12 @@ type Options struct {
 
 // Sandbox is a running sandbox VM with its agent connection.
 type Sandbox struct {
-	id, dir string
-	cfg     *config.Config
-	vmm     string // the resolved hypervisor name
+	id  string
+	dir statedir.Dir
+	cfg *config.Config
+	vmm string // the resolved hypervisor name
 
+	share  *statedir.Share
 	fsd    *virtiofs.Daemon
 	net    *network.Endpoints // nil without a network namespace
 	vm     hypervisor.VM
@@ -75,10 +67,11 @@ type Sandbox struct {
 func (s *Sandbox) ID() string { return s.id }
 
 // Dir is the sandbox's state directory.
-func (s *Sandbox) Dir() string { return s.dir }
+func (s *Sandbox) Dir() string { return s.dir.Path() }
 
-// SharedDir is the host directory the guest sees at api.SharedDir.
-func (s *Sandbox) SharedDir() string { return filepath.Join(s.dir, sharedName) }
+// Share is the sandbox's virtio-fs share: containers' root filesystems
+// and volumes go in and out of the guest's view through it.
+func (s *Sandbox) Share() *statedir.Share { return s.share }
 
 // Agent is the ttrpc client of the guest agent.
 func (s *Sandbox) Agent() api.AgentService { return s.agent }
@@ -122,9 +115,9 @@ func (s *Sandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn,
 	return conn, nil
 }
 
-func (s *Sandbox) vsockPath() string { return filepath.Join(s.dir, vsockName) }
+func (s *Sandbox) vsockPath() string { return s.dir.File(statedir.VsockSocket) }
 
-func (s *Sandbox) consolePath() string { return filepath.Join(s.dir, consoleName) }
+func (s *Sandbox) consolePath() string { return s.dir.File(statedir.ConsoleLog) }
 
 // newHypervisor returns the driver the config selects, with its name and
 // the reason it was chosen.
@@ -148,14 +141,6 @@ func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, string, string, e
 	default:
 		return nil, "", "", fmt.Errorf("unknown hypervisor %q (%s)", name, reason)
 	}
-}
-
-// validID rejects ids that would escape the state directory.
-func validID(id string) error {
-	if id == "" || id == "." || id == ".." || strings.ContainsAny(id, "/\x00") {
-		return fmt.Errorf("invalid sandbox id %q", id)
-	}
-	return nil
 }
 
 func logger(ctx context.Context, id string) *log.Entry {

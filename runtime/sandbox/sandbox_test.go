@@ -11,29 +11,8 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
-
-func TestValidID(t *testing.T) {
-	cases := []struct {
-		id string
-		ok bool
-	}{
-		{"abc-123", true},
-		{"", false},
-		{".", false},
-		{"..", false},
-		{"a/b", false},
-		{"../x", false},
-		{"a\x00b", false},
-	}
-	for _, tc := range cases {
-		t.Run(strconv.Quote(tc.id), func(t *testing.T) {
-			if err := validID(tc.id); (err == nil) != tc.ok {
-				t.Fatalf("validID(%q) = %v, want ok=%v", tc.id, err, tc.ok)
-			}
-		})
-	}
-}
 
 // leftover starts a process whose command line names path, like a helper
 // left behind by a crashed runtime.
@@ -84,9 +63,39 @@ func TestCleanup(t *testing.T) {
 			setup: func(t *testing.T, cfg *config.Config) (die, live []*exec.Cmd) {
 				dir := filepath.Join(cfg.StateDir, "sb1")
 				mustMkdir(t, dir)
-				if err := os.WriteFile(filepath.Join(dir, netnsName), []byte("/run/netns/veil-no-such-ns\n"), 0o600); err != nil {
+				if err := os.WriteFile(filepath.Join(dir, statedir.NetNSFile), []byte("/run/netns/veil-no-such-ns\n"), 0o600); err != nil {
 					t.Fatal(err)
 				}
+				return nil, nil
+			},
+			wantDirGone: true,
+		},
+		{
+			name: "share left mounted by a crash",
+			setup: func(t *testing.T, cfg *config.Config) (die, live []*exec.Cmd) {
+				if os.Geteuid() != 0 {
+					t.Skip("needs root (mounts)")
+				}
+				d, err := statedir.New(cfg.StateDir, "sb1")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := statedir.Create(d); err != nil {
+					t.Fatal(err)
+				}
+				sh, err := statedir.CreateShare(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sh.Close()
+				if m, _ := statedir.HostMounts(d); len(m) < 3 {
+					t.Fatalf("share mounts: %q", m)
+				}
+				t.Cleanup(func() {
+					if m, _ := statedir.HostMounts(d); len(m) > 0 {
+						t.Errorf("mounts left: %q", m)
+					}
+				})
 				return nil, nil
 			},
 			wantDirGone: true,

@@ -3,8 +3,6 @@ package sandbox
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/containerd/ttrpc"
@@ -13,6 +11,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/runtime/vsock"
 	"github.com/veil-runtime/veil/virtiofs"
 )
@@ -39,11 +38,12 @@ const (
 // when a later one fails; the error names the step and quotes the
 // relevant logs.
 func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ *Sandbox, retErr error) {
-	if err := validID(id); err != nil {
+	dir, err := statedir.New(cfg.StateDir, id)
+	if err != nil {
 		return nil, err
 	}
 	launch := time.Now()
-	s := &Sandbox{id: id, cfg: cfg, dir: filepath.Join(cfg.StateDir, id), stopping: make(chan struct{})}
+	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{})}
 	lg := logger(ctx, id)
 
 	var undo []func(context.Context) error
@@ -64,31 +64,31 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	}
 
 	// 1. State directory.
-	if err := os.MkdirAll(cfg.StateDir, 0o711); err != nil {
-		return nil, fail("create state dir", err)
-	}
-	if err := os.Mkdir(s.dir, 0o700); err != nil {
+	if err := statedir.Create(dir); err != nil {
 		return nil, fail("create sandbox dir", err)
 	}
-	undo = append(undo, func(context.Context) error { return removeDir(s.dir) })
+	undo = append(undo, func(ctx context.Context) error { return statedir.Remove(ctx, dir) })
 
-	// 2. Shared directory.
-	if err := virtiofs.PrepareSharedDir(s.SharedDir()); err != nil {
-		return nil, fail("prepare shared dir", err)
+	// 2. The share.
+	share, err := statedir.CreateShare(dir)
+	if err != nil {
+		return nil, fail("create the share", err)
 	}
-	undo = append(undo, func(context.Context) error { return virtiofs.UnmountAll(s.SharedDir()) })
+	s.share = share
+	undo = append(undo, func(context.Context) error { return share.Close() })
 
 	// 3. virtiofsd.
 	fsd, err := virtiofs.Start(ctx, virtiofs.Config{
 		Path:      cfg.Virtiofs.Path,
-		SharedDir: s.SharedDir(),
-		Dir:       s.dir,
+		SharedDir: dir.SharedDir(),
+		Dir:       dir.Path(),
 		Cache:     cfg.Virtiofs.Cache,
 	})
 	if err != nil {
 		return nil, fail("start virtiofsd", err)
 	}
 	s.fsd = fsd
+	share.SetServer(fsd)
 	undo = append(undo, fsd.Stop)
 
 	// 4. The listener for the agent's ready notification, before the VM
@@ -121,7 +121,7 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	vmctx, cancel := context.WithTimeout(ctx, cfg.Timeouts.VMStart.Duration)
 	vm, err := hv.Start(vmctx, hypervisor.VMConfig{
 		ID:          id,
-		Dir:         s.dir,
+		Dir:         dir.Path(),
 		Kernel:      cfg.Guest.Kernel,
 		Initrd:      cfg.Guest.Initrd,
 		Cmdline:     hypervisor.Cmdline(tsc, cfg.Guest.KernelParams),

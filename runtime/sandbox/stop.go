@@ -4,26 +4,23 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/proc"
-	"github.com/veil-runtime/veil/virtiofs"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
-
-// errNotEmpty reports mounts left where a directory is about to be removed.
-var errNotEmpty = errors.New("mounts left")
 
 // destroyTimeout bounds the best-effort DestroySandbox call on Stop.
 const destroyTimeout = 2 * time.Second
 
 // Stop tears the sandbox down: DestroySandbox through the agent (best
-// effort), the VM, the taps in the pod's network namespace, virtiofsd,
-// every mount under the shared directory, and the state directory. It is
-// idempotent; later calls return the first call's result.
+// effort), the VM, the taps in the pod's network namespace, virtiofsd
+// (whose mount namespace holds every container mount, so they go with
+// it), the share and the state directory. It is idempotent; later calls
+// return the first call's result.
 func (s *Sandbox) Stop(ctx context.Context) error {
 	s.stopOnce.Do(func() { s.stopErr = s.stop(ctx) })
 	return s.stopErr
@@ -52,10 +49,8 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	if err := s.fsd.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 	}
-	if err := virtiofs.UnmountAll(s.dir); err != nil {
-		errs = append(errs, err)
-	}
-	if err := removeDir(s.dir); err != nil {
+	s.share.Close()
+	if err := statedir.Remove(ctx, s.dir); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
@@ -67,25 +62,26 @@ func (s *Sandbox) stop(ctx context.Context) error {
 
 // Cleanup removes what a crashed runtime left of sandbox id: it kills the
 // processes named by the pid files (only if their command line still
-// names the sandbox directory), removes the taps from the pod's network
-// namespace recorded there, unmounts everything under the directory and
-// removes it. Nothing there is not an error.
+// names the sandbox directory; virtiofsd's death takes every container
+// mount with it), removes the taps from the pod's network namespace
+// recorded there, and removes the directory with the share's host-side
+// mounts. Nothing there is not an error.
 func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
-	if err := validID(id); err != nil {
+	dir, err := statedir.New(cfg.StateDir, id)
+	if err != nil {
 		return err
 	}
-	dir := filepath.Join(cfg.StateDir, id)
-	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+	if !statedir.Exists(dir) {
 		return nil
 	}
-	pidFiles, err := filepath.Glob(filepath.Join(dir, "*.pid"))
+	pidFiles, err := filepath.Glob(dir.PidFile("*"))
 	if err != nil {
 		return err
 	}
 	var errs []error
 	// Every helper names a path inside the directory in its arguments; the
 	// trailing slash keeps "sb1" from matching "sb10".
-	marker := dir + "/"
+	marker := dir.Path() + "/"
 	for _, p := range pidFiles {
 		if err := proc.KillFromPidFile(ctx, p, marker); err != nil {
 			errs = append(errs, err)
@@ -94,11 +90,8 @@ func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 	if err := cleanupNetwork(ctx, dir); err != nil {
 		errs = append(errs, err)
 	}
-	if err := virtiofs.UnmountAll(dir); err != nil {
-		errs = append(errs, err)
-	}
 	if len(errs) == 0 {
-		if err := removeDir(dir); err != nil {
+		if err := statedir.Remove(ctx, dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -106,22 +99,5 @@ func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 		return fmt.Errorf("sandbox %s: cleanup: %w", id, errors.Join(errs...))
 	}
 	logger(ctx, id).Info("sandbox cleaned up")
-	return nil
-}
-
-// removeDir removes the sandbox directory, refusing while anything is
-// mounted below it: removing through a bind mount would delete the
-// container's files on the host.
-func removeDir(dir string) error {
-	mounts, err := virtiofs.MountsUnder(dir)
-	if err != nil {
-		return err
-	}
-	if len(mounts) > 0 {
-		return fmt.Errorf("remove %s: %w: %q", dir, errNotEmpty, mounts)
-	}
-	if err := os.RemoveAll(dir); err != nil {
-		return fmt.Errorf("remove %s: %w", dir, err)
-	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/sandbox"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/harness"
 )
 
@@ -127,23 +128,19 @@ func TestVMKilled(t *testing.T) {
 }
 
 // runContainer runs args in a fresh container and returns its stdout and
-// exit status. The rootfs is bind-mounted under the shared dir now, long
-// after virtiofsd started: the guest sees it only if mount propagation
-// works.
+// exit status. The rootfs goes into the share now, long after virtiofsd
+// started: the guest sees it only if the share's mounts reach
+// virtiofsd's mount namespace.
 func runContainer(t *testing.T, s *sandbox.Sandbox, id, rootfs string, args ...string) (string, uint32) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), runTimeout)
 	defer cancel()
 
-	hostRootfs := filepath.Join(s.SharedDir(), id, "rootfs")
-	if err := os.MkdirAll(hostRootfs, 0o755); err != nil {
-		t.Fatal(err)
+	if _, err := s.Share().AddContainer(ctx, id, statedir.ContainerFS{BundleRootfs: rootfs}); err != nil {
+		t.Fatalf("add rootfs to the share: %v", err)
 	}
-	if err := unix.Mount(rootfs, hostRootfs, "", unix.MS_BIND, ""); err != nil {
-		t.Fatalf("bind rootfs: %v", err)
-	}
-	t.Cleanup(func() { unix.Unmount(hostRootfs, unix.MNT_DETACH) })
-	guestRootfs := api.SharedDir + "/" + id + "/rootfs"
+	t.Cleanup(func() { s.Share().RemoveContainer(context.Background(), id) })
+	guestRootfs := statedir.GuestRootfs(id)
 
 	spec, err := json.Marshal(defaultSpec(guestRootfs, "veil-test", args...))
 	if err != nil {
@@ -185,11 +182,8 @@ func runContainer(t *testing.T, s *sandbox.Sandbox, id, rootfs string, args ...s
 	if _, err := agent.RemoveContainer(ctx, &api.RemoveContainerRequest{ContainerId: id}); err != nil {
 		t.Errorf("RemoveContainer: %v", err)
 	}
-	// A plain unmount fails with EBUSY: the unmount propagates into
-	// virtiofsd's mount namespace, where virtiofsd still holds the guest's
-	// inodes. Detaching is what the shim does too.
-	if err := unix.Unmount(hostRootfs, unix.MNT_DETACH); err != nil {
-		t.Errorf("unmount rootfs: %v", err)
+	if err := s.Share().RemoveContainer(ctx, id); err != nil {
+		t.Errorf("remove rootfs from the share: %v", err)
 	}
 	return out, w.ExitStatus
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/sandbox"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 const streamBytes = 64 << 20
@@ -64,8 +65,11 @@ func rawStream(b *testing.B, cfg *config.Config, id string) (int64, time.Duratio
 			b.Errorf("sandbox stop: %v", err)
 		}
 	}()
-	rootfs := filepath.Join(s.SharedDir(), id, "rootfs")
+	rootfs := b.TempDir()
 	if err := busyboxRootfs(rootfs); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Share().AddContainer(ctx, id, statedir.ContainerFS{BundleRootfs: rootfs}); err != nil {
 		b.Fatal(err)
 	}
 	// An absolute path: this rootfs has no image config, hence no PATH.

@@ -28,9 +28,13 @@ type env struct {
 	c        *harness.Containerd
 	stateDir string
 	cache    string
+	// cfgPath is the Veil config the shim uses ($VEIL_CONFIG).
+	cfgPath string
 }
 
-func setup(t *testing.T, hypervisor string) *env {
+// setup starts containerd for the hypervisor, with the Veil config of
+// make setup changed by opts.
+func setup(t *testing.T, hypervisor string, opts ...func(*config.Config)) *env {
 	t.Helper()
 	harness.Skip(t)
 	cache := harness.CacheDir()
@@ -43,6 +47,9 @@ func setup(t *testing.T, hypervisor string) *env {
 		t.Skipf("cloud-hypervisor cannot run here (%s); the suite runs on qemu", reason)
 	}
 	cfg.Hypervisor.Name = hypervisor
+	for _, o := range opts {
+		o(cfg)
+	}
 	cfgPath := writeConfig(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -62,7 +69,7 @@ func setup(t *testing.T, hypervisor string) *env {
 		t.Fatalf("build busybox image: %v", err)
 	}
 	mustCtr(t, c, "images", "import", tar)
-	return &env{c: c, stateDir: cfg.StateDir, cache: cache}
+	return &env{c: c, stateDir: cfg.StateDir, cache: cache, cfgPath: cfgPath}
 }
 
 // writeConfig writes cfg where the shim finds it through $VEIL_CONFIG.

@@ -12,9 +12,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/log"
-
-	"github.com/veil-runtime/veil/virtiofs"
+	"golang.org/x/sys/unix"
 )
 
 // Options configures a private containerd.
@@ -176,7 +176,7 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 	undo = append(undo, func() error {
 		_ = c.cmd.Process.Kill()
 		<-c.exited
-		return virtiofs.UnmountAll(dir)
+		return mount.UnmountRecursive(dir, unix.MNT_DETACH)
 	})
 
 	timeout := opts.StartTimeout

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/sys/mountinfo"
 	"github.com/veil-runtime/veil/test/image"
-	"github.com/veil-runtime/veil/virtiofs"
 )
 
 func TestConfig(t *testing.T) {
@@ -125,7 +125,7 @@ func TestContainerdRunc(t *testing.T) {
 	if _, err := os.Stat(netnsPath(netns)); !os.IsNotExist(err) {
 		t.Errorf("netns %s still exists after Stop (%v)", netns, err)
 	}
-	if m, err := virtiofs.MountsUnder(dir); err != nil || len(m) > 0 {
+	if m, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir)); err != nil || len(m) > 0 {
 		t.Errorf("mounts left under %s: %v (%v)", dir, m, err)
 	}
 	if p := c.shimPids(); len(p) > 0 {

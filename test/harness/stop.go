@@ -11,9 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/log"
-
-	"github.com/veil-runtime/veil/virtiofs"
+	"golang.org/x/sys/unix"
 )
 
 // Stop tears the containerd down and leaves nothing behind: in CRI mode it
@@ -47,7 +47,7 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	if err := c.killShims(5 * time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	if err := virtiofs.UnmountAll(c.Dir); err != nil {
+	if err := mount.UnmountRecursive(c.Dir, unix.MNT_DETACH); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Registry != nil {

@@ -13,13 +13,14 @@ import (
 	"github.com/veil-runtime/veil/generated/models"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // Names inside the sandbox directory. The process name gives
 // cloud-hypervisor.log (its stdout and stderr) and cloud-hypervisor.pid.
 const (
 	processName   = "cloud-hypervisor"
-	apiSocketName = "ch-api.sock"
+	apiSocketName = statedir.CHAPISocket
 )
 
 // Defaults for the Driver's zero durations.

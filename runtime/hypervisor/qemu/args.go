@@ -6,12 +6,13 @@ import (
 	"strings"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // File names inside the sandbox directory.
 const (
-	qmpSocketName    = "qmp.sock"
-	vhostVsockSocket = "vhost-vsock.sock"
+	qmpSocketName    = statedir.QMPSocket
+	vhostVsockSocket = statedir.VhostVsockSocket
 )
 
 // vsockDeviceID is the QEMU id of the vsock device.

@@ -1,0 +1,17 @@
+package inspect
+
+import (
+	"os"
+	"testing"
+
+	"github.com/moby/sys/reexec"
+)
+
+// TestMain lets the test binary serve as runtime/statedir's mount
+// namespace helper (the integration test adds to a sandbox's share).
+func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
+}

@@ -1,0 +1,104 @@
+package statedir
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+
+	"github.com/containerd/errdefs"
+
+	"github.com/veil-runtime/veil/agent/api"
+)
+
+// Names inside a sandbox directory. Helpers that make their own files
+// (the VMM drivers) name them with these constants.
+const (
+	shareName   = "share"
+	sharedName  = "shared"
+	stagingName = "staging"
+
+	// VirtiofsdSocket is virtiofsd's vhost-user socket.
+	VirtiofsdSocket = "virtiofsd.sock"
+	// VsockSocket is the hybrid vsock socket (Cloud Hypervisor's, or
+	// vhost-device-vsock's --uds-path).
+	VsockSocket = "vsock.sock"
+	// VhostVsockSocket is the vhost-user socket between QEMU and
+	// vhost-device-vsock.
+	VhostVsockSocket = "vhost-vsock.sock"
+	// QMPSocket is QEMU's QMP socket.
+	QMPSocket = "qmp.sock"
+	// CHAPISocket is Cloud Hypervisor's API socket.
+	CHAPISocket = "ch-api.sock"
+	// ConsoleLog receives the guest's serial console.
+	ConsoleLog = "console.log"
+	// NetNSFile records the pod's network namespace path.
+	NetNSFile = "netns"
+
+	pidSuffix = ".pid"
+	logSuffix = ".log"
+)
+
+// maxSocketPath is the longest path a Unix socket may have: sun_path is
+// 108 bytes, one of them the terminating NUL.
+const maxSocketPath = 107
+
+// socketNames are every socket a sandbox directory holds; the longest
+// decides which ids fit.
+var socketNames = []string{
+	VirtiofsdSocket, VhostVsockSocket, QMPSocket, CHAPISocket,
+	VsockSocket + "_" + strconv.Itoa(api.ReadyPort),
+}
+
+// Dir is the state directory of one sandbox. Its zero value is not
+// usable: New checks the id.
+type Dir struct {
+	id, path string
+}
+
+// New returns the directory of sandbox id under stateDir. It applies the
+// one id rule (api.ValidateID) and refuses an id whose socket paths would
+// not fit in a Unix socket address, naming the limit.
+func New(stateDir, id string) (Dir, error) {
+	if err := api.ValidateID("sandbox id", id); err != nil {
+		return Dir{}, err
+	}
+	if !filepath.IsAbs(stateDir) {
+		return Dir{}, fmt.Errorf("state_dir %q is not an absolute path: %w", stateDir, errdefs.ErrInvalidArgument)
+	}
+	d := Dir{id: id, path: filepath.Join(filepath.Clean(stateDir), id)}
+	longest := ""
+	for _, s := range socketNames {
+		if len(s) > len(longest) {
+			longest = s
+		}
+	}
+	if p := d.File(longest); len(p) > maxSocketPath {
+		return Dir{}, fmt.Errorf("sandbox id %q is too long for state_dir %s: its socket %s would be %d bytes, over the %d a Unix socket path may have (use an id of at most %d characters, or a shorter state_dir): %w",
+			id, stateDir, longest, len(p), maxSocketPath, len(id)-(len(p)-maxSocketPath), errdefs.ErrInvalidArgument)
+	}
+	return d, nil
+}
+
+// ID is the sandbox id.
+func (d Dir) ID() string { return d.id }
+
+// Path is the directory itself.
+func (d Dir) Path() string { return d.path }
+
+// File is the path of a file the sandbox directory holds directly (one of
+// the names above).
+func (d Dir) File(name string) string { return filepath.Join(d.path, name) }
+
+// SharedDir is the directory virtiofsd serves (read-only on the host;
+// container filesystems appear below it in virtiofsd's mount namespace
+// only).
+func (d Dir) SharedDir() string { return d.File(sharedName) }
+
+// PidFile and LogFile are a helper process's pid and log files.
+func (d Dir) PidFile(helper string) string { return d.File(helper + pidSuffix) }
+
+// LogFile is a helper process's log file.
+func (d Dir) LogFile(helper string) string { return d.File(helper + logSuffix) }
+
+func (d Dir) shareDir() string   { return d.File(shareName) }
+func (d Dir) stagingDir() string { return d.File(stagingName) }

@@ -1,0 +1,45 @@
+package statedir
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/containerd/errdefs"
+	"github.com/moby/sys/mountinfo"
+)
+
+// Create makes the sandbox directory (0700) and its parent, the state
+// directory (0711). A directory left by a sandbox of the same id is
+// refused with an error that says how to remove it.
+func Create(d Dir) error {
+	if err := os.MkdirAll(dirOf(d.path), 0o711); err != nil {
+		return fmt.Errorf("create state dir: %w", err)
+	}
+	if err := os.Mkdir(d.path, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("sandbox directory %s exists already: a sandbox %s runs, or a crashed one left it (`veil sandbox cleanup %s` removes it): %w",
+				d.path, d.id, d.id, errdefs.ErrAlreadyExists)
+		}
+		return fmt.Errorf("create sandbox dir: %w", err)
+	}
+	return nil
+}
+
+// mountsUnder lists the host's mount points at or below dir, parents
+// before children.
+func mountsUnder(dir string) ([]string, error) {
+	ms, err := mountinfo.GetMounts(mountinfo.PrefixFilter(dir))
+	if err != nil {
+		return nil, fmt.Errorf("list mounts below %s: %w", dir, err)
+	}
+	out := make([]string, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, m.Mountpoint)
+	}
+	return out, nil
+}
+
+// HostMounts lists the host's mount points at or below the sandbox
+// directory: after Remove, or for a running sandbox, only Veil's own.
+func HostMounts(d Dir) ([]string, error) { return mountsUnder(d.path) }
