@@ -11,6 +11,8 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+
 	// Device rules for cgroup v1 and v2 (eBPF); without it libcontainer
 	// refuses every container with device rules.
 	_ "github.com/opencontainers/cgroups/devices"
@@ -299,17 +301,22 @@ func nsFile(t specs.LinuxNamespaceType) string {
 	}
 }
 
-// reachSubmounts stats each path, which mounts a virtio-fs submount there
+// reachSubmounts opens each path, which mounts a virtio-fs submount there
 // with the flags of the share (not those of a read-only bind the
-// container reaches it through later). Paths must lie in the share.
+// container reaches it through later). An open, unlike stat(2), triggers
+// the automount of the last element too. Paths must lie in the share;
+// the host lists parents before children.
 func (m *Manager) reachSubmounts(ctx context.Context, paths []string) error {
 	for _, p := range paths {
 		if !within(p, m.cfg.SharedDir) {
 			return fmt.Errorf("submount %q is not inside %s: %w", p, m.cfg.SharedDir, errdefs.ErrInvalidArgument)
 		}
-		if _, err := os.Stat(p); err != nil {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
 			log.G(ctx).WithError(err).WithField("path", p).Warn("submount not reachable")
+			continue
 		}
+		unix.Close(fd)
 	}
 	return nil
 }

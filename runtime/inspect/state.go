@@ -144,10 +144,10 @@ func (r *Reader) read(id string) (Sandbox, error) {
 		switch {
 		case e.Type()&os.ModeSocket != 0:
 			sb.Sockets = append(sb.Sockets, p)
-		case strings.HasSuffix(e.Name(), ".log"):
+		case strings.HasSuffix(e.Name(), statedir.LogSuffix):
 			sb.Logs = append(sb.Logs, p)
-		case strings.HasSuffix(e.Name(), ".pid") && e.Type().IsRegular():
-			h := Helper{Name: strings.TrimSuffix(e.Name(), ".pid"), PidFile: p}
+		case strings.HasSuffix(e.Name(), statedir.PidSuffix) && e.Type().IsRegular():
+			h := Helper{Name: strings.TrimSuffix(e.Name(), statedir.PidSuffix), PidFile: p}
 			h.Pid = readPid(p)
 			h.Alive = h.Pid > 0 && r.runsIn(h.Pid, dir)
 			sb.Helpers = append(sb.Helpers, h)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,10 +35,10 @@ type Spec struct {
 }
 
 // LogPath is the file that receives the process's stdout and stderr.
-func (s Spec) LogPath() string { return filepath.Join(s.Dir, s.Name+".log") }
+func (s Spec) LogPath() string { return statedir.HelperLogFile(s.Dir, s.Name) }
 
 // PidPath is the file that holds the process's pid.
-func (s Spec) PidPath() string { return filepath.Join(s.Dir, s.Name+".pid") }
+func (s Spec) PidPath() string { return statedir.HelperPidFile(s.Dir, s.Name) }
 
 // Process is a running helper. It is reaped by a goroutine; Done is
 // closed once it exited.

@@ -16,8 +16,10 @@ import (
 // without following a link or crossing into another mount. Container
 // mounts need no unmounting here: they live in the share server's mount
 // namespace, which is gone once the server was stopped. What cannot be
-// removed is reported (logged and returned), never descended into. A
-// missing directory is not an error.
+// removed is never descended into: it is reported, logged as a warning
+// naming each path, and does not fail the removal (a delete must
+// complete). Only a failure to unmount or to open the state directory is
+// an error. A missing directory is not an error.
 func Remove(ctx context.Context, d Dir) error {
 	parent, err := openRoot(dirOf(d.path))
 	if errors.Is(err, unix.ENOENT) {
@@ -36,8 +38,7 @@ func Remove(ctx context.Context, d Dir) error {
 		errs = append(errs, err)
 	}
 	if len(left) > 0 {
-		log.G(ctx).WithField("sandbox", d.id).Warnf("could not remove from the sandbox directory: %q", left)
-		errs = append(errs, fmt.Errorf("left behind: %q", left))
+		log.G(ctx).WithField("sandbox", d.id).Warnf("left in the sandbox directory (not removed): %q", left)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("remove sandbox directory %s: %w", d.path, err)

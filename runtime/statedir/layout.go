@@ -34,8 +34,10 @@ const (
 	// NetNSFile records the pod's network namespace path.
 	NetNSFile = "netns"
 
-	pidSuffix = ".pid"
-	logSuffix = ".log"
+	// PidSuffix and LogSuffix make a helper's pid and log file names
+	// (qemu.pid, virtiofsd.log, ...).
+	PidSuffix = ".pid"
+	LogSuffix = ".log"
 )
 
 // maxSocketPath is the longest path a Unix socket may have: sun_path is
@@ -94,11 +96,16 @@ func (d Dir) File(name string) string { return filepath.Join(d.path, name) }
 // only).
 func (d Dir) SharedDir() string { return d.File(sharedName) }
 
-// PidFile and LogFile are a helper process's pid and log files.
-func (d Dir) PidFile(helper string) string { return d.File(helper + pidSuffix) }
+// PidFile is a helper process's pid file.
+func (d Dir) PidFile(helper string) string { return HelperPidFile(d.path, helper) }
 
-// LogFile is a helper process's log file.
-func (d Dir) LogFile(helper string) string { return d.File(helper + logSuffix) }
+// HelperPidFile and HelperLogFile are the pid and log files of a helper
+// process started for the sandbox directory dir (runtime/proc writes
+// them).
+func HelperPidFile(dir, helper string) string { return filepath.Join(dir, helper+PidSuffix) }
+
+// HelperLogFile is a helper's log file in the sandbox directory dir.
+func HelperLogFile(dir, helper string) string { return filepath.Join(dir, helper+LogSuffix) }
 
 func (d Dir) shareDir() string   { return d.File(shareName) }
 func (d Dir) stagingDir() string { return d.File(stagingName) }
