@@ -163,6 +163,13 @@ func TestSandboxCommands(t *testing.T) {
 		{name: "vm info json", args: []string{"vm", "info", "pod-a", "--json"}, out: []string{`"State": "running"`}},
 		{name: "vm info dead", args: []string{"vm", "info", "pod-b"}, code: 1, errOut: []string{"VMM is dead"}},
 	})
+	// Cleanup last: it removes pod-b.
+	runCases(t, w, []cmdCase{
+		{name: "cleanup of a running sandbox is refused", args: []string{"sandbox", "cleanup", "pod-a"}, code: 1, errOut: []string{"sandbox pod-a is running (qemu pid 100)", "--force"}},
+		{name: "cleanup of a hostile id", args: []string{"sandbox", "cleanup", "../x"}, code: 1, errOut: []string{"invalid sandbox id"}},
+		{name: "cleanup of a dead sandbox", args: []string{"sandbox", "cleanup", "pod-b"}, out: []string{"sandbox pod-b removed"}},
+		{name: "cleanup again", args: []string{"sandbox", "cleanup", "pod-b"}, code: 1, errOut: []string{"not found"}},
+	})
 }
 
 func TestEmptyStateDir(t *testing.T) {

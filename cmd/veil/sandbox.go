@@ -23,6 +23,7 @@ func newSandboxCommand(g *globalOptions, e *env) *cobra.Command {
 		newSandboxConsoleCommand(g),
 		newSandboxMetricsCommand(g, e),
 		newSandboxExecCommand(g, e),
+		newSandboxCleanupCommand(g, e),
 	)
 	return cmd
 }

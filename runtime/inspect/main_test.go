@@ -1,17 +1,11 @@
 package inspect
 
 import (
-	"os"
 	"testing"
 
-	"github.com/moby/sys/reexec"
+	"github.com/veil-runtime/veil/test/harness"
 )
 
 // TestMain lets the test binary serve as runtime/statedir's mount
-// namespace helper (the integration test adds to a sandbox's share).
-func TestMain(m *testing.M) {
-	if reexec.Init() {
-		return
-	}
-	os.Exit(m.Run())
-}
+// namespace helper (the tests add containers to a sandbox's share).
+func TestMain(m *testing.M) { harness.Main(m) }

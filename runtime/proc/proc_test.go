@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -105,6 +106,16 @@ func startMarked(t *testing.T, marker string) *marked {
 		syscall.Kill(-m.pid, syscall.SIGKILL)
 		<-m.exited
 	})
+	// Start returns once the exec began (the child's close-on-exec pipe
+	// closed), but the kernel sets up the new argv a moment later: until
+	// then /proc/<pid>/cmdline reads empty. Seen under load.
+	deadline := time.Now().Add(10 * time.Second)
+	for !Matches(m.pid, marker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d never showed its command line", m.pid)
+		}
+		runtime.Gosched()
+	}
 	return m
 }
 

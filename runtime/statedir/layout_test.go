@@ -61,3 +61,19 @@ func TestCheckRel(t *testing.T) {
 		})
 	}
 }
+
+// TestCreateRefusesStale: a directory left by a crashed sandbox of the
+// same id is refused, naming the command that removes it.
+func TestCreateRefusesStale(t *testing.T) {
+	d, err := New(t.TempDir()+"/state", "sb1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Create(d); err != nil {
+		t.Fatal(err)
+	}
+	err = Create(d)
+	if !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "veil sandbox cleanup sb1") {
+		t.Fatalf("second Create: %v, want AlreadyExists naming veil sandbox cleanup", err)
+	}
+}

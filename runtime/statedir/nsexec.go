@@ -129,6 +129,11 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	}
 	// Never unlocked: the process exits when done.
 	runtime.LockOSThread()
+	// This copy of the shim only moves and unmounts trees: it gains no
+	// privilege by exec, and it never execs.
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return nsResponse{}, fmt.Errorf("no_new_privs: %w", err)
+	}
 	// mountinfo of this thread, opened while /proc is reachable.
 	self, err := os.Open("/proc/thread-self")
 	if err != nil {

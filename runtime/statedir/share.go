@@ -42,6 +42,7 @@ type Share struct {
 
 	mu     sync.Mutex
 	server Server
+	closed bool
 }
 
 // CreateShare makes the sandbox directory's share: the directory becomes
@@ -145,6 +146,12 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 	if err := api.ValidateID("container id", cid); err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil, fmt.Errorf("container %s: the sandbox stopped: %w", cid, ErrServerGone)
+	}
 	if len(fs.Volumes) != len(fs.VolumeNames) {
 		return nil, fmt.Errorf("container %s: %d volumes but %d names", cid, len(fs.Volumes), len(fs.VolumeNames))
 	}
@@ -231,6 +238,14 @@ func (s *Share) RemoveContainer(ctx context.Context, cid string) error {
 	if err := api.ValidateID("container id", cid); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		// The sandbox stopped: its server, its mounts and its directory
+		// went with it.
+		return nil
+	}
 	var errs []error
 	req := nsRequest{RootDev: s.rootDev, RootIno: s.rootIno, Detach: []string{cid + "/rootfs"}}
 	if mdir, err := openBeneath(s.root, cid+"/mounts", unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
@@ -275,8 +290,17 @@ func (s *Share) inServer(ctx context.Context, req nsRequest, trees []*detachedTr
 	return runInServerNS(ctx, ns, req, trees)
 }
 
-// Close releases the share's file descriptors; Remove removes it.
+// Close releases the share's file descriptors once its server stopped;
+// Remove removes it. After Close, RemoveContainer has nothing left to do
+// and AddContainer fails.
 func (s *Share) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	s.server = nil
 	s.root.Close()
 	s.staging.Close()
 	return nil

@@ -12,7 +12,6 @@ import (
 
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/moby/sys/mountinfo"
-	"github.com/moby/sys/reexec"
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/runtime/statedir"
@@ -20,12 +19,7 @@ import (
 	"github.com/veil-runtime/veil/virtiofs"
 )
 
-func TestMain(m *testing.M) {
-	if reexec.Init() {
-		return
-	}
-	os.Exit(m.Run())
-}
+func TestMain(m *testing.M) { harness.Main(m) }
 
 // served is a share with a real virtiofsd serving it.
 type served struct {
@@ -93,17 +87,8 @@ func guestView(fsd *virtiofs.Daemon, rel string) string {
 // serverMounts are the mount points and options in virtiofsd's namespace.
 func serverMounts(t *testing.T, fsd *virtiofs.Daemon) map[string]*mountinfo.Info {
 	t.Helper()
-	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(fsd.Pid()), "mountinfo"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	ms, err := mountinfo.GetMountsFromReader(f, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]*mountinfo.Info{}
-	for _, m := range ms {
+	for _, m := range harness.MountsOf(t, fsd.Pid()) {
 		out[m.Mountpoint] = m
 	}
 	return out
@@ -118,16 +103,6 @@ func openPath(t *testing.T, p string) *os.File {
 	f := os.NewFile(uintptr(fd), p)
 	t.Cleanup(func() { f.Close() })
 	return f
-}
-
-func mustWrite(t *testing.T, p, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func tmpfsAt(t *testing.T, dir string) {
@@ -149,14 +124,14 @@ func TestShareContainer(t *testing.T) {
 	ctx := context.Background()
 	src := t.TempDir()
 	rootfs := filepath.Join(src, "rootfs")
-	mustWrite(t, rootfs+"/etc/hostname", "c1")
+	harness.WriteFile(t, rootfs+"/etc/hostname", "c1")
 	rw, ro, rro, file := filepath.Join(src, "rw"), filepath.Join(src, "ro"), filepath.Join(src, "rro"), filepath.Join(src, "file")
-	mustWrite(t, rw+"/a", "rw")
-	mustWrite(t, file, "host file")
+	harness.WriteFile(t, rw+"/a", "rw")
+	harness.WriteFile(t, file, "host file")
 	for _, d := range []string{ro, rro} {
-		mustWrite(t, d+"/a", "original")
+		harness.WriteFile(t, d+"/a", "original")
 		tmpfsAt(t, d+"/sub")
-		mustWrite(t, d+"/sub/b", "original")
+		harness.WriteFile(t, d+"/sub/b", "original")
 	}
 	fs := statedir.ContainerFS{
 		BundleRootfs: rootfs,
@@ -330,5 +305,11 @@ func TestShareServerGone(t *testing.T) {
 	}
 	if _, err := s.share.AddContainer(ctx, "c2", statedir.ContainerFS{BundleRootfs: t.TempDir()}); !errors.Is(err, statedir.ErrServerGone) {
 		t.Fatalf("AddContainer with virtiofsd gone: %v, want ErrServerGone", err)
+	}
+	// After the sandbox's stop closed the share, removing a container
+	// (a late task delete) has nothing to do.
+	s.share.Close()
+	if err := s.share.RemoveContainer(ctx, "c3"); err != nil {
+		t.Fatalf("RemoveContainer after Close: %v", err)
 	}
 }

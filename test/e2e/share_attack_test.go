@@ -29,19 +29,19 @@ func TestGuestAttacksShare(t *testing.T) {
 		c.Volumes.AllowedHostPaths = append(c.Volumes.AllowedHostPaths, root)
 	})
 	canary := filepath.Join(root, "canary")
-	mustWriteFile(t, filepath.Join(canary, "keep"), "canary")
-	mustWriteFile(t, filepath.Join(canary, "sub", "keep"), "canary")
+	harness.WriteFile(t, filepath.Join(canary, "keep"), "canary")
+	harness.WriteFile(t, filepath.Join(canary, "sub", "keep"), "canary")
 	vols := map[string]string{}
 	for _, name := range []string{"ro", "rro", "rw"} {
 		dir := filepath.Join(root, name)
-		mustWriteFile(t, filepath.Join(dir, name+"-marker"), "original")
+		harness.WriteFile(t, filepath.Join(dir, name+"-marker"), "original")
 		vols[name] = dir
 	}
 	// A submount in the rro volume: read-only all the way down.
-	mustWriteFile(t, filepath.Join(vols["rro"], "sub", "file"), "")
+	harness.WriteFile(t, filepath.Join(vols["rro"], "sub", "file"), "")
 	harness.MustRun(t, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", filepath.Join(vols["rro"], "sub"))
 	t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(vols["rro"], "sub")).Run() })
-	mustWriteFile(t, filepath.Join(vols["rro"], "sub", "file"), "original")
+	harness.WriteFile(t, filepath.Join(vols["rro"], "sub", "file"), "original")
 
 	const pod, second = "e2e-attack", "e2e-attack-2"
 	t.Cleanup(func() {
@@ -109,18 +109,8 @@ func TestGuestAttacksShare(t *testing.T) {
 		t.Errorf("host's rro submount file holds %q", b)
 	}
 	t.Run("setuid and device nodes are inert on the host side", func(t *testing.T) {
-		fsd := helperPid(t, e, pod, "virtiofsd")
-		f, err := os.Open(filepath.Join("/proc", strconv.Itoa(fsd), "mountinfo"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		ms, err := mountinfo.GetMountsFromReader(f, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
 		found := 0
-		for _, m := range ms {
+		for _, m := range harness.MountsOf(t, helperPid(t, e, pod, "virtiofsd")) {
 			if !strings.HasPrefix(m.Mountpoint, "/"+pod+"/") {
 				continue
 			}
@@ -218,14 +208,4 @@ func mountsUnder(t *testing.T, dir string) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func mustWriteFile(t *testing.T, p, data string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }
