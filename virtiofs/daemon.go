@@ -16,7 +16,7 @@ import (
 // File names inside the sandbox directory.
 const (
 	processName = "virtiofsd" // virtiofsd.log, virtiofsd.pid
-	socketName  = "virtiofsd.sock"
+	socketName  = statedir.VirtiofsdSocket
 )
 
 // stopGrace is how long virtiofsd gets to exit after SIGTERM.
