@@ -284,7 +284,7 @@ func (s *service) cleanupAll(ctx context.Context) error {
 				st.abort()
 			}
 		}
-		if err := c.share.RemoveContainer(ctx, c.id); err != nil {
+		if err := removeFromShare(ctx, c.share, c.id); err != nil {
 			log.G(ctx).WithError(err).Warn("shutdown: remove container from the share")
 		}
 	}

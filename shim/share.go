@@ -2,11 +2,14 @@ package shim
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/containerd/containerd/api/types"
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
 
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
@@ -20,6 +23,18 @@ type containerShare interface {
 	AddContainer(ctx context.Context, id string, fs statedir.ContainerFS) ([]string, error)
 	// RemoveContainer takes them away again; it is idempotent.
 	RemoveContainer(ctx context.Context, id string) error
+}
+
+// shareTimeout bounds taking a container out of the share on a delete or
+// a rollback, which must happen even when the request was cancelled.
+const shareTimeout = 30 * time.Second
+
+// removeFromShare takes container id out of share, bounded by
+// shareTimeout whatever ctx says.
+func removeFromShare(ctx context.Context, share containerShare, id string) error {
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shareTimeout)
+	defer cancel()
+	return share.RemoveContainer(rctx, id)
 }
 
 // guestRootfsPath is where the guest sees a container's rootfs.
@@ -47,6 +62,11 @@ func containerFS(rootfs []*types.Mount, bundle string, root string, plan volumeP
 		}
 	}
 	for _, v := range plan.Volumes {
+		if v.RecursiveReadOnly && v.HostToGuest {
+			closeAll()
+			return statedir.ContainerFS{}, nil, fmt.Errorf("volume %s: rro with slave or shared propagation is not supported (mounts the host adds below it later would reach the guest writable); use private propagation: %w",
+				v.Source, errdefs.ErrInvalidArgument)
+		}
 		f, _, err := openVolumeSource(v.Source, policy)
 		if err != nil {
 			closeAll()

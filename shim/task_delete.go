@@ -74,7 +74,7 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 			st.abort()
 		}
 	}
-	if err := c.share.RemoveContainer(ctx, c.id); err != nil {
+	if err := removeFromShare(ctx, c.share, c.id); err != nil {
 		// The sandbox's stop below (with its last container) or its
 		// cleanup removes what is left; a container is never kept
 		// because of what the guest did to the share.

@@ -183,7 +183,7 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 		return nil, err
 	}
 	rollback = append(rollback, func() {
-		if err := sb.Share().RemoveContainer(ctx, r.ID); err != nil {
+		if err := removeFromShare(ctx, sb.Share(), r.ID); err != nil {
 			log.G(ctx).WithError(err).Warn("rollback: remove container from the share")
 		}
 	})
@@ -207,7 +207,7 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 func (s *service) abandonCreate(ctx context.Context, id string, share containerShare) {
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
-	if err := share.RemoveContainer(ctx, id); err != nil {
+	if err := removeFromShare(ctx, share, id); err != nil {
 		log.G(ctx).WithError(err).Warn("rollback: remove container from the share")
 	}
 	s.mu.Lock()

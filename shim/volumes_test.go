@@ -287,3 +287,25 @@ func TestCheckNetNS(t *testing.T) {
 		})
 	}
 }
+
+// TestContainerFSRefusesRROWithPropagation: a recursively read-only
+// volume that would receive host mounts later (rslave, rshared) is
+// refused, since those mounts would reach the guest writable.
+func TestContainerFSRefusesRROWithPropagation(t *testing.T) {
+	src := t.TempDir()
+	policy := volumePolicy{allowed: []string{src}}
+	plan := planVolumes([]specs.Mount{{Destination: "/d", Type: "bind", Source: src, Options: []string{"rbind", "rro", "rslave"}}}, policy, "c1")
+	_, _, err := containerFS(nil, t.TempDir(), "", plan, policy)
+	if err == nil || !errdefs.IsInvalidArgument(err) || !strings.Contains(err.Error(), "rro with slave or shared propagation") {
+		t.Fatalf("containerFS = %v, want InvalidArgument naming rro and propagation", err)
+	}
+	plan = planVolumes([]specs.Mount{{Destination: "/d", Type: "bind", Source: src, Options: []string{"rbind", "rro", "rprivate"}}}, policy, "c1")
+	fs, closeAll, err := containerFS(nil, t.TempDir(), "", plan, policy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAll()
+	if len(fs.Volumes) != 1 || !fs.Volumes[0].RecursiveReadOnly {
+		t.Fatalf("volumes %+v", fs.Volumes)
+	}
+}

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"strconv"
+	"path/filepath"
 	"time"
 
 	"github.com/containerd/log"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // readLineTimeout bounds the read of one notification line.
@@ -30,7 +31,7 @@ type readyListener struct {
 // listenReady listens on the ready socket of the hybrid vsock socket at
 // vsockPath and accepts connections until one carries api.ReadyMessage.
 func listenReady(ctx context.Context, vsockPath string) (*readyListener, error) {
-	path := vsockPath + "_" + strconv.Itoa(api.ReadyPort)
+	path := filepath.Join(filepath.Dir(vsockPath), statedir.ReadySocket)
 	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)

@@ -50,8 +50,13 @@ func (s *Sandbox) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 	}
 	s.share.Close()
-	if err := statedir.Remove(ctx, s.dir); err != nil {
-		errs = append(errs, err)
+	// With a helper that did not stop, keep the directory: its pid files
+	// are what the fallback cleanup kills by, and virtiofsd's namespace
+	// still holds the container mounts.
+	if len(errs) == 0 {
+		if err := statedir.Remove(ctx, s.dir); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("sandbox %s: stop: %w", s.id, errors.Join(errs...))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
@@ -46,24 +47,36 @@ func Remove(ctx context.Context, d Dir) error {
 	return nil
 }
 
-// unmountHost unmounts the host-side mounts of the sandbox directory,
-// found by mount point in the host's mountinfo: only the ones at or below
-// the directory, which only Veil makes (the guest cannot create host
-// mounts), deepest first, detached and without following links.
+// unmountHost detaches the host-side mounts of the sandbox directory.
+// It names only mount points whose every element Veil made and the guest
+// never wrote: the directory itself, share/, shared/, staging/ and
+// staging/<cid>; detaching one (MNT_DETACH) takes everything below it, so
+// no path below those, inside a container's filesystem, is ever resolved
+// (a directory of an older layout, with container mounts below shared/,
+// goes the same way). Deepest first, without following the last element.
 func unmountHost(d Dir) error {
 	for range 16 {
 		mps, err := mountsUnder(d.path)
 		if err != nil {
 			return err
 		}
-		if len(mps) == 0 {
+		var own []string
+		for _, mp := range mps {
+			if hostMadeMountPoint(d, mp) {
+				own = append(own, mp)
+			}
+		}
+		if len(own) == 0 {
+			if len(mps) > 0 {
+				return fmt.Errorf("mounts left below %s that Veil did not make: %q", d.path, mps)
+			}
 			return nil
 		}
 		var errs []error
-		for i := len(mps) - 1; i >= 0; i-- {
-			err := unix.Unmount(mps[i], unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+		for i := len(own) - 1; i >= 0; i-- {
+			err := unix.Unmount(own[i], unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
 			if err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
-				errs = append(errs, fmt.Errorf("unmount %s: %w", mps[i], err))
+				errs = append(errs, fmt.Errorf("unmount %s: %w", own[i], err))
 			}
 		}
 		if err := errors.Join(errs...); err != nil {
@@ -71,6 +84,24 @@ func unmountHost(d Dir) error {
 		}
 	}
 	return fmt.Errorf("unmount below %s: mounts keep reappearing", d.path)
+}
+
+// hostMadeMountPoint reports whether mp is the sandbox directory, one of
+// its fixed children, or a rootfs staging point.
+func hostMadeMountPoint(d Dir, mp string) bool {
+	rel, ok := strings.CutPrefix(mp, d.path)
+	if !ok {
+		return false
+	}
+	switch els := strings.Split(strings.TrimPrefix(rel, "/"), "/"); {
+	case rel == "":
+		return true
+	case len(els) == 1:
+		return els[0] == shareName || els[0] == sharedName || els[0] == stagingName
+	case len(els) == 2:
+		return els[0] == stagingName
+	}
+	return false
 }
 
 func dirOf(p string) string {

@@ -3,7 +3,6 @@ package statedir
 import (
 	"fmt"
 	"path/filepath"
-	"strconv"
 
 	"github.com/containerd/errdefs"
 
@@ -22,6 +21,9 @@ const (
 	// VsockSocket is the hybrid vsock socket (Cloud Hypervisor's, or
 	// vhost-device-vsock's --uds-path).
 	VsockSocket = "vsock.sock"
+	// ReadySocket is where the hybrid vsock delivers the guest's
+	// connection to host port api.ReadyPort (<VsockSocket>_<port>).
+	ReadySocket = VsockSocket + "_1026"
 	// VhostVsockSocket is the vhost-user socket between QEMU and
 	// vhost-device-vsock.
 	VhostVsockSocket = "vhost-vsock.sock"
@@ -48,7 +50,7 @@ const maxSocketPath = 107
 // decides which ids fit.
 var socketNames = []string{
 	VirtiofsdSocket, VhostVsockSocket, QMPSocket, CHAPISocket,
-	VsockSocket + "_" + strconv.Itoa(api.ReadyPort),
+	ReadySocket,
 }
 
 // Dir is the state directory of one sandbox. Its zero value is not

@@ -1,10 +1,12 @@
 package statedir
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/containerd/errdefs"
+	"github.com/veil-runtime/veil/agent/api"
 )
 
 func TestNew(t *testing.T) {
@@ -37,6 +39,12 @@ func TestNew(t *testing.T) {
 				t.Fatalf("New(%q, %q) = %v, want InvalidArgument with %q", tc.stateDir, tc.id, err, tc.wantErr)
 			}
 		})
+	}
+}
+
+func TestReadySocket(t *testing.T) {
+	if want := VsockSocket + "_" + strconv.Itoa(api.ReadyPort); ReadySocket != want {
+		t.Fatalf("ReadySocket %q, want %q", ReadySocket, want)
 	}
 }
 
@@ -75,5 +83,28 @@ func TestCreateRefusesStale(t *testing.T) {
 	err = Create(d)
 	if !errdefs.IsAlreadyExists(err) || !strings.Contains(err.Error(), "veil sandbox cleanup sb1") {
 		t.Fatalf("second Create: %v, want AlreadyExists naming veil sandbox cleanup", err)
+	}
+}
+
+func TestHostMadeMountPoint(t *testing.T) {
+	d, err := New("/run/veil", "sb1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for mp, want := range map[string]bool{
+		"/run/veil/sb1":                     true,
+		"/run/veil/sb1/share":               true,
+		"/run/veil/sb1/shared":              true,
+		"/run/veil/sb1/staging":             true,
+		"/run/veil/sb1/staging/c1":          true,
+		"/run/veil/sb1/shared/c1/rootfs":    false, // inside what the guest wrote in older layouts
+		"/run/veil/sb1/staging/c1/rootfs/x": false,
+		"/run/veil/sb1/junk":                false,
+		"/run/veil/sb10":                    false,
+		"/run/veil/sb1/shared/c1":           false,
+	} {
+		if got := hostMadeMountPoint(d, mp); got != want {
+			t.Errorf("hostMadeMountPoint(%s) = %v, want %v", mp, got, want)
+		}
 	}
 }

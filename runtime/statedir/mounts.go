@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/containerd/errdefs"
 	"github.com/moby/sys/mountinfo"
@@ -11,10 +12,16 @@ import (
 
 // Create makes the sandbox directory (0700) and its parent, the state
 // directory (0711). A directory left by a sandbox of the same id is
-// refused with an error that says how to remove it.
+// refused with an error that says how to remove it, and so is a
+// state_dir whose path leads through a symlink (mountinfo, and so the
+// cleanup, knows mounts by their real paths only).
 func Create(d Dir) error {
-	if err := os.MkdirAll(dirOf(d.path), 0o711); err != nil {
+	stateDir := dirOf(d.path)
+	if err := os.MkdirAll(stateDir, 0o711); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
+	}
+	if real, err := filepath.EvalSymlinks(stateDir); err != nil || real != stateDir {
+		return fmt.Errorf("state_dir %s must not lead through a symlink (it is %s; set state_dir to that): %w", stateDir, real, errdefs.ErrInvalidArgument)
 	}
 	if err := os.Mkdir(d.path, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {

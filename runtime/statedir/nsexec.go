@@ -58,11 +58,18 @@ type nsResponse struct {
 	Mounts []string `json:"mounts,omitempty"`
 }
 
-// maxHelperIO bounds what is read from and written by the helper.
+// maxHelperIO bounds what the helper reads as its request and what the
+// shim keeps of its answer.
 const maxHelperIO = 1 << 20
 
 // runInServerNS runs req in the mount namespace ns with the trees.
 func runInServerNS(ctx context.Context, ns *os.File, req nsRequest, trees []*detachedTree) (nsResponse, error) {
+	if len(req.Attach) != len(trees) {
+		return nsResponse{}, fmt.Errorf("mount namespace helper: %d places for %d trees", len(req.Attach), len(trees))
+	}
+	if err := ctx.Err(); err != nil {
+		return nsResponse{}, fmt.Errorf("mount namespace helper: %w", err)
+	}
 	in, err := json.Marshal(req)
 	if err != nil {
 		return nsResponse{}, err
@@ -70,8 +77,8 @@ func runInServerNS(ctx context.Context, ns *os.File, req nsRequest, trees []*det
 	cmd := reexec.Command(nsHelperName)
 	cmd.Stdin = bytes.NewReader(in)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
+	cmd.Stdout = &limitedWriter{w: &stdout, n: maxHelperIO}
+	cmd.Stderr = &limitedWriter{w: &stderr, n: maxHelperIO}
 	cmd.ExtraFiles = []*os.File{ns}
 	for _, t := range trees {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, t.f)
@@ -137,7 +144,7 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	// mountinfo of this thread, opened while /proc is reachable.
 	self, err := os.Open("/proc/thread-self")
 	if err != nil {
-		return nsResponse{}, err
+		return nsResponse{}, fmt.Errorf("open this thread's /proc: %w", err)
 	}
 	defer self.Close()
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
@@ -147,18 +154,18 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNS); err != nil {
 		return nsResponse{}, fmt.Errorf("enter mount namespace: %w", err)
 	}
+	root, err := openRoot("/")
+	if err != nil {
+		return nsResponse{}, fmt.Errorf("open the namespace's root: %w", err)
+	}
+	defer root.Close()
 	var st unix.Stat_t
-	if err := unix.Stat("/", &st); err != nil {
-		return nsResponse{}, err
+	if err := unix.Fstat(int(root.Fd()), &st); err != nil {
+		return nsResponse{}, fmt.Errorf("stat the namespace's root: %w", err)
 	}
 	if st.Dev != req.RootDev || st.Ino != req.RootIno {
 		return nsResponse{}, errors.New("the namespace's root is not the sandbox's share (virtiofsd has not set up its sandbox, or is not the share's server)")
 	}
-	root, err := openRoot("/")
-	if err != nil {
-		return nsResponse{}, err
-	}
-	defer root.Close()
 	for i, rel := range req.Attach {
 		tree := os.NewFile(uintptr(4+i), "tree:"+rel)
 		if err := attach(root, rel, tree); err != nil {
@@ -172,7 +179,7 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	}
 	var resp nsResponse
 	if len(req.List) > 0 {
-		f, err := openBeneathProc(self, "mountinfo")
+		f, err := openIn(self, "mountinfo")
 		if err != nil {
 			return nsResponse{}, err
 		}
@@ -192,7 +199,8 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	return resp, nil
 }
 
-func openBeneathProc(dir *os.File, name string) (*os.File, error) {
+// openIn opens the file name in the (procfs) directory dir.
+func openIn(dir *os.File, name string) (*os.File, error) {
 	fd, err := unix.Openat(int(dir.Fd()), name, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open %s/%s: %w", dir.Name(), name, err)
@@ -247,4 +255,24 @@ func detach(root *os.File, rel string) error {
 		}
 	}
 	return fmt.Errorf("unmount %s: still mounted after 16 unmounts", rel)
+}
+
+// limitedWriter keeps at most n bytes and drops the rest.
+type limitedWriter struct {
+	w io.Writer
+	n int
+}
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	size := len(p)
+	if len(p) > l.n {
+		p = p[:l.n]
+	}
+	if len(p) > 0 {
+		if _, err := l.w.Write(p); err != nil {
+			return 0, err
+		}
+		l.n -= len(p)
+	}
+	return size, nil
 }

@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/containerd/containerd/v2/core/mount"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
@@ -40,7 +41,9 @@ type Share struct {
 	rootDev uint64
 	rootIno uint64
 
-	mu     sync.Mutex
+	// mu is held (read) for every operation that uses root and staging,
+	// and (write) by Close, which closes them.
+	mu     sync.RWMutex
 	server Server
 	closed bool
 }
@@ -86,7 +89,7 @@ func CreateShare(d Dir) (_ *Share, retErr error) {
 	undo = append(undo, func() { s.root.Close() })
 	var st unix.Stat_t
 	if err := unix.Fstat(int(s.root.Fd()), &st); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("stat the share's root %s: %w", s.root.Name(), err)
 	}
 	s.rootDev, s.rootIno = st.Dev, st.Ino
 	// The read-only view is made detached and attached complete, so it is
@@ -116,6 +119,12 @@ func (s *Share) SetServer(srv Server) {
 	s.mu.Unlock()
 }
 
+// Names in a container's directory of the share.
+const (
+	rootfsName = "rootfs"
+	mountsName = "mounts"
+)
+
 // ContainerFS is what a container shows the guest.
 type ContainerFS struct {
 	// Rootfs are containerd's mounts for the root filesystem; with none,
@@ -129,11 +138,11 @@ type ContainerFS struct {
 }
 
 // GuestRootfs is where the guest sees container cid's root filesystem.
-func GuestRootfs(cid string) string { return filepath.Join(api.SharedDir, cid, "rootfs") }
+func GuestRootfs(cid string) string { return filepath.Join(api.SharedDir, cid, rootfsName) }
 
 // GuestVolume is where the guest sees volume name of container cid.
 func GuestVolume(cid, name string) string {
-	return filepath.Join(api.SharedDir, cid, "mounts", name)
+	return filepath.Join(api.SharedDir, cid, mountsName, name)
 }
 
 // AddContainer shows container cid's root filesystem and volumes to the
@@ -146,14 +155,13 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 	if err := api.ValidateID("container id", cid); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
 		return nil, fmt.Errorf("container %s: the sandbox stopped: %w", cid, ErrServerGone)
 	}
 	if len(fs.Volumes) != len(fs.VolumeNames) {
-		return nil, fmt.Errorf("container %s: %d volumes but %d names", cid, len(fs.Volumes), len(fs.VolumeNames))
+		return nil, fmt.Errorf("container %s: %d volumes but %d names: %w", cid, len(fs.Volumes), len(fs.VolumeNames), errdefs.ErrInvalidArgument)
 	}
 	cdir, err := mkdirBeneath(s.root, cid, 0o755)
 	if err != nil {
@@ -162,7 +170,7 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 	defer cdir.Close()
 	defer func() {
 		if retErr != nil {
-			if err := s.RemoveContainer(context.WithoutCancel(ctx), cid); err != nil {
+			if err := s.removeContainer(context.WithoutCancel(ctx), cid); err != nil {
 				log.G(ctx).WithError(err).Warn("rollback: remove container from share")
 			}
 		}
@@ -175,7 +183,7 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 	}()
 	req := nsRequest{RootDev: s.rootDev, RootIno: s.rootIno}
 
-	if err := unix.Mkdirat(int(cdir.Fd()), "rootfs", 0o755); err != nil {
+	if err := unix.Mkdirat(int(cdir.Fd()), rootfsName, 0o755); err != nil {
 		return nil, fmt.Errorf("container %s: create rootfs mount point: %w", cid, err)
 	}
 	t, err := s.rootfsTree(ctx, cid, fs.Rootfs, fs.BundleRootfs)
@@ -183,10 +191,10 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 		return nil, err
 	}
 	trees = append(trees, t)
-	req.Attach = append(req.Attach, cid+"/rootfs")
+	req.Attach = append(req.Attach, cid+"/"+rootfsName)
 
 	if len(fs.Volumes) > 0 {
-		mdir, err := mkdirBeneath(cdir, "mounts", 0o755)
+		mdir, err := mkdirBeneath(cdir, mountsName, 0o755)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", cid, err)
 		}
@@ -194,7 +202,7 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 		for i, v := range fs.Volumes {
 			name := fs.VolumeNames[i]
 			if _, err := strconv.ParseUint(name, 10, 32); err != nil {
-				return nil, fmt.Errorf("container %s: volume name %q is not a number", cid, name)
+				return nil, fmt.Errorf("container %s: volume name %q is not a number: %w", cid, name, errdefs.ErrInvalidArgument)
 			}
 			var st unix.Stat_t
 			if err := unix.Fstat(int(v.Source.Fd()), &st); err != nil {
@@ -213,9 +221,9 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 				return nil, fmt.Errorf("container %s: volume %s: %w", cid, v.Source.Name(), err)
 			}
 			trees = append(trees, t)
-			req.Attach = append(req.Attach, cid+"/mounts/"+name)
+			req.Attach = append(req.Attach, cid+"/"+mountsName+"/"+name)
 			if v.Recursive {
-				req.List = append(req.List, cid+"/mounts/"+name)
+				req.List = append(req.List, cid+"/"+mountsName+"/"+name)
 			}
 		}
 	}
@@ -238,21 +246,25 @@ func (s *Share) RemoveContainer(ctx context.Context, cid string) error {
 	if err := api.ValidateID("container id", cid); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
 		// The sandbox stopped: its server, its mounts and its directory
 		// went with it.
 		return nil
 	}
+	return s.removeContainer(ctx, cid)
+}
+
+// removeContainer is RemoveContainer with mu held.
+func (s *Share) removeContainer(ctx context.Context, cid string) error {
 	var errs []error
-	req := nsRequest{RootDev: s.rootDev, RootIno: s.rootIno, Detach: []string{cid + "/rootfs"}}
-	if mdir, err := openBeneath(s.root, cid+"/mounts", unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
+	req := nsRequest{RootDev: s.rootDev, RootIno: s.rootIno, Detach: []string{cid + "/" + rootfsName}}
+	if mdir, err := openBeneath(s.root, cid+"/"+mountsName, unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
 		names, _ := mdir.Readdirnames(-1)
 		mdir.Close()
 		for _, n := range names {
-			req.Detach = append(req.Detach, cid+"/mounts/"+n)
+			req.Detach = append(req.Detach, cid+"/"+mountsName+"/"+n)
 		}
 	}
 	if _, err := s.inServer(ctx, req, nil); err != nil && !errors.Is(err, ErrServerGone) {
@@ -273,14 +285,12 @@ func (s *Share) RemoveContainer(ctx context.Context, cid string) error {
 	return nil
 }
 
-// inServer runs req in the server's mount namespace. With no server, or
-// one that exited, it returns ErrServerGone.
+// inServer runs req in the server's mount namespace (mu held). With no
+// server it returns ErrServerGone.
 func (s *Share) inServer(ctx context.Context, req nsRequest, trees []*detachedTree) (nsResponse, error) {
-	s.mu.Lock()
 	srv := s.server
-	s.mu.Unlock()
 	if srv == nil {
-		return nsResponse{}, fmt.Errorf("no server yet: %w", ErrServerGone)
+		return nsResponse{}, fmt.Errorf("the share has no server: %w", ErrServerGone)
 	}
 	ns, err := srv.MountNamespace()
 	if err != nil {

@@ -41,7 +41,7 @@ func (t *detachedTree) Close() error {
 	return t.f.Close()
 }
 
-// cloneTree clones the mount at fd (an O_PATH file) as a detached tree,
+// cloneTree clones the mount at f (an O_PATH file) as a detached tree,
 // with its submounts when recursive.
 func cloneTree(f *os.File, recursive bool) (*detachedTree, error) {
 	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_EMPTY_PATH
@@ -70,8 +70,9 @@ func (t *detachedTree) setAttr(set uint64, propagation uint64, recursive bool) e
 }
 
 // confine makes every mount of a tree nosuid and nodev, with the given
-// propagation: the share never gives the host a setuid file or a device
-// node the guest made.
+// propagation: a setuid file or device node the guest made in a
+// container's filesystem takes no effect through the share's mounts
+// (the file itself still exists in the snapshot or volume).
 func (t *detachedTree) confine(propagation uint64) error {
 	return t.setAttr(unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV, propagation, true)
 }
