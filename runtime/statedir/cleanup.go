@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/containerd/log"
@@ -22,7 +23,7 @@ import (
 // complete). Only a failure to unmount or to open the state directory is
 // an error. A missing directory is not an error.
 func Remove(ctx context.Context, d Dir) error {
-	parent, err := openRoot(dirOf(d.path))
+	parent, err := openRoot(filepath.Dir(d.path))
 	if errors.Is(err, unix.ENOENT) {
 		return nil
 	}
@@ -102,15 +103,6 @@ func hostMadeMountPoint(d Dir, mp string) bool {
 		return els[0] == stagingName
 	}
 	return false
-}
-
-func dirOf(p string) string {
-	for i := len(p) - 1; i > 0; i-- {
-		if p[i] == '/' {
-			return p[:i]
-		}
-	}
-	return "/"
 }
 
 // Exists reports whether the sandbox directory is there.

@@ -16,7 +16,7 @@ import (
 // state_dir whose path leads through a symlink (mountinfo, and so the
 // cleanup, knows mounts by their real paths only).
 func Create(d Dir) error {
-	stateDir := dirOf(d.path)
+	stateDir := filepath.Dir(d.path)
 	if err := os.MkdirAll(stateDir, 0o711); err != nil {
 		return fmt.Errorf("create state dir: %w", err)
 	}

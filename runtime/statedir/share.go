@@ -35,7 +35,6 @@ var ErrServerGone = errors.New("the share's server has exited")
 
 // Share is a sandbox's virtio-fs share on the host (see the package doc).
 type Share struct {
-	dir     Dir
 	root    *os.File // share/: the tmpfs, host-writable
 	staging *os.File // staging/
 	rootDev uint64
@@ -82,7 +81,7 @@ func CreateShare(d Dir) (_ *Share, retErr error) {
 	if err := unix.Mount("tmpfs", d.shareDir(), "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, shareTmpfsOptions); err != nil {
 		return nil, fmt.Errorf("mount the share's tmpfs on %s: %w", d.shareDir(), err)
 	}
-	s := &Share{dir: d}
+	s := &Share{}
 	if s.root, err = openRoot(d.shareDir()); err != nil {
 		return nil, err
 	}
