@@ -156,6 +156,9 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 		rw.Dropped = append(rw.Dropped, "seccomp profile (agent built without seccomp)")
 		l.Seccomp = nil
 	}
+	if opts.Seccomp {
+		denyVsock(l)
+	}
 	if l.IntelRdt != nil {
 		rw.Dropped = append(rw.Dropped, "intelRdt")
 		l.IntelRdt = nil

@@ -5,5 +5,5 @@
 // are go-containerregistry v1.Images, ready to push to a registry (see
 // test/harness). The base layer is Debian's dynamic busybox (fetched by
 // `make setup`) with the host's glibc; small static C programs stand in for
-// pause, nginx/httpd and nonewprivs. It is test-only and never shipped.
+// pause, nginx/httpd, nonewprivs and vsockprobe. It is test-only and never shipped.
 package criimage

@@ -20,6 +20,9 @@ const (
 	Busybox = "registry.k8s.io/e2e-test-images/busybox:1.29-2"
 	// Nginx answers HTTP 200 on port 80 and writes /var/run/nginx.pid.
 	Nginx = "registry.k8s.io/e2e-test-images/nginx:1.14-2"
+	// VsockProbe is busybox with /usr/local/bin/vsockprobe, which tries
+	// socket(AF_VSOCK, ...) (csrc/vsockprobe.c).
+	VsockProbe = "registry.k8s.io/e2e-test-images/veil-vsockprobe:1.0"
 )
 
 // Registries are the registry hosts the images are named under; a test
@@ -47,7 +50,7 @@ func All(cacheDir string) ([]Image, error) {
 		return nil, err
 	}
 	prog := map[string][]byte{}
-	for _, name := range []string{"pause", "webserver", "nonewprivs"} {
+	for _, name := range []string{"pause", "webserver", "nonewprivs", "vsockprobe"} {
 		if prog[name], err = program(cacheDir, name); err != nil {
 			return nil, err
 		}
@@ -94,6 +97,7 @@ func All(cacheDir string) ([]Image, error) {
 	nnp.Cmd = []string{"/usr/local/bin/nnp"}
 	add(build(nnp, map[string]file{"usr/local/bin/nnp": {0o4755, prog["nonewprivs"]}}, true),
 		"registry.k8s.io/e2e-test-images/nonewprivs:1.3")
+	add(build(sh, map[string]file{"usr/local/bin/vsockprobe": {0o755, prog["vsockprobe"]}}, true), VsockProbe)
 
 	// cri-tools' image-test: busybox plus a file named after the image.
 	for _, n := range []string{"test-image-1", "test-image-2", "test-image-3", "test-image-latest", "test-image-digest"} {
