@@ -32,6 +32,9 @@ func (l *vmLauncher) Start(ctx context.Context, id string, opts SandboxOptions) 
 		Hostname:     opts.Hostname,
 		DNS:          opts.DNS,
 		ShmSizeBytes: opts.ShmSizeBytes,
+		CgroupsPath:  opts.CgroupsPath,
+		CRI:          opts.CRI,
+		OOMScoreAdj:  opts.OOMScoreAdj,
 	})
 	if err != nil {
 		return nil, err

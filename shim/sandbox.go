@@ -47,6 +47,14 @@ type SandboxOptions struct {
 	ShmSizeBytes uint64
 	// DNS is the pod's resolver configuration, or nil.
 	DNS *api.DNS
+	// CgroupsPath is the first container's linux.cgroupsPath and CRI
+	// says it is a CRI sandbox container: the sandbox cgroup goes there
+	// (below the pod's cgroup).
+	CgroupsPath string
+	CRI         bool
+	// OOMScoreAdj is the first container's oom_score_adj, which the
+	// sandbox's helpers take.
+	OOMScoreAdj *int
 }
 
 // Launcher starts sandboxes and cleans up after dead ones.

@@ -221,6 +221,24 @@ func (s *service) abandonCreate(ctx context.Context, id string, share containerS
 	}
 }
 
+// oomScoreAdjuster is a sandbox whose host helpers take the
+// oom_score_adj of the pod's containers (optional ability).
+type oomScoreAdjuster interface {
+	RaiseOOMScoreAdj(adj int) error
+}
+
+// raiseOOMScoreAdj makes the VM's helpers as killable as the most
+// killable container of the pod: the VM holds the containers' memory.
+func raiseOOMScoreAdj(ctx context.Context, sb Sandbox, bs *bundleSpec) {
+	a, ok := sb.(oomScoreAdjuster)
+	if !ok || bs.Spec.Process == nil || bs.Spec.Process.OOMScoreAdj == nil {
+		return
+	}
+	if err := a.RaiseOOMScoreAdj(*bs.Spec.Process.OOMScoreAdj); err != nil {
+		log.G(ctx).WithError(err).Warn("raise the sandbox helpers' oom_score_adj")
+	}
+}
+
 // joinedSandbox is the sandbox a container goes into, and whether this
 // Create started it.
 type joinedSandbox struct {
@@ -247,6 +265,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 		if _, err := s.sandbox(); err != nil {
 			return joinedSandbox{}, err
 		}
+		raiseOOMScoreAdj(ctx, sb, bs)
 		return joinedSandbox{Sandbox: sb}, nil
 	}
 	shm, err := podShmSize(bs.Spec.Mounts, volumePolicy{podID: want})
@@ -260,6 +279,13 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 		Annotations:  bs.Spec.Annotations,
 		ShmSizeBytes: shm,
 		DNS:          bs.dns(want),
+		CRI:          bs.Spec.Annotations[annotationContainerType] == containerTypeSandbox,
+	}
+	if bs.Spec.Linux != nil {
+		opts.CgroupsPath = bs.Spec.Linux.CgroupsPath
+	}
+	if bs.Spec.Process != nil {
+		opts.OOMScoreAdj = bs.Spec.Process.OOMScoreAdj
 	}
 	start := time.Now()
 	// The VM outlives this request: it is bound to the shim's context;

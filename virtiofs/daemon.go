@@ -7,10 +7,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
+	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/proc"
 	"github.com/veil-runtime/veil/runtime/statedir"
+	"golang.org/x/sys/unix"
 )
 
 // File names inside the sandbox directory.
@@ -22,6 +25,9 @@ const (
 // stopGrace is how long virtiofsd gets to exit after SIGTERM.
 const stopGrace = time.Second
 
+// defaultNofile is virtiofsd's open-file bound when the config sets none.
+const defaultNofile = 65536
+
 // Config describes one virtiofsd.
 type Config struct {
 	// Path is the virtiofsd binary; empty means virtiofsd on PATH.
@@ -32,6 +38,13 @@ type Config struct {
 	Dir string
 	// Cache is virtiofsd's --cache mode (auto, always, never, metadata).
 	Cache string
+	// Jail and Cgroup confine virtiofsd (see runtime/proc.Spec); it
+	// keeps its own namespace sandbox and seccomp filter.
+	Jail   *jail.Spec
+	Cgroup proc.Placer
+	// RlimitNofile bounds its open files (--rlimit-nofile); 0 leaves
+	// virtiofsd's default.
+	RlimitNofile uint64
 }
 
 // Daemon is a running virtiofsd.
@@ -79,14 +92,36 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 			"--announce-submounts",
 			"--thread-pool-size=1",
 			"--sandbox", "namespace",
+			// Device nodes and file capabilities are never made for the
+			// guest (FIFOs, sockets and whiteouts need neither); the
+			// serving process keeps chown, dac_override, fowner, fsetid,
+			// setgid and setuid.
+			"--modcaps=-mknod:-setfcap",
+			"--rlimit-nofile=" + strconv.FormatUint(nofile(cfg.RlimitNofile), 10),
 		},
 		ExtraFiles: []*os.File{f},
+		Jail:       cfg.Jail,
+		Cgroup:     cfg.Cgroup,
 	})
 	if err != nil {
 		os.Remove(socket)
 		return nil, err
 	}
 	return &Daemon{p: p, socket: socket}, nil
+}
+
+// nofile is the open-file bound virtiofsd gets: want (0: the default
+// 65536), but never above this process's hard limit, which virtiofsd
+// could not raise itself to without CAP_SYS_RESOURCE.
+func nofile(want uint64) uint64 {
+	if want == 0 {
+		want = defaultNofile
+	}
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err == nil && rl.Max < want {
+		want = rl.Max
+	}
+	return want
 }
 
 // Socket is the vhost-user socket to give the VMM.

@@ -19,15 +19,18 @@ func newCheckCommand(g *globalOptions, e *env) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check that this host can run Veil sandboxes",
-		Long: "Check virtualization, vsock, tun, the helper binaries, the guest images, cgroups\n" +
-			"and containerd's runtime config. Exits 0 when VMs can run with some hypervisor.",
+		Long: "Check virtualization, vsock, tun, the helper binaries, the guest images, cgroups,\n" +
+			"containerd's runtime config, and whether the helpers' confinement can be applied:\n" +
+			"the sandbox cgroup's controllers, the jail's uid range, namespaces and mount API\n" +
+			"(tried for real when run as root), seccomp (the kernel's and QEMU's -sandbox) and\n" +
+			"/dev/kvm's group. Exits 0 when VMs can run with some hypervisor (no FAIL line).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {
 				return err
 			}
-			rep := hostcheck.Run(cfg, e.host, hostcheck.Options{ContainerdConfig: opts.containerdConfig})
+			rep := hostcheck.Run(cmd.Context(), cfg, e.host, hostcheck.Options{ContainerdConfig: opts.containerdConfig})
 			if opts.json {
 				if err := writeJSON(cmd.OutOrStdout(), rep); err != nil {
 					return err
@@ -46,13 +49,20 @@ func newCheckCommand(g *globalOptions, e *env) *cobra.Command {
 	return cmd
 }
 
+// printReport prints one line per check (status, name, detail) and a
+// "fix:" line under each that is not OK; the name column is as wide as
+// the longest name, 18 at least.
 func printReport(cmd *cobra.Command, rep hostcheck.Report) error {
 	w := cmd.OutOrStdout()
+	width := 18
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%-4s  %-18s  %s\n", r.Status, r.Name, r.Detail)
+		width = max(width, len(r.Name))
+	}
+	for _, r := range rep.Results {
+		fmt.Fprintf(w, "%-4s  %-*s  %s\n", r.Status, width, r.Name, r.Detail)
 		if r.Fix != "" && r.Status != hostcheck.OK {
-			fix := strings.ReplaceAll(r.Fix, "\n", "\n"+strings.Repeat(" ", 30))
-			fmt.Fprintf(w, "%-4s  %-18s  fix: %s\n", "", "", fix)
+			fix := strings.ReplaceAll(r.Fix, "\n", "\n"+strings.Repeat(" ", width+12))
+			fmt.Fprintf(w, "%-4s  %-*s  fix: %s\n", "", width, "", fix)
 		}
 	}
 	verdict := "ready"

@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/veil-runtime/veil/runtime/hostcheck"
 	"github.com/veil-runtime/veil/runtime/inspect"
+	"github.com/veil-runtime/veil/test/harness"
 )
 
 // cmdCase is one veil invocation and what it must print.
@@ -50,25 +54,71 @@ func runCases(t *testing.T, w *world, cases []cmdCase) {
 	}
 }
 
-func TestCheckCommand(t *testing.T) {
-	ready := newWorld(t)
-	host := filepath.Join(ready.root, "host")
+// readyHost fills w's fake host with what a QEMU sandbox needs under TCG,
+// the confinement included.
+func readyHost(t *testing.T, w *world) string {
+	t.Helper()
+	host := filepath.Join(w.root, "host")
 	for _, p := range []string{"/bin/qemu-system-x86_64", "/bin/vhost-device-vsock", "/bin/virtiofsd", "/k/vmlinux", "/k/initrd", "/dev/kvm", "/proc/cpuinfo"} {
 		writeFile(t, filepath.Join(host, p), "")
 	}
 	writeFile(t, filepath.Join(host, "/etc/cd.toml"), `runtime_type = "io.containerd.veil.v2"`)
+	writeFile(t, filepath.Join(host, "/sys/fs/cgroup/cgroup.controllers"), "cpuset cpu io memory pids\n")
+	writeFile(t, filepath.Join(host, "/proc/self/status"), "Name:\tveil\nSeccomp:\t0\nSeccomp_filters:\t0\n")
+	writeFile(t, filepath.Join(host, "/proc/sys/kernel/seccomp/actions_avail"), "kill_process kill_thread trap errno user_notif trace log allow\n")
+	writeFile(t, filepath.Join(host, "/etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n")
+	writeFile(t, filepath.Join(host, "/etc/subuid"), "alice:100000:65536\n")
+	return host
+}
+
+// appendConfig adds TOML to w's config file.
+func appendConfig(t *testing.T, w *world, toml string) {
+	t.Helper()
+	b, err := os.ReadFile(w.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, w.config, string(b)+toml)
+}
+
+func TestCheckCommand(t *testing.T) {
+	ready := newWorld(t)
+	readyHost(t, ready)
 	notReady := newWorld(t)
+	// A jail range on alice's subordinate uids, and a cgroup v1 host
+	// without its pids hierarchy.
+	clash := newWorld(t)
+	clashHost := readyHost(t, clash)
+	os.Remove(filepath.Join(clashHost, "/sys/fs/cgroup/cgroup.controllers"))
+	for _, c := range []string{"memory", "cpu", "cpuacct"} {
+		writeFile(t, filepath.Join(clashHost, "/sys/fs/cgroup", c, "tasks"), "")
+	}
+	appendConfig(t, clash, "[jail]\nuid_base = 100000\nuid_count = 1000\n")
+	off := newWorld(t)
+	readyHost(t, off)
+	appendConfig(t, off, "[jail]\nenabled = false\n[cgroups]\nenabled = false\n")
 	runCases(t, ready, []cmdCase{
-		{name: "ready host", args: []string{"check"}, out: []string{"WARN  virtualization", "software KVM (such as PVM)", "TCG", "OK    vsock", "host ready: sandboxes would run on qemu"}},
+		{name: "ready host", args: []string{"check"}, out: []string{"WARN  virtualization", "software KVM (such as PVM)", "TCG", "OK    vsock",
+			"OK    cgroup controllers             cgroup v2: memory, cpu, pids available",
+			"OK    jail uid range                 uids/gids 3000000000-3000065535",
+			"SKIP  jail namespaces and mount API  not tried: not the local host",
+			"OK    seccomp                        kernel seccomp filters",
+			"SKIP  /dev/kvm group                 KVM not used",
+			"host ready: sandboxes would run on qemu"}},
 		{name: "json", args: []string{"check", "--json", "--containerd-config", "/etc/cd.toml"}, checkOut: func(t *testing.T, out string) {
 			var rep hostcheck.Report
 			decodeJSON(t, out, &rep)
 			if !rep.Ready || rep.Hypervisor != "qemu" || len(rep.Results) < 10 {
 				t.Errorf("%+v", rep)
 			}
+			got := map[string]hostcheck.Status{}
 			for _, r := range rep.Results {
-				if r.Name == "containerd runtime" && r.Status != hostcheck.OK {
-					t.Errorf("containerd: %+v", r)
+				got[r.Name] = r.Status
+			}
+			for name, want := range map[string]hostcheck.Status{"containerd runtime": hostcheck.OK, "cgroup controllers": hostcheck.OK, "jail uid range": hostcheck.OK,
+				"jail namespaces and mount API": hostcheck.Skip, "seccomp": hostcheck.OK, "/dev/kvm group": hostcheck.Skip} {
+				if got[name] != want {
+					t.Errorf("%s: %q, want %q", name, got[name], want)
 				}
 			}
 		}},
@@ -76,6 +126,45 @@ func TestCheckCommand(t *testing.T) {
 	runCases(t, notReady, []cmdCase{
 		{name: "nothing installed", args: []string{"check"}, code: 1, out: []string{"FAIL  virtiofsd", "fix:", "host NOT ready"}, errOut: []string{"host not ready"}},
 	})
+	runCases(t, clash, []cmdCase{
+		{name: "uid clash and no pids hierarchy", args: []string{"check"}, code: 1, out: []string{
+			"WARN  jail uid range                 uids/gids 100000-100999 (jail.uid_base 100000, jail.uid_count 1000) overlap the host's: subuid range 100000-165535 (alice in /etc/subuid)",
+			"fix: set jail.uid_base and jail.uid_count",
+			"FAIL  cgroup controllers             cgroup v1: hierarchies needed by the sandbox cgroup are not mounted: pids",
+			"cgroups.enabled = false", "host NOT ready"}},
+	})
+	runCases(t, off, []cmdCase{
+		{name: "jail and cgroups off", args: []string{"check"}, out: []string{
+			"OK    cgroup controllers             not used: cgroups.enabled = false",
+			"OK    jail uid range                 not checked: jail.enabled = false",
+			"WARN  jail namespaces and mount API  jail.enabled = false: the VMM and vhost-device-vsock run as root",
+			"fix: set jail.enabled = true",
+			"QEMU runs without -sandbox", "host ready"}},
+	})
+}
+
+// TestCheckThisHost runs `veil check` on this host, as root: the jail is
+// really tried (this test binary serves as its stage, see TestMain) and
+// QEMU's -sandbox probed.
+func TestCheckThisHost(t *testing.T) {
+	harness.Skip(t)
+	w := newWorld(t)
+	e := w.env()
+	e.host = hostcheck.LocalHost()
+	var out bytes.Buffer
+	cmd := newRootCommandEnv(e)
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"--config", harness.ConfigPath(), "check"})
+	err := cmd.ExecuteContext(context.Background())
+	t.Logf("veil check:\n%s", out.String())
+	if err != nil {
+		t.Errorf("veil check: %v", err)
+	}
+	for _, want := range []string{"OK    jail namespaces and mount API  ran /usr/bin/true as uid/gid 3000065535", "OK    cgroup controllers", "OK    seccomp", "starts with -sandbox"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
 }
 
 func TestConfigCommands(t *testing.T) {

@@ -12,10 +12,16 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/moby/sys/reexec"
 	"github.com/spf13/cobra"
 )
 
 func main() {
+	// `veil check` tries the jail (runtime/jail), whose stage is a
+	// re-executed copy of this binary; that copy stops here.
+	if reexec.Init() {
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := newRootCommand().ExecuteContext(ctx)
 	stop()

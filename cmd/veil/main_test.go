@@ -14,10 +14,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/moby/sys/reexec"
+
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/hostcheck"
 	"github.com/veil-runtime/veil/runtime/inspect"
 )
+
+// TestMain lets the test binary serve as the jail stage that `veil check`
+// tries (TestCheckThisHost), as main does.
+func TestMain(m *testing.M) {
+	if reexec.Init() {
+		return
+	}
+	os.Exit(m.Run())
+}
 
 // world is a fake host for the commands: a config file, a state dir with
 // sandboxes, a /proc tree, a root for `veil check` and a fake agent.

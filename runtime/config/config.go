@@ -31,6 +31,53 @@ type Config struct {
 	Virtiofs   Virtiofs   `toml:"virtiofs"`
 	Timeouts   Timeouts   `toml:"timeouts"`
 	Volumes    Volumes    `toml:"volumes"`
+	Jail       Jail       `toml:"jail"`
+	Cgroups    Cgroups    `toml:"cgroups"`
+	Console    Console    `toml:"console"`
+}
+
+// Jail confines the host helpers of each sandbox (the VMM and
+// vhost-device-vsock): each sandbox gets its own unprivileged uid/gid
+// from [UIDBase, UIDBase+UIDCount), its own mount, PID, IPC, UTS and
+// network namespaces with a root holding only what the helper needs,
+// no_new_privs, and rlimits. virtiofsd keeps its own namespace sandbox
+// and seccomp filter and gets the rlimits too.
+type Jail struct {
+	// Enabled turns the jail on (the default).
+	Enabled bool `toml:"enabled"`
+	// UIDBase and UIDCount are the range of host uids (and gids) given to
+	// sandboxes, one per running sandbox; no user of the host may own
+	// one.
+	UIDBase  uint32 `toml:"uid_base"`
+	UIDCount uint32 `toml:"uid_count"`
+	// RlimitNofile bounds the open files of each helper.
+	RlimitNofile uint64 `toml:"rlimit_nofile"`
+	// RlimitFsizeMiB bounds the size of any file a helper writes (its
+	// log).
+	RlimitFsizeMiB uint64 `toml:"rlimit_fsize_mib"`
+}
+
+// Cgroups places every helper of a sandbox in one cgroup: below the
+// sandbox container's cgroupsPath under CRI (so the pod's cgroup holds
+// the VM), below Parent otherwise.
+type Cgroups struct {
+	// Enabled turns the sandbox cgroup on (the default).
+	Enabled bool `toml:"enabled"`
+	// Parent holds the cgroups of sandboxes started without CRI.
+	Parent string `toml:"parent"`
+	// MemoryOverheadMiB is added to the guest's RAM to make the
+	// sandbox cgroup's memory limit (the VMM, virtiofsd and
+	// vhost-device-vsock's own memory).
+	MemoryOverheadMiB uint32 `toml:"memory_overhead_mib"`
+	// PidsLimit bounds the tasks (threads) of the sandbox's helpers.
+	PidsLimit int64 `toml:"pids_limit"`
+}
+
+// Console bounds the host's copy of the guest's serial console.
+type Console struct {
+	// MaxBytes is how much of the console the host keeps (console.log
+	// and its one rotated predecessor together).
+	MaxBytes int64 `toml:"max_bytes"`
 }
 
 // Volumes says which host paths containers may bind-mount; the guest sees
@@ -43,6 +90,10 @@ type Volumes struct {
 	// and Veil's state directory never are.
 	AllowedHostPaths []string `toml:"allowed_host_paths"`
 }
+
+// DefaultUIDBase is the first uid of the default jail range: far above
+// the ids of users (and of Kubernetes' user namespaces, 65536..2^31).
+const DefaultUIDBase = 3_000_000_000
 
 // DeniedHostPaths are never shared into a guest, whatever
 // volumes.allowed_host_paths says.
@@ -85,6 +136,11 @@ type Virtiofs struct {
 	Path string `toml:"path"`
 	// Cache is virtiofsd's --cache mode: auto, always or never.
 	Cache string `toml:"cache"`
+	// RlimitNofile bounds virtiofsd's open files, hence the inodes and
+	// files a guest can keep pinned on the host (one descriptor each,
+	// about 2.5 KB of kernel memory); past it the guest gets ENFILE.
+	// Lowered to the shim's own hard limit when above it.
+	RlimitNofile uint64 `toml:"rlimit_nofile"`
 }
 
 // Timeouts bound the slow steps of a sandbox's life.
@@ -127,8 +183,22 @@ func Default() *Config {
 			VCPUs:     1,
 			MemoryMiB: 256,
 		},
-		Virtiofs: Virtiofs{Cache: "auto"},
+		Virtiofs: Virtiofs{Cache: "auto", RlimitNofile: 65536},
 		Volumes:  Volumes{AllowedHostPaths: []string{"/var/lib/kubelet"}},
+		Jail: Jail{
+			Enabled:        true,
+			UIDBase:        DefaultUIDBase,
+			UIDCount:       65536,
+			RlimitNofile:   4096,
+			RlimitFsizeMiB: 64,
+		},
+		Cgroups: Cgroups{
+			Enabled:           true,
+			Parent:            "/veil",
+			MemoryOverheadMiB: 256,
+			PidsLimit:         1024,
+		},
+		Console: Console{MaxBytes: 1 << 20},
 		Timeouts: Timeouts{
 			VMStart:   Duration{30 * time.Second},
 			AgentDial: Duration{45 * time.Second},
@@ -223,6 +293,18 @@ func (c *Config) Validate() error {
 	}
 	if c.StateDir == "" {
 		return errors.New("state_dir: must not be empty")
+	}
+	if err := c.Jail.validate(); err != nil {
+		return err
+	}
+	if err := c.Cgroups.validate(); err != nil {
+		return err
+	}
+	if c.Virtiofs.RlimitNofile < 1024 {
+		return fmt.Errorf("virtiofs.rlimit_nofile: %d is below 1024", c.Virtiofs.RlimitNofile)
+	}
+	if c.Console.MaxBytes < 4096 {
+		return fmt.Errorf("console.max_bytes: %d is below 4096", c.Console.MaxBytes)
 	}
 	for _, p := range c.Volumes.AllowedHostPaths {
 		if !filepath.IsAbs(p) || filepath.Clean(p) != p {

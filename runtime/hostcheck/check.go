@@ -2,6 +2,7 @@ package hostcheck
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 
 	"github.com/veil-runtime/veil/runtime/config"
@@ -17,6 +18,9 @@ const (
 	Warn Status = "WARN"
 	// Fail: sandboxes cannot start until this is fixed.
 	Fail Status = "FAIL"
+	// Skip: the check could not be made here (not root, a fake root);
+	// Detail says why.
+	Skip Status = "SKIP"
 )
 
 // Result is the outcome of one check.
@@ -55,8 +59,9 @@ type Options struct {
 	ContainerdConfig string
 }
 
-// Run checks host h against cfg.
-func Run(cfg *config.Config, h Host, opts Options) Report {
+// Run checks host h against cfg. ctx bounds the probes that start
+// processes (the jail, QEMU's -sandbox).
+func Run(ctx context.Context, cfg *config.Config, h Host, opts Options) Report {
 	virt := probeVirt(h)
 	hvName, hvReason := cfg.Hypervisor.Select(hostFacts(cfg, h, virt))
 	r := Report{Hypervisor: hvName, Accel: "tcg"}
@@ -76,6 +81,11 @@ func Run(cfg *config.Config, h Host, opts Options) Report {
 	add(checkFile(h, "guest initramfs", cfg.Guest.Initrd, "guest.initrd", "build it with `make guest`"))
 	add(checkTun(h))
 	add(checkCgroups(h))
+	add(checkCgroupControllers(cfg, h))
+	add(checkUIDRange(cfg, h))
+	add(checkJail(ctx, cfg, h))
+	add(checkSeccomp(ctx, cfg, h, hvName))
+	add(checkKVMGroup(cfg, h, kvmUsed(r)))
 	add(checkContainerd(h, opts.ContainerdConfig))
 
 	r.Ready = true

@@ -1,6 +1,7 @@
 package hostcheck
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,8 @@ import (
 )
 
 // fakeHost builds a root tree: files maps host paths to contents; a
-// content of "x" makes an executable file.
+// content of "x" makes an executable file, "dev" a file anyone may read
+// and write (mode 0666, like a world-accessible device node).
 func fakeHost(t *testing.T, files map[string]string) Host {
 	t.Helper()
 	root := t.TempDir()
@@ -20,10 +22,16 @@ func fakeHost(t *testing.T, files map[string]string) Host {
 			t.Fatal(err)
 		}
 		mode := os.FileMode(0o644)
-		if content == "x" {
+		switch content {
+		case "x":
 			mode = 0o755
+		case "dev":
+			mode = 0o666
 		}
 		if err := os.WriteFile(full, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(full, mode); err != nil { // past the umask
 			t.Fatal(err)
 		}
 	}
@@ -38,16 +46,25 @@ const (
 // readyQEMU is a host where QEMU sandboxes can run under TCG.
 func readyQEMU() map[string]string {
 	return map[string]string{
-		"/proc/cpuinfo":                     cpuNone,
-		"/usr/bin/qemu-system-x86_64":       "x",
-		"/usr/bin/vhost-device-vsock":       "x",
-		"/usr/bin/virtiofsd":                "x",
-		"/usr/share/veil/vmlinux":           "k",
-		"/usr/share/veil/initramfs.cpio":    "i",
-		"/dev/net/tun":                      "",
-		"/sys/fs/cgroup/cgroup.controllers": "cpu memory pids",
-		"/etc/containerd/config.toml":       `runtime_type = "io.containerd.veil.v2"`,
+		"/proc/cpuinfo":                          cpuNone,
+		"/usr/bin/qemu-system-x86_64":            "x",
+		"/usr/bin/vhost-device-vsock":            "x",
+		"/usr/bin/virtiofsd":                     "x",
+		"/usr/share/veil/vmlinux":                "k",
+		"/usr/share/veil/initramfs.cpio":         "i",
+		"/dev/net/tun":                           "",
+		"/sys/fs/cgroup/cgroup.controllers":      "cpu memory pids",
+		"/etc/containerd/config.toml":            `runtime_type = "io.containerd.veil.v2"`,
+		"/etc/passwd":                            "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+		"/etc/group":                             "root:x:0:\nkvm:x:993:\n",
+		"/proc/self/status":                      "Name:\tcat\nSeccomp:\t0\nSeccomp_filters:\t0\n",
+		"/proc/sys/kernel/seccomp/actions_avail": "kill_process kill_thread trap errno user_notif trace log allow",
 	}
+}
+
+// v1Dirs are a v1 host's hierarchies, seen without mountinfo.
+var v1Dirs = map[string]string{
+	"/sys/fs/cgroup/memory/tasks": "", "/sys/fs/cgroup/cpu/tasks": "", "/sys/fs/cgroup/cpuacct/tasks": "", "/sys/fs/cgroup/pids/tasks": "",
 }
 
 func with(base map[string]string, set map[string]string, drop ...string) map[string]string {
@@ -80,12 +97,14 @@ func TestRun(t *testing.T) {
 		{name: "PVM: /dev/kvm without vmx", files: with(readyQEMU(), map[string]string{"/dev/kvm": ""}), ready: true, hv: "qemu", accel: "tcg",
 			want:   map[string]Status{"virtualization": Warn},
 			detail: map[string]string{"virtualization": "software KVM (such as PVM)"}},
-		{name: "hardware KVM", files: with(readyQEMU(), map[string]string{"/dev/kvm": "", "/proc/cpuinfo": cpuVMX}), ready: true, hv: "qemu", accel: "kvm",
-			want: map[string]Status{"virtualization": OK}},
-		{name: "auto picks cloud-hypervisor", files: with(readyQEMU(), map[string]string{"/dev/kvm": "", "/proc/cpuinfo": cpuVMX, "/usr/bin/cloud-hypervisor": "x"}, "/usr/bin/vhost-device-vsock", "/usr/bin/qemu-system-x86_64"),
+		{name: "hardware KVM", files: with(readyQEMU(), map[string]string{"/dev/kvm": "dev", "/proc/cpuinfo": cpuVMX}), ready: true, hv: "qemu", accel: "kvm",
+			want: map[string]Status{"virtualization": OK, "/dev/kvm group": OK}},
+		{name: "hardware KVM, /dev/kvm only for its owner", files: with(readyQEMU(), map[string]string{"/dev/kvm": "", "/proc/cpuinfo": cpuVMX}), hv: "qemu", accel: "kvm",
+			want: map[string]Status{"virtualization": OK, "/dev/kvm group": Fail}, detail: map[string]string{"/dev/kvm group": "cannot open it"}},
+		{name: "auto picks cloud-hypervisor", files: with(readyQEMU(), map[string]string{"/dev/kvm": "dev", "/proc/cpuinfo": cpuVMX, "/usr/bin/cloud-hypervisor": "x"}, "/usr/bin/vhost-device-vsock", "/usr/bin/qemu-system-x86_64"),
 			ready: true, hv: "cloud-hypervisor", accel: "kvm",
-			want:   map[string]Status{"vsock": OK, "cloud-hypervisor": OK, "qemu": Warn},
-			detail: map[string]string{"vsock": "built-in"}},
+			want:   map[string]Status{"vsock": OK, "cloud-hypervisor": OK, "qemu": Warn, "seccomp": OK, "/dev/kvm group": OK},
+			detail: map[string]string{"vsock": "built-in", "seccomp": "cloud-hypervisor installs its own filters"}},
 		{name: "no vhost-device-vsock for qemu", files: with(readyQEMU(), nil, "/usr/bin/vhost-device-vsock"), hv: "qemu", accel: "tcg",
 			want: map[string]Status{"vsock": Fail}},
 		{name: "no qemu", files: with(readyQEMU(), nil, "/usr/bin/qemu-system-x86_64"), hv: "qemu", accel: "tcg",
@@ -97,12 +116,22 @@ func TestRun(t *testing.T) {
 		{name: "no kernel", files: with(readyQEMU(), nil, "/usr/share/veil/vmlinux"), hv: "qemu", accel: "tcg",
 			want: map[string]Status{"guest kernel": Fail, "guest initramfs": OK}},
 		{name: "no tun, hybrid cgroups, containerd without veil", ready: true, hv: "qemu", accel: "tcg",
-			files:  with(readyQEMU(), map[string]string{"/sys/fs/cgroup/unified/cgroup.controllers": "", "/etc/containerd/config.toml": "version = 3\n"}, "/dev/net/tun", "/sys/fs/cgroup/cgroup.controllers"),
-			want:   map[string]Status{"tun": Warn, "cgroups": OK, "containerd runtime": Warn},
+			files:  with(with(readyQEMU(), v1Dirs), map[string]string{"/sys/fs/cgroup/unified/cgroup.controllers": "", "/etc/containerd/config.toml": "version = 3\n"}, "/dev/net/tun", "/sys/fs/cgroup/cgroup.controllers"),
+			want:   map[string]Status{"tun": Warn, "cgroups": OK, "cgroup controllers": OK, "containerd runtime": Warn},
 			detail: map[string]string{"cgroups": "hybrid", "containerd runtime": "names no io.containerd.veil.v2"}},
 		{name: "cgroup v1", ready: true, hv: "qemu", accel: "tcg",
-			files: with(readyQEMU(), map[string]string{"/sys/fs/cgroup/memory/tasks": ""}, "/sys/fs/cgroup/cgroup.controllers"),
-			want:  map[string]Status{"cgroups": OK}, detail: map[string]string{"cgroups": "v1"}},
+			files: with(with(readyQEMU(), v1Dirs), nil, "/sys/fs/cgroup/cgroup.controllers"),
+			want:  map[string]Status{"cgroups": OK, "cgroup controllers": OK}, detail: map[string]string{"cgroups": "v1"}},
+		{name: "cgroup v1 without pids", hv: "qemu", accel: "tcg",
+			files: with(with(readyQEMU(), v1Dirs), nil, "/sys/fs/cgroup/cgroup.controllers", "/sys/fs/cgroup/pids/tasks"),
+			want:  map[string]Status{"cgroups": OK, "cgroup controllers": Fail}, detail: map[string]string{"cgroup controllers": "pids"}},
+		{name: "confinement on a fake root", files: readyQEMU(), ready: true, hv: "qemu", accel: "tcg",
+			want:   map[string]Status{"cgroup controllers": OK, "jail uid range": OK, "jail namespaces and mount API": Skip, "seccomp": OK, "/dev/kvm group": Skip},
+			detail: map[string]string{"jail namespaces and mount API": "not the local host", "seccomp": "not probed (not the local host)", "/dev/kvm group": "TCG"}},
+		{name: "jail and cgroups off", files: readyQEMU(), ready: true, hv: "qemu", accel: "tcg",
+			cfg:    func(c *config.Config) { c.Jail.Enabled, c.Cgroups.Enabled = false, false },
+			want:   map[string]Status{"cgroup controllers": OK, "jail uid range": OK, "jail namespaces and mount API": Warn, "seccomp": OK},
+			detail: map[string]string{"jail namespaces and mount API": "run as root", "seccomp": "without -sandbox"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -110,14 +139,14 @@ func TestRun(t *testing.T) {
 			if tc.cfg != nil {
 				tc.cfg(cfg)
 			}
-			rep := Run(cfg, fakeHost(t, tc.files), Options{})
+			rep := Run(context.Background(), cfg, fakeHost(t, tc.files), Options{})
 			if rep.Ready != tc.ready || rep.Hypervisor != tc.hv || rep.Accel != tc.accel {
 				t.Errorf("ready %v hypervisor %s accel %s, want %v %s %s\n%+v", rep.Ready, rep.Hypervisor, rep.Accel, tc.ready, tc.hv, tc.accel, rep.Results)
 			}
 			got := map[string]Result{}
 			for _, r := range rep.Results {
 				got[r.Name] = r
-				if r.Status != OK && r.Fix == "" {
+				if r.Status != OK && r.Status != Skip && r.Fix == "" {
 					t.Errorf("%s is %s without a fix", r.Name, r.Status)
 				}
 			}

@@ -1,10 +1,13 @@
 package hostcheck
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/veil-runtime/veil/runtime/jail"
 )
 
 // Host is where the checks look. Production uses LocalHost(); tests point
@@ -16,12 +19,28 @@ type Host struct {
 	// Path is the list of directories searched for binaries the config
 	// does not name (as in $PATH), each below Root.
 	Path []string
+	// TryJail, when set, runs /usr/bin/true confined by the Spec and
+	// reports why it did not run (a *SkipError when it could not be
+	// tried). Nil on a fake root: the jail check reports SKIP.
+	TryJail func(ctx context.Context, s *jail.Spec) error
+	// ProbeQEMUSandbox, when set, starts the QEMU binary at path with the
+	// seccomp filter (-sandbox) Veil gives a jailed QEMU and reports why
+	// it did not start. Nil on a fake root: the probe is not made.
+	ProbeQEMUSandbox func(ctx context.Context, path string) error
 }
 
-// LocalHost is this machine, with $PATH as the search path.
+// LocalHost is this machine, with $PATH as the search path; its jail
+// and QEMU probes start real processes (the jail's needs root and a
+// binary that calls reexec.Init first thing in main).
 func LocalHost() Host {
-	return Host{Root: "/", Path: filepath.SplitList(os.Getenv("PATH"))}
+	return Host{Root: "/", Path: filepath.SplitList(os.Getenv("PATH")), TryJail: TryJail, ProbeQEMUSandbox: ProbeQEMUSandbox}
 }
+
+// SkipError reports a probe that could not be made here (not root, no
+// binary): its check reports SKIP with Reason.
+type SkipError struct{ Reason string }
+
+func (e *SkipError) Error() string { return e.Reason }
 
 // path maps an absolute host path below Root.
 func (h Host) path(p string) string {
@@ -39,6 +58,9 @@ func (h Host) Exists(p string) bool {
 	_, err := os.Stat(h.path(p))
 	return err == nil
 }
+
+// Stat returns the host file p's information (following symlinks).
+func (h Host) Stat(p string) (os.FileInfo, error) { return os.Stat(h.path(p)) }
 
 // OpenRW opens the host file p for reading and writing and closes it; it
 // reports why it cannot.

@@ -1,6 +1,12 @@
 package hypervisor
 
-import "context"
+import (
+	"context"
+	"io"
+	"os"
+
+	"github.com/veil-runtime/veil/runtime/jail"
+)
 
 // Filesystem is a vhost-user-fs (virtio-fs) device backed by a virtiofsd
 // listening on Socket; the guest mounts it by Tag.
@@ -9,13 +15,30 @@ type Filesystem struct {
 	Socket string
 }
 
-// NIC is a virtio-net device backed by a tap device in the VMM's network
-// namespace (VMConfig.NetNSPath); the VMM opens the tap by name.
+// NIC is a virtio-net device backed by a tap device in the pod's network
+// namespace (VMConfig.NetNSPath).
 type NIC struct {
 	// Tap is the tap device's name.
 	Tap string
 	// MAC is the guest NIC's hardware address.
 	MAC string
+	// File is the tap, opened by the caller in the pod's network
+	// namespace, for a VMM that takes file descriptors (QEMU): it then
+	// needs no network namespace and no privilege. The driver does not
+	// close it.
+	File *os.File
+}
+
+// Placer puts a process in the sandbox's cgroup (runtime/cgroup).
+type Placer interface {
+	Add(pid int) error
+}
+
+// ConsoleSink keeps the guest's serial console (runtime/console).
+type ConsoleSink interface {
+	// Drain copies r until EOF or ctx ends, never blocking the writer for
+	// long.
+	Drain(ctx context.Context, r io.Reader) error
 }
 
 // VMConfig is everything a driver needs to launch one VM.
@@ -34,12 +57,22 @@ type VMConfig struct {
 	VsockSocket string
 	// Filesystems are the virtio-fs devices to attach.
 	Filesystems []Filesystem
-	// NetNSPath, when set, is the network namespace the VMM runs in.
+	// NetNSPath, when set, is the pod's network namespace (a VMM that
+	// opens taps by name runs in it).
 	NetNSPath string
 	// NICs are the network devices to attach, in guest order.
 	NICs []NIC
-	// ConsoleLog receives the guest's serial console.
+	// ConsoleLog is the file a VMM that cannot hand its console to
+	// Console writes it to (none today).
 	ConsoleLog string
+	// Console receives the guest's serial console.
+	Console ConsoleSink
+	// Jail, when set, confines the VMM and its helpers: it carries the
+	// sandbox's uid, gid, rlimits and oom_score_adj; the driver adds
+	// what each process needs (namespaces, binds, devices).
+	Jail *jail.Spec
+	// Cgroup, when set, receives the VMM and its helpers before they run.
+	Cgroup Placer
 }
 
 // Hypervisor starts VMs.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/proc"
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
@@ -149,7 +150,7 @@ func (r *Reader) read(id string) (Sandbox, error) {
 		case strings.HasSuffix(e.Name(), statedir.PidSuffix) && e.Type().IsRegular():
 			h := Helper{Name: strings.TrimSuffix(e.Name(), statedir.PidSuffix), PidFile: p}
 			h.Pid = readPid(p)
-			h.Alive = h.Pid > 0 && r.runsIn(h.Pid, dir)
+			h.Alive = h.Pid > 0 && proc.OwnerOf(dir, r.ProcRoot).Owns(h.Pid)
 			sb.Helpers = append(sb.Helpers, h)
 			if fi, err := e.Info(); err == nil && (created.IsZero() || fi.ModTime().Before(created)) {
 				created = fi.ModTime()
@@ -183,16 +184,6 @@ func (r *Reader) read(id string) (Sandbox, error) {
 		}
 	}
 	return sb, nil
-}
-
-// runsIn reports whether pid is alive and its command line names a path
-// inside dir (every helper does), so a recycled pid does not count.
-func (r *Reader) runsIn(pid int, dir string) bool {
-	b, err := os.ReadFile(filepath.Join(r.ProcRoot, strconv.Itoa(pid), "cmdline"))
-	if err != nil || len(b) == 0 {
-		return false
-	}
-	return strings.Contains(strings.ReplaceAll(string(b), "\x00", " "), dir+"/")
 }
 
 func readPid(path string) int {

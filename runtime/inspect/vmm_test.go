@@ -6,10 +6,13 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // serveQMP answers QMP on dir/qmp.sock like QEMU: greeting, then one
@@ -48,11 +51,12 @@ func serveQMP(t *testing.T, dir string) {
 	}()
 }
 
-// serveCH answers vm.info and vm.counters on dir/ch-api.sock like Cloud
+// serveCH answers vm.info and vm.counters on dir/helper/ch-api like Cloud
 // Hypervisor.
 func serveCH(t *testing.T, dir string) {
 	t.Helper()
-	l, err := net.Listen("unix", filepath.Join(dir, "ch-api.sock"))
+	os.MkdirAll(filepath.Join(dir, statedir.HelperDir), 0o700)
+	l, err := net.Listen("unix", filepath.Join(dir, statedir.CHAPISocket))
 	must(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/vm.info", func(w http.ResponseWriter, _ *http.Request) {

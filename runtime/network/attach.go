@@ -48,7 +48,14 @@ type Endpoints struct {
 // between them, and describes the interfaces for the guest. A namespace
 // without such interfaces gives Endpoints without NICs. On error nothing
 // it created is left behind.
-func Attach(ctx context.Context, netnsPath string) (_ *Endpoints, retErr error) {
+func Attach(ctx context.Context, netnsPath string) (*Endpoints, error) {
+	return AttachOwned(ctx, netnsPath, 0)
+}
+
+// AttachOwned is Attach with taps that uid (and its gid of the same
+// number) may open without privilege: a jailed VMM that opens its taps by
+// name (Cloud Hypervisor). 0 makes them root's.
+func AttachOwned(ctx context.Context, netnsPath string, uid uint32) (_ *Endpoints, retErr error) {
 	n, err := openNetNS(netnsPath)
 	if err != nil {
 		return nil, fmt.Errorf("attach: %w", err)
@@ -88,7 +95,7 @@ func Attach(ctx context.Context, netnsPath string) (_ *Endpoints, retErr error) 
 		}
 		tapName := fmt.Sprintf("tap%d%s", i, TapSuffix)
 		created[tapName] = true
-		tap, err := n.createTap(tapName, l.Attrs().MTU)
+		tap, err := n.createTap(tapName, l.Attrs().MTU, uid)
 		if err != nil {
 			return nil, fail("create tap "+tapName, err)
 		}
@@ -137,11 +144,13 @@ func isTap(l netlink.Link) bool {
 	return strings.HasSuffix(l.Attrs().Name, TapSuffix) && l.Type() == "tuntap"
 }
 
-// createTap creates a persistent, root-owned tap device with the given MTU
+// createTap creates a persistent tap device, owned by owner, with the given MTU
 // and sets it up. The tun ioctl creates the device in the calling
 // thread's namespace, hence n.do.
-func (n *nsHandle) createTap(name string, mtu int) (netlink.Link, error) {
+func (n *nsHandle) createTap(name string, mtu int, owner uint32) (netlink.Link, error) {
 	tap := &netlink.Tuntap{
+		Owner:     owner,
+		Group:     owner,
 		LinkAttrs: netlink.LinkAttrs{Name: name},
 		Mode:      netlink.TUNTAP_MODE_TAP,
 		// One queue and a virtio-net header, as the VMMs open it; EXCL

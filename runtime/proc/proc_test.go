@@ -254,7 +254,7 @@ func TestStrayChildrenKilledWithLeader(t *testing.T) {
 				t.Fatal("leader did not exit")
 			}
 			// The child is no child of ours: /proc is all there is to watch.
-			if err := waitGone(ctx, child, dir); err != nil {
+			if err := waitGone(ctx, child, Owner{Marker: dir}); err != nil {
 				t.Fatalf("stray child %d survived its leader: %v", child, err)
 			}
 		})

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/containerd/log"
+
+	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/statedir"
 	"golang.org/x/sys/unix"
 )
@@ -32,6 +34,11 @@ type Spec struct {
 	NetNSPath string
 	// ExtraFiles are passed to the child as fds 3, 4, ...
 	ExtraFiles []*os.File
+	// Jail, when set, confines the helper (runtime/jail); the binary
+	// must call reexec.Init first thing in main.
+	Jail *jail.Spec
+	// Cgroup, when set, receives the helper before it runs anything.
+	Cgroup Placer
 }
 
 // LogPath is the file that receives the process's stdout and stderr.
@@ -42,6 +49,11 @@ func (s Spec) PidPath() string { return statedir.HelperPidFile(s.Dir, s.Name) }
 
 // Process is a running helper. It is reaped by a goroutine; Done is
 // closed once it exited.
+// Placer puts a process into a cgroup (runtime/cgroup).
+type Placer interface {
+	Add(pid int) error
+}
+
 type Process struct {
 	spec Spec
 	pid  int
@@ -84,15 +96,36 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	cmd.Stderr = logf
 	cmd.ExtraFiles = s.ExtraFiles
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	var stage *jail.Stage
+	if s.Jail != nil || s.Cgroup != nil {
+		js := s.Jail
+		if js == nil {
+			js = &jail.Spec{}
+		}
+		if stage, err = jail.Prepare(cmd, js); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}
 
 	runtime.LockOSThread()
 	err = cmd.Start()
 	runtime.UnlockOSThread()
 	if err != nil {
+		if stage != nil {
+			stage.Abort()
+		}
 		return nil, fmt.Errorf("%s: start %s: %w", s.Name, path, err)
 	}
 	p := &Process{spec: s, pid: cmd.Process.Pid, done: make(chan struct{})}
 	go p.reap(cmd)
+	if stage != nil {
+		err := s.placeAndRelease(p.pid, stage)
+		if err != nil {
+			p.kill()
+			<-p.done
+			return nil, fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}
 	if err := os.WriteFile(s.PidPath(), []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o640); err != nil {
 		p.kill()
 		<-p.done
@@ -105,6 +138,18 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 // reap waits for the leader to exit, kills what is left of its process
 // group while the leader is a zombie (its pid, the group id, still taken),
 // then reaps it and closes done.
+// placeAndRelease puts a started jail stage in its cgroup, then lets it
+// run the helper.
+func (s Spec) placeAndRelease(pid int, stage *jail.Stage) error {
+	if s.Cgroup != nil {
+		if err := s.Cgroup.Add(pid); err != nil {
+			stage.Abort()
+			return fmt.Errorf("place pid %d in the sandbox cgroup: %w", pid, err)
+		}
+	}
+	return stage.Release()
+}
+
 func (p *Process) reap(cmd *exec.Cmd) {
 	var info unix.Siginfo
 	for {

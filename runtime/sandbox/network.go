@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/network"
 	"github.com/veil-runtime/veil/runtime/statedir"
@@ -29,7 +30,12 @@ func (s *Sandbox) attachNetwork(ctx context.Context, netnsPath string) error {
 	}
 	actx, cancel := context.WithTimeout(ctx, networkTimeout)
 	defer cancel()
-	e, err := network.Attach(actx, netnsPath)
+	// A jailed VMM that opens its taps by name needs them to be its own.
+	var owner uint32
+	if s.vmmOpensEndpoints() {
+		owner = s.uid()
+	}
+	e, err := network.AttachOwned(actx, netnsPath, owner)
 	if err != nil {
 		return err
 	}
@@ -38,19 +44,36 @@ func (s *Sandbox) attachNetwork(ctx context.Context, netnsPath string) error {
 }
 
 // nics are the VM's network devices.
-func (s *Sandbox) nics() []hypervisor.NIC {
+func (s *Sandbox) nics(taps []*os.File) []hypervisor.NIC {
 	if s.net == nil {
 		return nil
 	}
 	var out []hypervisor.NIC
-	for _, n := range s.net.NICs {
-		out = append(out, hypervisor.NIC{Tap: n.Tap, MAC: n.MAC})
+	for i, n := range s.net.NICs {
+		nic := hypervisor.NIC{Tap: n.Tap, MAC: n.MAC}
+		if i < len(taps) {
+			nic.File = taps[i]
+		}
+		out = append(out, nic)
 	}
 	return out
 }
 
-// setupGuestNetwork has the agent configure the pod's interfaces and dns
-// in the guest; without either there is nothing to do.
+// openTaps opens the pod's taps for a VMM that takes file descriptors
+// (QEMU); a VMM that opens them by name gets none.
+func (s *Sandbox) openTaps(ctx context.Context) ([]*os.File, error) {
+	if s.net == nil || s.vmmOpensEndpoints() {
+		return nil, nil
+	}
+	return s.net.OpenTaps(ctx)
+}
+
+func closeFiles(fs []*os.File) {
+	for _, f := range fs {
+		f.Close()
+	}
+}
+
 func (s *Sandbox) setupGuestNetwork(ctx context.Context, dns *api.DNS) error {
 	req := &api.SetupNetworkRequest{}
 	if s.net != nil {
@@ -89,4 +112,12 @@ func cleanupNetwork(ctx context.Context, dir statedir.Dir) error {
 		return nil
 	}
 	return network.Cleanup(ctx, path)
+}
+
+// vmmOpensEndpoints reports a VMM that opens the pod's taps by name
+// inside the pod's network namespace, and virtiofsd's socket by path
+// (Cloud Hypervisor: its API takes no file descriptors).
+func (s *Sandbox) vmmOpensEndpoints() bool {
+	name, _ := s.cfg.Hypervisor.Resolve()
+	return name == config.HypervisorCloudHypervisor
 }

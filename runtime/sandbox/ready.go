@@ -30,9 +30,9 @@ type readyListener struct {
 
 // listenReady listens on the ready socket of the hybrid vsock socket at
 // vsockPath and accepts connections until one carries api.ReadyMessage.
-func listenReady(ctx context.Context, vsockPath string) (*readyListener, error) {
-	path := filepath.Join(filepath.Dir(vsockPath), statedir.ReadySocket)
-	l, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+func listenReady(ctx context.Context, vsockPath string, uid uint32) (*readyListener, error) {
+	path := filepath.Join(filepath.Dir(vsockPath), filepath.Base(statedir.ReadySocket))
+	l, err := statedir.ListenUnix(path, uid, uid)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", path, err)
 	}

@@ -65,6 +65,14 @@ func (s *Sandbox) Resize(ctx context.Context, vcpus uint32, memoryMiB uint64) er
 	if err != nil {
 		return fmt.Errorf("sandbox %s: resize to %d vCPUs, %d MiB: %w", s.id, want.VCPUs, want.MemoryMiB, err)
 	}
+	// The host grants the grown VM its CPU and memory before the guest
+	// uses them: the cgroup's quota follows the vCPUs the host onlined,
+	// not those the guest could online itself.
+	if s.cg != nil {
+		if err := s.cg.Update(s.limits(want.VCPUs, uint64(want.MemoryMiB))); err != nil {
+			return fmt.Errorf("sandbox %s: grow the sandbox cgroup to %d vCPUs, %d MiB: %w", s.id, want.VCPUs, want.MemoryMiB, err)
+		}
+	}
 	if want.VCPUs > cur.VCPUs && s.agent != nil {
 		// New vCPUs come up offline: the guest runs no udev.
 		actx, cancel := context.WithTimeout(ctx, onlineTimeout)

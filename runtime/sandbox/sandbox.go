@@ -11,10 +11,13 @@ import (
 	"github.com/containerd/ttrpc"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/console"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/hypervisor/ch"
 	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
+	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/network"
 	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/runtime/vsock"
@@ -38,6 +41,15 @@ type Options struct {
 	// ShmSizeBytes is the size of the pod's /dev/shm in the guest; 0 is
 	// the agent's default (64 MiB).
 	ShmSizeBytes uint64
+	// CgroupsPath is the sandbox container's linux.cgroupsPath, and CRI
+	// says the sandbox was made by CRI: the sandbox cgroup is then that
+	// path (below the pod's cgroup); otherwise it is below
+	// cgroups.parent.
+	CgroupsPath string
+	CRI         bool
+	// OOMScoreAdj is the pod's oom_score_adj (its sandbox container's),
+	// which every helper takes; nil leaves 0.
+	OOMScoreAdj *int
 }
 
 // Sandbox is a running sandbox VM with its agent connection.
@@ -47,12 +59,19 @@ type Sandbox struct {
 	cfg *config.Config
 	vmm string // the resolved hypervisor name
 
+	lease  *jail.Lease    // nil without the jail
+	cg     *cgroup.Cgroup // nil without the sandbox cgroup
+	cons   *console.Log
 	share  *statedir.Share
 	fsd    *virtiofs.Daemon
 	net    *network.Endpoints // nil without a network namespace
 	vm     hypervisor.VM
 	client *ttrpc.Client
 	agent  api.AgentService
+
+	// oomMu guards oomAdj, the helpers' oom_score_adj.
+	oomMu  sync.Mutex
+	oomAdj int
 
 	// resizeMu guards size, the VM's current size (see Resize).
 	resizeMu sync.Mutex

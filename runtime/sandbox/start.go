@@ -3,14 +3,15 @@ package sandbox
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/containerd/ttrpc"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/console"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
-	"github.com/veil-runtime/veil/runtime/proc"
 	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/runtime/vsock"
 	"github.com/veil-runtime/veil/virtiofs"
@@ -43,7 +44,7 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 		return nil, err
 	}
 	launch := time.Now()
-	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{})}
+	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{}), oomAdj: *oomOrZero(opts.OOMScoreAdj)}
 	lg := logger(ctx, id)
 
 	var undo []func(context.Context) error
@@ -69,7 +70,23 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	}
 	undo = append(undo, func(ctx context.Context) error { return statedir.Remove(ctx, dir) })
 
-	// 2. The share.
+	// 2. The jail's uid and the sandbox cgroup, which every helper
+	// enters before it runs.
+	if err := s.leaseUID(); err != nil {
+		return nil, fail("jail uid", err)
+	}
+	undo = append(undo, func(context.Context) error { return s.lease.Release() })
+	if err := s.createCgroup(ctx, opts); err != nil {
+		return nil, fail("sandbox cgroup", err)
+	}
+	undo = append(undo, func(ctx context.Context) error {
+		if s.cg == nil {
+			return nil
+		}
+		return s.cg.Delete(ctx)
+	})
+
+	// The share.
 	share, err := statedir.CreateShare(dir)
 	if err != nil {
 		return nil, fail("create the share", err)
@@ -79,10 +96,13 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 
 	// 3. virtiofsd.
 	fsd, err := virtiofs.Start(ctx, virtiofs.Config{
-		Path:      cfg.Virtiofs.Path,
-		SharedDir: dir.SharedDir(),
-		Dir:       dir.Path(),
-		Cache:     cfg.Virtiofs.Cache,
+		Path:         cfg.Virtiofs.Path,
+		SharedDir:    dir.SharedDir(),
+		Dir:          dir.Path(),
+		Cache:        cfg.Virtiofs.Cache,
+		Jail:         s.virtiofsdJail(opts.OOMScoreAdj),
+		RlimitNofile: cfg.Virtiofs.RlimitNofile,
+		Cgroup:       s.placer(),
 	})
 	if err != nil {
 		return nil, fail("start virtiofsd", err)
@@ -90,10 +110,20 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	s.fsd = fsd
 	share.SetServer(fsd)
 	undo = append(undo, fsd.Stop)
+	// A jailed VMM that connects to virtiofsd by path (Cloud Hypervisor)
+	// must be allowed to; QEMU gets the connection from the shim.
+	if s.vmmOpensEndpoints() && s.uid() != 0 {
+		if err := os.Lchown(fsd.Socket(), int(s.uid()), int(s.uid())); err != nil {
+			return nil, fail("give virtiofsd's socket to the jail uid", err)
+		}
+	}
 
 	// 4. The listener for the agent's ready notification, before the VM
 	// can send it.
-	ready, err := listenReady(ctx, s.vsockPath())
+	if _, err := statedir.CreateHelperDir(dir, s.uid(), s.uid()); err != nil {
+		return nil, fail("helper directory", err)
+	}
+	ready, err := listenReady(ctx, s.vsockPath(), s.uid())
 	if err != nil {
 		return nil, fail("listen for agent ready", err)
 	}
@@ -106,6 +136,18 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 		}
 		undo = append(undo, s.net.Detach)
 	}
+
+	// The host's bounded copy of the guest console.
+	s.cons, err = console.Create(s.consolePath(), cfg.Console.MaxBytes)
+	if err != nil {
+		return nil, fail("console", err)
+	}
+	undo = append(undo, func(context.Context) error { return s.cons.Close() })
+	taps, err := s.openTaps(ctx)
+	if err != nil {
+		return nil, fail("open taps", err)
+	}
+	defer closeFiles(taps)
 
 	// 6. The VM.
 	hv, vmm, reason, err := newHypervisor(cfg)
@@ -130,8 +172,10 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 		VsockSocket: s.vsockPath(),
 		Filesystems: []hypervisor.Filesystem{{Tag: SharedFSTag, Socket: fsd.Socket()}},
 		NetNSPath:   opts.NetNSPath,
-		NICs:        s.nics(),
-		ConsoleLog:  s.consolePath(),
+		NICs:        s.nics(taps),
+		Console:     s.cons,
+		Jail:        s.vmmJail(opts.OOMScoreAdj),
+		Cgroup:      s.placer(),
 	})
 	cancel()
 	if err != nil {
@@ -155,7 +199,7 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 		return nil, fail("CreateSandbox", fmt.Errorf("%w\n%s", err, s.diagnostics()))
 	}
 	if err := s.setupGuestNetwork(ctx, opts.DNS); err != nil {
-		return nil, fail("SetupNetwork", fmt.Errorf("%w\nconsole log:\n%s", err, proc.Tail(s.consolePath(), logTailLines)))
+		return nil, fail("SetupNetwork", fmt.Errorf("%w\nconsole log:\n%s", err, console.Tail(s.consolePath(), logTailLines)))
 	}
 
 	go s.watchVirtiofsd(context.WithoutCancel(ctx))
@@ -240,7 +284,7 @@ func (s *Sandbox) diagnostics() string {
 			out += "VMM log:\n" + lt.LogTail() + "\n"
 		}
 	}
-	out += "console log:\n" + proc.Tail(s.consolePath(), logTailLines)
+	out += "console log:\n" + console.Tail(s.consolePath(), logTailLines)
 	if s.fsd != nil {
 		out += "\nvirtiofsd log:\n" + s.fsd.LogTail()
 	}

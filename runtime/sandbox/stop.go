@@ -50,6 +50,17 @@ func (s *Sandbox) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 	}
 	s.share.Close()
+	if err := s.cons.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("console: %w", err))
+	}
+	if s.cg != nil {
+		if err := s.cg.Delete(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("sandbox cgroup: %w", err))
+		}
+	}
+	if err := s.lease.Release(); err != nil {
+		errs = append(errs, fmt.Errorf("jail uid: %w", err))
+	}
 	// With a helper that did not stop, keep the directory: its pid files
 	// are what the fallback cleanup kills by, and virtiofsd's namespace
 	// still holds the container mounts.
@@ -86,11 +97,14 @@ func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 	var errs []error
 	// Every helper names a path inside the directory in its arguments; the
 	// trailing slash keeps "sb1" from matching "sb10".
-	marker := dir.Path() + "/"
+	owner := proc.OwnerOf(dir.Path(), "")
 	for _, p := range pidFiles {
-		if err := proc.KillFromPidFile(ctx, p, marker); err != nil {
+		if err := proc.KillOwned(ctx, p, owner); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := cleanupConfinement(ctx, cfg.StateDir, dir); err != nil {
+		errs = append(errs, err)
 	}
 	if err := cleanupNetwork(ctx, dir); err != nil {
 		errs = append(errs, err)

@@ -1,7 +1,10 @@
 package statedir
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -198,4 +201,40 @@ func TestRemoveTreeSwappedDirectory(t *testing.T) {
 		t.Fatalf("removeTree: %q, %v", left, err)
 	}
 	h.canaryIntact(t)
+}
+
+// TestDialUnixRefusesSymlink: a helper that owns the socket directory
+// replaces its socket with a link to another (a host daemon's): the host
+// does not connect through it.
+func TestDialUnixRefusesSymlink(t *testing.T) {
+	dir := t.TempDir()
+	other := filepath.Join(dir, "daemon.sock")
+	ln, err := net.Listen("unix", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	cases := []struct {
+		name    string
+		setup   func(p string)
+		wantErr bool
+	}{
+		{name: "socket", setup: func(p string) { l, _ := net.Listen("unix", p); t.Cleanup(func() { l.Close() }) }},
+		{name: "symlink to a socket", setup: func(p string) { os.Symlink(other, p) }, wantErr: true},
+		{name: "regular file", setup: func(p string) { os.WriteFile(p, nil, 0o600) }, wantErr: true},
+		{name: "missing", setup: func(string) {}, wantErr: true},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := filepath.Join(dir, fmt.Sprintf("s%d.sock", i))
+			tc.setup(p)
+			c, err := DialUnix(context.Background(), p)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("DialUnix: %v, want error %v", err, tc.wantErr)
+			}
+			if c != nil {
+				c.Close()
+			}
+		})
+	}
 }

@@ -18,23 +18,35 @@ const (
 
 	// VirtiofsdSocket is virtiofsd's vhost-user socket.
 	VirtiofsdSocket = "virtiofsd.sock"
+	// HelperDir holds the sockets the sandbox's jailed helpers make
+	// (the hybrid vsock's, Cloud Hypervisor's API and console). It
+	// belongs to the sandbox's jail uid, so the host dials them with
+	// DialUnix and never follows a name found in it.
+	HelperDir = "helper"
 	// VsockSocket is the hybrid vsock socket (Cloud Hypervisor's, or
 	// vhost-device-vsock's --uds-path).
-	VsockSocket = "vsock.sock"
+	VsockSocket = HelperDir + "/uds"
 	// ReadySocket is where the hybrid vsock delivers the guest's
 	// connection to host port api.ReadyPort (<VsockSocket>_<port>).
 	ReadySocket = VsockSocket + "_1026"
 	// VhostVsockSocket is the vhost-user socket between QEMU and
 	// vhost-device-vsock.
-	VhostVsockSocket = "vhost-vsock.sock"
+	VhostVsockSocket = HelperDir + "/vhost"
 	// QMPSocket is QEMU's QMP socket.
 	QMPSocket = "qmp.sock"
 	// CHAPISocket is Cloud Hypervisor's API socket.
-	CHAPISocket = "ch-api.sock"
+	CHAPISocket = HelperDir + "/ch-api"
+	// CHConsoleSocket is where Cloud Hypervisor serves the guest's
+	// serial console (mode Socket); the shim drains it.
+	CHConsoleSocket = HelperDir + "/console"
 	// ConsoleLog receives the guest's serial console.
 	ConsoleLog = "console.log"
 	// NetNSFile records the pod's network namespace path.
 	NetNSFile = "netns"
+	// CgroupFile records the sandbox cgroup's path.
+	CgroupFile = "cgroup"
+	// JailUIDFile records the sandbox's jail uid.
+	JailUIDFile = "jail-uid"
 
 	// PidSuffix and LogSuffix make a helper's pid and log file names
 	// (qemu.pid, virtiofsd.log, ...).
@@ -49,7 +61,7 @@ const maxSocketPath = 107
 // socketNames are every socket a sandbox directory holds; the longest
 // decides which ids fit.
 var socketNames = []string{
-	VirtiofsdSocket, VhostVsockSocket, QMPSocket, CHAPISocket,
+	VirtiofsdSocket, VhostVsockSocket, QMPSocket, CHAPISocket, CHConsoleSocket,
 	ReadySocket,
 }
 
@@ -111,3 +123,10 @@ func HelperLogFile(dir, helper string) string { return filepath.Join(dir, helper
 
 func (d Dir) shareDir() string   { return d.File(shareName) }
 func (d Dir) stagingDir() string { return d.File(stagingName) }
+
+// UIDLeaseFile is the lock file that holds jail uid for a running
+// sandbox (runtime/jail): a file, not a directory, directly in stateDir,
+// with a name no sandbox id can have.
+func UIDLeaseFile(stateDir string, uid uint32) string {
+	return filepath.Join(stateDir, fmt.Sprintf(".uid-%d", uid))
+}

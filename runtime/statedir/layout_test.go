@@ -15,8 +15,8 @@ func TestNew(t *testing.T) {
 		wantErr            string
 	}{
 		{name: "cri id", stateDir: "/run/veil/sandboxes", id: strings.Repeat("0123456789abcdef", 4)},
-		{name: "longest id that fits the default state dir", stateDir: "/run/veil/sandboxes", id: strings.Repeat("a", 70)},
-		{name: "containerd's longest id overflows sun_path", stateDir: "/run/veil/sandboxes", id: strings.Repeat("a", 76), wantErr: "use an id of at most 70 characters"},
+		{name: "longest id that fits the default state dir", stateDir: "/run/veil/sandboxes", id: strings.Repeat("a", 71)},
+		{name: "containerd's longest id overflows sun_path", stateDir: "/run/veil/sandboxes", id: strings.Repeat("a", 76), wantErr: "use an id of at most 71 characters"},
 		{name: "long state dir", stateDir: "/" + strings.Repeat("d", 90), id: "abcdefghij", wantErr: "Unix socket path"},
 		{name: "slash", stateDir: "/run", id: "a/b", wantErr: "invalid sandbox id"},
 		{name: "dot dot", stateDir: "/run", id: "..", wantErr: "invalid sandbox id"},

@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // maxReply bounds the reply line so a broken peer cannot make us read
@@ -18,12 +20,12 @@ const maxReply = 128
 // socketPath. It returns a *net.UnixConn (so CloseWrite works) that carries
 // only the guest stream's bytes. The context bounds the whole handshake.
 func Dial(ctx context.Context, socketPath string, port uint32) (*net.UnixConn, error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "unix", socketPath)
+	// The socket lies in the directory of a jailed helper, which could
+	// put a link to another socket in its place: DialUnix follows none.
+	conn, err := statedir.DialUnix(ctx, socketPath)
 	if err != nil {
 		return nil, fmt.Errorf("vsock port %d: dial %s: %w", port, socketPath, err)
 	}
-	conn := c.(*net.UnixConn)
 	if err := handshake(ctx, conn, port); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("vsock port %d via %s: %w", port, socketPath, err)

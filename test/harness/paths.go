@@ -5,8 +5,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 const modulePath = "github.com/veil-runtime/veil"
@@ -88,4 +91,19 @@ func Skip(t testing.TB) {
 	if os.Geteuid() != 0 {
 		t.Fatal("VEIL_INTEGRATION=1 but not running as root: integration tests need root")
 	}
+}
+
+// HelperPid reads the pid file of helper name (qemu, virtiofsd, ...) in
+// sandbox id's directory under stateDir, or fails t.
+func HelperPid(t testing.TB, stateDir, id, name string) int {
+	t.Helper()
+	b, err := os.ReadFile(statedir.HelperPidFile(filepath.Join(stateDir, id), name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/veil-runtime/veil/generated/client"
 	"github.com/veil-runtime/veil/generated/client/operations"
 	"github.com/veil-runtime/veil/generated/models"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // vmmAPI is the part of Cloud Hypervisor's HTTP API the driver uses. The
@@ -91,9 +92,10 @@ var _ vmmAPI = (*httpAPI)(nil)
 // is bounded by timeout (and by the caller's ctx).
 func newHTTPAPI(sock string, timeout time.Duration) *httpAPI {
 	tr := &http.Transport{
+		// The API socket lies in the jail uid's helper directory: never
+		// follow a name found there.
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", sock)
+			return statedir.DialUnix(ctx, sock)
 		},
 		// One connection per call: a call abandoned on timeout must not
 		// leave a half-read connection for the next one.

@@ -127,13 +127,7 @@ func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, setup func
 		return nil, fmt.Errorf("cloud-hypervisor: remove stale API socket: %w", err)
 	}
 	var err error
-	v.proc, err = proc.Start(ctx, proc.Spec{
-		Name:      processName,
-		Dir:       cfg.Dir,
-		Path:      path,
-		Args:      []string{"--api-socket", v.apiSock},
-		NetNSPath: cfg.NetNSPath,
-	})
+	v.proc, err = proc.Start(ctx, launchSpec(cfg, path, v.apiSock))
 	if err != nil {
 		return nil, err
 	}
@@ -147,8 +141,26 @@ func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, setup func
 	if err := setup(sctx, v); err != nil {
 		return nil, v.startError(err)
 	}
+	if err := v.attachConsole(sctx); err != nil {
+		return nil, v.startError(err)
+	}
 	log.G(ctx).WithField("pid", v.proc.Pid()).Debug("cloud-hypervisor VM running")
 	return v, nil
+}
+
+// launchSpec is how Cloud Hypervisor is started: jailed when cfg says so
+// (then every path it is given is the one in its root, and the jail
+// stage joins the pod's network namespace), with its seccomp filters on.
+func launchSpec(cfg hypervisor.VMConfig, path, apiSock string) proc.Spec {
+	spec := proc.Spec{Name: processName, Dir: cfg.Dir, Path: path, Cgroup: cfg.Cgroup}
+	if cfg.Jail != nil {
+		spec.Jail = chJail(cfg)
+		apiSock = filepath.Join(jailHelperDir, filepath.Base(apiSock))
+	} else {
+		spec.NetNSPath = cfg.NetNSPath
+	}
+	spec.Args = []string{"--api-socket", apiSock, "--seccomp", "true"}
+	return spec
 }
 
 func orDefault(d, def time.Duration) time.Duration {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/moby/sys/reexec"
 )
 
 // The fake VMM: this test binary, re-executed (through a wrapper script
@@ -82,7 +84,41 @@ type fakeRecord struct {
 // fakeKVMError is what the fake prints before dying on ExitOnPing.
 const fakeKVMError = "Error creating hypervisor: KVM: /dev/kvm: No such file or directory (os error 2)"
 
+// fakeConsole is what the fake writes on a serial console in Socket
+// mode, once a client connects.
+const fakeConsole = "fake guest console: \x1b[31mbooted\n"
+
+// serveSerial serves the serial console like CH in Socket mode: it
+// listens on the configured socket and writes fakeConsole to the first
+// client.
+func (f *fakeVMM) serveSerial() {
+	var cfg struct {
+		Serial struct {
+			Mode   string `json:"mode"`
+			Socket string `json:"socket"`
+		} `json:"serial"`
+	}
+	if json.Unmarshal(f.config, &cfg) != nil || cfg.Serial.Mode != "Socket" {
+		return
+	}
+	l, err := net.Listen("unix", cfg.Serial.Socket)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fake cloud-hypervisor: serial socket:", err)
+		return
+	}
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		io.WriteString(c, fakeConsole)
+	}()
+}
+
 func TestMain(m *testing.M) {
+	if reexec.Init() { // the jail stage
+		return
+	}
 	if p := os.Getenv(fakePlanEnv); p != "" {
 		os.Exit(runFakeVMM(p, os.Args[1:]))
 	}
@@ -103,8 +139,9 @@ func runFakeVMM(planPath string, args []string) int {
 	if err := json.Unmarshal(b, &plan); err != nil {
 		return fail(err)
 	}
-	if len(args) != 2 || args[0] != "--api-socket" {
-		return fail(fmt.Errorf("want --api-socket <path>, got %q", args))
+	// Veil always turns Cloud Hypervisor's seccomp filters on.
+	if len(args) != 4 || args[0] != "--api-socket" || args[2] != "--seccomp" || args[3] != "true" {
+		return fail(fmt.Errorf("want --api-socket <path> --seccomp true, got %q", args))
 	}
 	s, err := loadAPISpec(plan.Spec)
 	if err != nil {
@@ -280,6 +317,7 @@ func (f *fakeVMM) handle(endpoint string, body []byte) (int, []byte) {
 			return text(http.StatusInternalServerError, "Error booting VM: VmAlreadyBooted")
 		}
 		f.state = or(f.plan.StateAfterBoot, "Running")
+		f.serveSerial()
 		return http.StatusNoContent, nil
 	case "vm.pause", "vm.resume":
 		from, to := "Running", "Paused"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // harness runs the driver against the fake VMM (fakevmm_test.go).
@@ -48,6 +49,9 @@ func newHarness(t *testing.T, plan fakePlan) *harness {
 	// limit of a Unix socket path.
 	dir, err := os.MkdirTemp("", "veil-ch-")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, statedir.HelperDir), 0o700); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -90,9 +94,8 @@ func (h *harness) config() hypervisor.VMConfig {
 		Cmdline:     "console=ttyS0 quiet panic=-1",
 		VCPUs:       2,
 		MemoryMiB:   256,
-		VsockSocket: filepath.Join(h.dir, "vsock.sock"),
+		VsockSocket: filepath.Join(h.dir, statedir.VsockSocket),
 		Filesystems: []hypervisor.Filesystem{{Tag: "veil", Socket: filepath.Join(h.dir, "virtiofsd.sock")}},
-		ConsoleLog:  filepath.Join(h.dir, "console.log"),
 	}
 }
 
@@ -245,7 +248,7 @@ func (h *harness) assertGone(t *testing.T, pid int) {
 			t.Errorf("VMM pid %d still exists (kill 0: %v)", pid, err)
 		}
 	}
-	for _, name := range []string{processName + ".pid", apiSocketName, "vsock.sock"} {
+	for _, name := range []string{processName + ".pid", apiSocketName, statedir.VsockSocket} {
 		if _, err := os.Stat(filepath.Join(h.dir, name)); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("%s left behind (stat: %v)", name, err)
 		}

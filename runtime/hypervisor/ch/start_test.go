@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // bootSequence is what a successful start calls, in order.
@@ -42,10 +43,10 @@ func TestStart(t *testing.T) {
 					t.Errorf("pid file = %q, %v; want %d", b, err, v.Pid())
 				}
 				start := h.startRecord(t)
-				if want := []string{"--api-socket", filepath.Join(h.dir, "ch-api.sock")}; !reflect.DeepEqual(start.Args, want) || start.Pid != v.Pid() {
+				if want := []string{"--api-socket", filepath.Join(h.dir, statedir.CHAPISocket), "--seccomp", "true"}; !reflect.DeepEqual(start.Args, want) || start.Pid != v.Pid() {
 					t.Errorf("VMM started as pid %d with %q, want pid %d with %q", start.Pid, start.Args, v.Pid(), want)
 				}
-				if lt := v.(hypervisor.LogTailer).LogTail(); !strings.Contains(lt, "API server: "+filepath.Join(h.dir, "ch-api.sock")) {
+				if lt := v.(hypervisor.LogTailer).LogTail(); !strings.Contains(lt, "API server: "+filepath.Join(h.dir, statedir.CHAPISocket)) {
 					t.Errorf("LogTail lacks the VMM's output:\n%s", lt)
 				}
 				create := h.calls(t)[1]
@@ -55,10 +56,10 @@ func TestStart(t *testing.T) {
 					"memory": {"size": 268435456, "shared": true},
 					"vsock": {"cid": 3, "socket": %[1]q},
 					"fs": [{"tag": "veil", "socket": %[2]q, "num_queues": 1, "queue_size": 1024}],
-					"serial": {"mode": "File", "file": %[3]q},
+					"serial": {"mode": "Null"},
 					"console": {"mode": "Off"},
 					"rng": {"src": "/dev/urandom"}
-				}`, filepath.Join(h.dir, "vsock.sock"), filepath.Join(h.dir, "virtiofsd.sock"), filepath.Join(h.dir, "console.log")))
+				}`, filepath.Join(h.dir, statedir.VsockSocket), filepath.Join(h.dir, "virtiofsd.sock")))
 			},
 		},
 		{

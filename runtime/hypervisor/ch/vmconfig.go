@@ -1,8 +1,11 @@
 package ch
 
 import (
+	"path/filepath"
+
 	"github.com/veil-runtime/veil/generated/models"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // guestCID is the guest's vsock context id; every VM has its own hybrid
@@ -31,7 +34,11 @@ type sizing struct {
 // (vhost-user back-ends such as virtiofsd map it); the serial port writes
 // to the console log (nowhere when there is none) and the virtio console
 // is off.
-func buildVMConfig(cfg hypervisor.VMConfig, sz sizing) *models.VMConfig {
+func buildVMConfig(host hypervisor.VMConfig, sz sizing) *models.VMConfig {
+	cfg := host
+	if host.Jail != nil {
+		cfg = inJail(host)
+	}
 	maxVCPUs := max(sz.maxVCPUs, cfg.VCPUs)
 	mem := &models.MemoryConfig{
 		Size:   ptr(int64(cfg.MemoryMiB) << 20),
@@ -55,12 +62,20 @@ func buildVMConfig(cfg hypervisor.VMConfig, sz sizing) *models.VMConfig {
 			Cid:    ptr(int64(guestCID)),
 			Socket: ptr(cfg.VsockSocket),
 		},
-		Serial:  &models.SerialConfig{Mode: ptr(models.ConsoleModeFile), File: cfg.ConsoleLog},
+		// The serial console goes to a socket the shim drains into
+		// its bounded copy (runtime/console); without a sink, nowhere.
+		Serial:  &models.SerialConfig{Mode: ptr(models.ConsoleModeNull)},
 		Console: &models.ConsoleConfig{Mode: ptr(models.ConsoleModeOff)},
 		Rng:     &models.RngConfig{Src: ptr(rngSource)},
 	}
-	if cfg.ConsoleLog == "" {
-		vc.Serial = &models.SerialConfig{Mode: ptr(models.ConsoleModeNull)}
+	if host.Console != nil {
+		vc.Serial = &models.SerialConfig{Mode: ptr(models.ConsoleModeSocket), Socket: consoleSocket(cfg)}
+	}
+	if host.Jail != nil {
+		vc.LandlockEnable = ptr(true)
+		for _, r := range landlockRules() {
+			vc.LandlockRules = append(vc.LandlockRules, &models.LandlockConfig{Path: ptr(r[0]), Access: ptr(r[1])})
+		}
 	}
 	for _, fs := range cfg.Filesystems {
 		vc.Fs = append(vc.Fs, fsConfig(fs))
@@ -74,6 +89,12 @@ func buildVMConfig(cfg hypervisor.VMConfig, sz sizing) *models.VMConfig {
 // netConfig is the CH device for a NIC: CH, running in the tap's
 // namespace, opens the tap by name. The guest configures its addresses
 // itself (through the agent), so no ip/mask.
+// consoleSocket is where Cloud Hypervisor serves the serial console: in
+// the helper directory, beside the vsock socket (cfg's view: host or jail).
+func consoleSocket(cfg hypervisor.VMConfig) string {
+	return filepath.Join(filepath.Dir(cfg.VsockSocket), filepath.Base(statedir.CHConsoleSocket))
+}
+
 func netConfig(nic hypervisor.NIC) *models.NetConfig {
 	return &models.NetConfig{Tap: nic.Tap, Mac: nic.MAC}
 }

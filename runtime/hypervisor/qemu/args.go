@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"fmt"
-	"path/filepath"
 	"strings"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
@@ -26,13 +25,36 @@ const (
 	AccelTCG Accel = "tcg"
 )
 
-// buildArgs returns QEMU's arguments (without argv[0]) for cfg, with
-// maxVCPUs vCPUs of which the guest onlines cfg.VCPUs at boot.
-func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32) []string {
+// sandboxOpts is QEMU's own seccomp filter: on, and denying obsolete
+// system calls, privilege changes, spawning processes and resource
+// control (Kata leaves it off; Veil turns it on with the jail).
+const sandboxOpts = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+
+// Paths of the guest images in a jailed QEMU's root.
+const (
+	jailKernel = "/vm/kernel"
+	jailInitrd = "/vm/initrd"
+)
+
+// fds are the file descriptor numbers QEMU finds its endpoints at: every
+// socket and tap is opened by the shim and passed, so QEMU opens no path
+// but the guest images.
+type fds struct {
+	QMP, Console, Vsock int
+	Filesystems, NICs   []int
+}
+
+// buildArgs returns QEMU's arguments for cfg. jailed selects the images'
+// paths inside the jail and turns on QEMU's seccomp filter.
+func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32, fd fds, jailed bool) []string {
 	cmdline := cfg.Cmdline
 	smp := max(maxVCPUs, cfg.VCPUs)
 	if smp > cfg.VCPUs {
 		cmdline = strings.TrimSpace(fmt.Sprintf("%s maxcpus=%d", cmdline, cfg.VCPUs))
+	}
+	kernel, initrd := cfg.Kernel, cfg.Initrd
+	if jailed {
+		kernel, initrd = jailKernel, jailInitrd
 	}
 	args := []string{
 		"-name", "veil-" + cfg.ID,
@@ -42,39 +64,40 @@ func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32) []string {
 	if accel == AccelKVM {
 		args = append(args, "-cpu", "host")
 	}
+	if jailed {
+		args = append(args, "-sandbox", sandboxOpts)
+	}
 	args = append(args,
 		"-smp", fmt.Sprint(smp),
 		"-m", fmt.Sprintf("%dM", cfg.MemoryMiB),
-		// vhost-user back-ends map guest memory: it must be a shared fd.
 		"-object", fmt.Sprintf("memory-backend-memfd,id=mem,size=%dM,share=on", cfg.MemoryMiB),
 		"-numa", "node,memdev=mem",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-		"-serial", "file:"+cfg.ConsoleLog,
-		"-kernel", cfg.Kernel,
-		"-initrd", cfg.Initrd,
+		"-chardev", fmt.Sprintf("socket,id=console,fd=%d", fd.Console),
+		"-serial", "chardev:console",
+		"-kernel", kernel,
+		"-initrd", initrd,
 		"-append", cmdline,
-		"-qmp", "unix:"+opt(filepath.Join(cfg.Dir, qmpSocketName))+",server=on,wait=off",
-		"-chardev", "socket,id=vsock,path="+opt(filepath.Join(cfg.Dir, vhostVsockSocket)),
+		"-chardev", fmt.Sprintf("socket,id=qmp,fd=%d,server=on,wait=off", fd.QMP),
+		"-mon", "chardev=qmp,mode=control",
+		"-chardev", fmt.Sprintf("socket,id=vsock,fd=%d", fd.Vsock),
 		"-device", "vhost-user-vsock-device,chardev=vsock,id="+vsockDeviceID,
 	)
 	for i, fs := range cfg.Filesystems {
 		id := fmt.Sprintf("fs%d", i)
 		args = append(args,
-			"-chardev", fmt.Sprintf("socket,id=%s,path=%s", id, opt(fs.Socket)),
+			"-chardev", fmt.Sprintf("socket,id=%s,fd=%d", id, fd.Filesystems[i]),
 			"-device", fmt.Sprintf("vhost-user-fs-device,chardev=%s,tag=%s", id, opt(fs.Tag)),
 		)
 	}
 	for i, nic := range cfg.NICs {
 		id := fmt.Sprintf("net%d", i)
 		args = append(args,
-			// QEMU runs in the tap's namespace and opens it by name; the
-			// runtime owns the tap, so no scripts.
-			"-netdev", fmt.Sprintf("tap,id=%s,ifname=%s,script=no,downscript=no", id, opt(nic.Tap)),
+			"-netdev", fmt.Sprintf("tap,id=%s,fd=%d", id, fd.NICs[i]),
 			"-device", fmt.Sprintf("virtio-net-device,netdev=%s,mac=%s", id, opt(nic.MAC)),
 		)
 	}
 	return args
 }
 
-// opt escapes a value for a QEMU option list, where "," separates options.
 func opt(v string) string { return strings.ReplaceAll(v, ",", ",,") }

@@ -28,6 +28,7 @@ func TestBuildArgs(t *testing.T) {
 		cfg      hypervisor.VMConfig
 		accel    Accel
 		maxVCPUs uint32
+		jailed   bool
 		want     [][]string // flag/value pairs that must appear in this order
 		notWant  []string
 	}{
@@ -42,24 +43,38 @@ func TestBuildArgs(t *testing.T) {
 				{"-m", "256M"},
 				{"-object", "memory-backend-memfd,id=mem,size=256M,share=on"},
 				{"-numa", "node,memdev=mem"},
-				{"-serial", "file:/run/veil/sandboxes/sb1/console.log"},
+				{"-chardev", "socket,id=console,fd=4"},
+				{"-serial", "chardev:console"},
 				{"-kernel", "/k/vmlinux"},
 				{"-initrd", "/k/initrd"},
 				{"-append", "console=ttyS0 quiet"},
-				{"-qmp", "unix:/run/veil/sandboxes/sb1/qmp.sock,server=on,wait=off"},
-				{"-chardev", "socket,id=vsock,path=/run/veil/sandboxes/sb1/vhost-vsock.sock"},
+				{"-chardev", "socket,id=qmp,fd=3,server=on,wait=off"},
+				{"-mon", "chardev=qmp,mode=control"},
+				{"-chardev", "socket,id=vsock,fd=5"},
 				{"-device", "vhost-user-vsock-device,chardev=vsock,id=vsock0"},
 			},
-			notWant: []string{"-cpu", "vhost-user-fs-device", "-netdev", "virtio-net-device"},
+			notWant: []string{"-cpu", "vhost-user-fs-device", "-netdev", "virtio-net-device", "-sandbox", "path=", "file:", "/run/veil"},
+		},
+		{
+			name:   "jailed: seccomp on, images at their jail paths",
+			cfg:    base,
+			accel:  AccelTCG,
+			jailed: true,
+			want: [][]string{
+				{"-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"},
+				{"-kernel", "/vm/kernel"},
+				{"-initrd", "/vm/initrd"},
+			},
+			notWant: []string{"/k/vmlinux", "/k/initrd"},
 		},
 		{
 			name:  "NICs on taps with the pod's MACs",
 			cfg:   withNICs,
 			accel: AccelTCG,
 			want: [][]string{
-				{"-netdev", "tap,id=net0,ifname=tap0_veil,script=no,downscript=no"},
+				{"-netdev", "tap,id=net0,fd=6"},
 				{"-device", "virtio-net-device,netdev=net0,mac=02:00:0a:00:00:02"},
-				{"-netdev", "tap,id=net1,ifname=tap1_veil,script=no,downscript=no"},
+				{"-netdev", "tap,id=net1,fd=7"},
 				{"-device", "virtio-net-device,netdev=net1,mac=02:00:0a:00:01:02"},
 			},
 		},
@@ -88,16 +103,23 @@ func TestBuildArgs(t *testing.T) {
 			cfg:   withFS,
 			accel: AccelTCG,
 			want: [][]string{
-				{"-chardev", "socket,id=fs0,path=/run/veil/sandboxes/sb1/virtiofsd.sock"},
+				{"-chardev", "socket,id=fs0,fd=6"},
 				{"-device", "vhost-user-fs-device,chardev=fs0,tag=veil"},
-				{"-chardev", "socket,id=fs1,path=/x,,y.sock"},
+				{"-chardev", "socket,id=fs1,fd=7"},
 				{"-device", "vhost-user-fs-device,chardev=fs1,tag=b,,c"},
 			},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			args := buildArgs(tc.cfg, tc.accel, tc.maxVCPUs)
+			fd := fds{QMP: 3, Console: 4, Vsock: 5}
+			for range tc.cfg.Filesystems {
+				fd.Filesystems = append(fd.Filesystems, 6+len(fd.Filesystems))
+			}
+			for range tc.cfg.NICs {
+				fd.NICs = append(fd.NICs, 6+len(fd.Filesystems)+len(fd.NICs))
+			}
+			args := buildArgs(tc.cfg, tc.accel, tc.maxVCPUs, fd, tc.jailed)
 			for _, flag := range []string{"-nodefaults", "-no-user-config", "-no-reboot"} {
 				if !slices.Contains(args, flag) {
 					t.Errorf("missing %s in %v", flag, args)

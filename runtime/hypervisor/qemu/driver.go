@@ -2,15 +2,20 @@ package qemu
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/containerd/log"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/proc"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // Process names: they name the log and pid files in the sandbox directory.
@@ -81,60 +86,79 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 		}
 	}()
 
-	vhostSock := filepath.Join(cfg.Dir, vhostVsockSocket)
 	var err error
-	v.vsockd, err = proc.Start(ctx, proc.Spec{
-		Name: vhostVsockName,
-		Dir:  cfg.Dir,
-		Path: vsockPath,
-		Args: []string{
-			"--guest-cid", fmt.Sprint(guestCID),
-			"--socket", vhostSock,
-			"--uds-path", cfg.VsockSocket,
-		},
-	})
+	v.vsockd, err = startVsockd(ctx, cfg, vsockPath)
 	if err != nil {
 		return nil, err
 	}
-	if err := waitSocket(ctx, vhostSock, v.vsockd); err != nil {
+	vhostSock := filepath.Join(cfg.Dir, vhostVsockSocket)
+	vsockConn, err := dialWhenListening(ctx, vhostSock, v.vsockd)
+	if err != nil {
 		return nil, fmt.Errorf("vhost-device-vsock: %w", err)
 	}
 
-	args := buildArgs(cfg, accel, v.maxVCPUs)
-	v.qemu, err = proc.Start(ctx, proc.Spec{
-		Name:      qemuName,
-		Dir:       cfg.Dir,
-		Path:      qemuPath,
-		Args:      args,
-		NetNSPath: cfg.NetNSPath,
-	})
+	// Every endpoint QEMU uses is opened here and passed: it needs no
+	// path in the state directory and no network namespace.
+	files, fd, err := openEndpoints(ctx, cfg, v.qmpPath, vsockConn)
+	if err != nil {
+		return nil, fmt.Errorf("qemu: %w", err)
+	}
+	defer files.close()
+	go drainConsole(context.WithoutCancel(ctx), cfg.Console, files.console)
+
+	spec := proc.Spec{
+		Name:       qemuName,
+		Dir:        cfg.Dir,
+		Path:       qemuPath,
+		ExtraFiles: files.passed,
+		Cgroup:     cfg.Cgroup,
+	}
+	if cfg.Jail != nil {
+		spec.Jail = qemuJail(cfg, accel)
+	}
+	spec.Args = buildArgs(cfg, accel, v.maxVCPUs, fd, spec.Jail != nil)
+	v.qemu, err = proc.Start(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
 	if err := waitQMP(ctx, v.qmpPath, v.qemu); err != nil {
 		return nil, fmt.Errorf("qemu: %w", err)
 	}
-	log.G(ctx).WithFields(log.Fields{"pid": v.qemu.Pid(), "accel": accel}).Debug("qemu running")
-	// The watcher outlives Start's ctx, keeping its logger.
+	log.G(ctx).WithFields(log.Fields{"pid": v.qemu.Pid(), "accel": accel, "jailed": spec.Jail != nil}).Debug("qemu running")
 	go v.watch(context.WithoutCancel(ctx))
 	return v, nil
 }
 
-// waitSocket waits until the Unix socket path exists, failing at once
-// when p exits. It does not connect: a vhost-user back-end serves one
-// front-end, and a probe connection would count as that front-end.
-func waitSocket(ctx context.Context, path string, p *proc.Process) error {
+// drainConsole keeps the guest's console until QEMU closes it.
+func drainConsole(ctx context.Context, sink hypervisor.ConsoleSink, c net.Conn) {
+	defer c.Close()
+	if sink == nil {
+		_, _ = io.Copy(io.Discard, c)
+		return
+	}
+	if err := sink.Drain(ctx, c); err != nil {
+		log.G(ctx).WithError(err).Warn("qemu: guest console")
+	}
+}
+
+// dialWhenListening connects to the socket a freshly started helper
+// makes, once it listens there (it binds before it listens).
+func dialWhenListening(ctx context.Context, path string, p *proc.Process) (*net.UnixConn, error) {
 	t := time.NewTicker(pollInterval)
 	defer t.Stop()
 	for {
-		if st, err := os.Stat(path); err == nil && st.Mode().Type() == os.ModeSocket {
-			return nil
+		c, err := statedir.DialUnix(ctx, path)
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, err
 		}
 		select {
 		case <-p.Done():
-			return fmt.Errorf("exited before listening on %s: %w", path, p.ExitError())
+			return nil, fmt.Errorf("exited before listening on %s: %w", path, p.ExitError())
 		case <-ctx.Done():
-			return fmt.Errorf("no socket %s: %w; log:\n%s", path, ctx.Err(), p.LogTail())
+			return nil, fmt.Errorf("not listening on %s: %w (last: %v); log:\n%s", path, ctx.Err(), err, p.LogTail())
 		case <-t.C:
 		}
 	}

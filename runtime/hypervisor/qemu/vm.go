@@ -120,7 +120,7 @@ func (v *vm) stop(ctx context.Context) error {
 		}
 	}
 	if v.vsockd != nil {
-		if err := v.vsockd.Stop(ctx, time.Second); err != nil {
+		if err := v.vsockd.Stop(ctx, 0); err != nil {
 			errs = append(errs, err)
 		}
 	}
