@@ -15,7 +15,10 @@ func newSandboxConsoleCommand(g *globalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "console ID",
 		Short: "Print a sandbox's guest console log",
-		Args:  cobra.ExactArgs(1),
+		Long: "Print what the host kept of a sandbox's guest console (at most console.max_bytes,\n" +
+			"the older rotated half first). The guest wrote it: control characters, escape\n" +
+			"sequences and invalid UTF-8 are printed escaped (\\x1b, \\u202e, ...).",
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := g.loadConfig()
 			if err != nil {

@@ -2,52 +2,34 @@ package inspect
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
-	"time"
 
+	"github.com/veil-runtime/veil/runtime/console"
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
-// followInterval paces the checks for new console output with --follow.
-const followInterval = 200 * time.Millisecond
-
-// Console copies the guest console log of sandbox id to w. With follow it
-// keeps copying what the guest appends until ctx ends or the sandbox's
-// directory goes away (the sandbox was stopped).
+// Console writes sandbox id's kept console to w (the rotated half, then
+// the current one; see runtime/console), escaped for a terminal with
+// console.Escape. With follow it goes on printing what the guest writes,
+// across rotations, until ctx ends or the sandbox directory goes.
 func (r *Reader) Console(ctx context.Context, id string, w io.Writer, follow bool) error {
 	dir, err := r.Dir(id)
 	if err != nil {
 		return err
 	}
 	path := filepath.Join(dir, statedir.ConsoleLog)
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("sandbox %s: console: %w", id, err)
-	}
-	defer f.Close()
-	if _, err := io.Copy(w, f); err != nil {
-		return fmt.Errorf("sandbox %s: console: %w", id, err)
-	}
-	if !follow {
+	if follow {
+		if err := console.Follow(ctx, path, w); err != nil {
+			return fmt.Errorf("sandbox %s: %w", id, err)
+		}
 		return nil
 	}
-	t := time.NewTicker(followInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		if _, err := io.Copy(w, f); err != nil {
-			return fmt.Errorf("sandbox %s: console: %w", id, err)
-		}
-		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			return nil
-		}
+	b, err := console.Read(path)
+	if err != nil {
+		return fmt.Errorf("sandbox %s: %w", id, err)
 	}
+	_, err = io.WriteString(w, console.Escape(b))
+	return err
 }
