@@ -212,3 +212,28 @@ func BenchmarkStage(b *testing.B) {
 		})
 	}
 }
+
+// TestOOMScoreAdjLowering: a pod's oom_score_adj below the shim's needs
+// CAP_SYS_RESOURCE; without it (some hosts withhold it from root) the
+// helper keeps the inherited value instead of failing to start.
+func TestOOMScoreAdjLowering(t *testing.T) {
+	harness.Skip(t)
+	cur, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	inherited, _ := strconv.Atoi(strings.TrimSpace(string(cur)))
+	low := -998
+	p := startJailed(t, &jail.Spec{OOMScoreAdj: &low}, "sleep", "1000")
+	waitExec(t, p, "/usr/bin/sleep")
+	got, _ := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.Pid()), "oom_score_adj"))
+	switch v, _ := strconv.Atoi(strings.TrimSpace(string(got))); v {
+	case low:
+	case inherited:
+		if log, _ := os.ReadFile(p.LogPath()); !bytes.Contains(log, []byte("needs CAP_SYS_RESOURCE")) {
+			t.Errorf("kept %d without saying why in the log: %q", v, log)
+		}
+	default:
+		t.Errorf("oom_score_adj %d, want %d or the inherited %d", v, low, inherited)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/moby/sys/reexec"
@@ -64,8 +65,8 @@ func stage(args []string) error {
 		}
 	}
 	if s.OOMScoreAdj != nil {
-		if err := os.WriteFile("/proc/self/oom_score_adj", []byte(strconv.Itoa(*s.OOMScoreAdj)), 0); err != nil {
-			return fmt.Errorf("set oom_score_adj %d: %w", *s.OOMScoreAdj, err)
+		if err := setOOMScoreAdj(*s.OOMScoreAdj); err != nil {
+			return err
 		}
 	}
 	for _, rl := range s.Rlimits {
@@ -99,6 +100,24 @@ func stage(args []string) error {
 		return fmt.Errorf("exec %s: %w", req.Path, err)
 	}
 	return nil
+}
+
+// setOOMScoreAdj sets the stage's oom_score_adj. Lowering it below the
+// inherited value needs CAP_SYS_RESOURCE, which some hosts withhold even
+// from root: the helper then keeps the inherited value, and the log says
+// so (raising always works).
+func setOOMScoreAdj(adj int) error {
+	const path = "/proc/self/oom_score_adj"
+	err := os.WriteFile(path, []byte(strconv.Itoa(adj)), 0)
+	if err == nil {
+		return nil
+	}
+	cur, rerr := os.ReadFile(path)
+	if c, perr := strconv.Atoi(strings.TrimSpace(string(cur))); rerr == nil && perr == nil && adj < c && (errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM)) {
+		fmt.Fprintf(os.Stderr, "veil-jail: oom_score_adj %d refused (lowering it needs CAP_SYS_RESOURCE): keeping %d\n", adj, c)
+		return nil
+	}
+	return fmt.Errorf("set oom_score_adj %d: %w", adj, err)
 }
 
 func joinNetNS(path string) error {
