@@ -152,12 +152,15 @@ func RewriteSpec(s *specs.Spec, id string, opts RewriteOptions) (Rewrite, error)
 		rw.Dropped = append(rw.Dropped, "selinux mount label")
 		l.MountLabel = ""
 	}
-	if l.Seccomp != nil && !opts.Seccomp {
-		rw.Dropped = append(rw.Dropped, "seccomp profile (agent built without seccomp)")
-		l.Seccomp = nil
-	}
 	if opts.Seccomp {
+		// Every container, Unconfined ones too: no AF_VSOCK sockets.
 		denyVsock(l)
+	} else {
+		if l.Seccomp != nil {
+			rw.Dropped = append(rw.Dropped, "seccomp profile (agent built without seccomp)")
+			l.Seccomp = nil
+		}
+		rw.Dropped = append(rw.Dropped, "AF_VSOCK denial (agent built without seccomp)")
 	}
 	if l.IntelRdt != nil {
 		rw.Dropped = append(rw.Dropped, "intelRdt")

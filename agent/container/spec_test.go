@@ -3,6 +3,7 @@ package container
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,6 +132,28 @@ func TestRewriteSpec(t *testing.T) {
 			check: func(t *testing.T, s *specs.Spec) {
 				if s.Linux.Seccomp == nil {
 					t.Fatal("seccomp dropped although supported")
+				}
+				if !slices.ContainsFunc(s.Linux.Seccomp.Syscalls, isVsockDeny) {
+					t.Fatalf("profile without the AF_VSOCK denial: %+v", s.Linux.Seccomp)
+				}
+			},
+		},
+		{
+			name:   "an unconfined container gets the AF_VSOCK denial",
+			modify: func(s *specs.Spec) { s.Linux.Seccomp = nil },
+			opts:   RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared", Seccomp: true},
+			check: func(t *testing.T, s *specs.Spec) {
+				if sc := s.Linux.Seccomp; sc == nil || sc.DefaultAction != specs.ActAllow || !slices.ContainsFunc(sc.Syscalls, isVsockDeny) {
+					t.Fatalf("seccomp = %+v, want allow-all with the AF_VSOCK denial", sc)
+				}
+			},
+		},
+		{
+			name: "without seccomp support the profile goes",
+			opts: RewriteOptions{Rootfs: "/run/veil/shared/c1/rootfs", SharedDir: "/run/veil/shared"},
+			check: func(t *testing.T, s *specs.Spec) {
+				if s.Linux.Seccomp != nil {
+					t.Fatalf("seccomp = %+v", s.Linux.Seccomp)
 				}
 			},
 		},

@@ -79,7 +79,7 @@ func Run(ctx context.Context, cfg *config.Config, h Host, opts Options) Report {
 		"install virtiofsd (Debian: apt-get install virtiofsd, or `make setup`) and set virtiofs.path"))
 	add(checkFile(h, "guest kernel", cfg.Guest.Kernel, "guest.kernel", "build it with `make setup` (an uncompressed PVH vmlinux)"))
 	add(checkFile(h, "guest initramfs", cfg.Guest.Initrd, "guest.initrd", "build it with `make guest`"))
-	add(checkTun(h))
+	add(checkTun(cfg, h, hvName))
 	add(checkCgroups(h))
 	add(checkCgroupControllers(cfg, h))
 	add(checkUIDRange(cfg, h))
@@ -201,10 +201,19 @@ func checkFile(h Host, name, path, key, fix string) Result {
 	return Result{Name: name, Status: OK, Detail: path}
 }
 
-func checkTun(h Host) Result {
+func checkTun(cfg *config.Config, h Host, hvName string) Result {
 	if err := h.OpenRW("/dev/net/tun"); err != nil {
 		return Result{Name: "tun", Status: Warn, Detail: fmt.Sprintf("/dev/net/tun: %v: pod networking (tap devices) will not work", err),
 			Fix: "modprobe tun; mknod /dev/net/tun c 10 200"}
+	}
+	// A jailed Cloud Hypervisor opens its taps itself, as the sandbox's
+	// unprivileged uid (QEMU gets them from the shim).
+	if cfg.Jail.Enabled && hvName == config.HypervisorCloudHypervisor {
+		if fi, err := h.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
+			return Result{Name: "tun", Status: Fail,
+				Detail: fmt.Sprintf("/dev/net/tun is mode %04o: the jailed Cloud Hypervisor (an unprivileged uid) cannot open its taps", fi.Mode().Perm()),
+				Fix:    "chmod 0666 /dev/net/tun (the usual mode: opening it grants nothing by itself), or set jail.enabled = false (not recommended)"}
+		}
 	}
 	return Result{Name: "tun", Status: OK, Detail: "/dev/net/tun opens"}
 }

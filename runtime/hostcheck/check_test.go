@@ -101,7 +101,7 @@ func TestRun(t *testing.T) {
 			want: map[string]Status{"virtualization": OK, "/dev/kvm group": OK}},
 		{name: "hardware KVM, /dev/kvm only for its owner", files: with(readyQEMU(), map[string]string{"/dev/kvm": "", "/proc/cpuinfo": cpuVMX}), hv: "qemu", accel: "kvm",
 			want: map[string]Status{"virtualization": OK, "/dev/kvm group": Fail}, detail: map[string]string{"/dev/kvm group": "cannot open it"}},
-		{name: "auto picks cloud-hypervisor", files: with(readyQEMU(), map[string]string{"/dev/kvm": "dev", "/proc/cpuinfo": cpuVMX, "/usr/bin/cloud-hypervisor": "x"}, "/usr/bin/vhost-device-vsock", "/usr/bin/qemu-system-x86_64"),
+		{name: "auto picks cloud-hypervisor", files: with(readyQEMU(), map[string]string{"/dev/kvm": "dev", "/dev/net/tun": "dev", "/proc/cpuinfo": cpuVMX, "/usr/bin/cloud-hypervisor": "x"}, "/usr/bin/vhost-device-vsock", "/usr/bin/qemu-system-x86_64"),
 			ready: true, hv: "cloud-hypervisor", accel: "kvm",
 			want:   map[string]Status{"vsock": OK, "cloud-hypervisor": OK, "qemu": Warn, "seccomp": OK, "/dev/kvm group": OK},
 			detail: map[string]string{"vsock": "built-in", "seccomp": "cloud-hypervisor installs its own filters"}},

@@ -401,3 +401,31 @@ func TestStageFailure(t *testing.T) {
 		})
 	}
 }
+
+func TestTunForJailedCH(t *testing.T) {
+	cases := []struct {
+		name string
+		mode os.FileMode
+		hv   string
+		jail bool
+		want Status
+	}{
+		{name: "qemu gets its taps from the shim", mode: 0o600, hv: config.HypervisorQEMU, jail: true, want: OK},
+		{name: "jailed ch with 0666", mode: 0o666, hv: config.HypervisorCloudHypervisor, jail: true, want: OK},
+		{name: "jailed ch with 0600", mode: 0o600, hv: config.HypervisorCloudHypervisor, jail: true, want: Fail},
+		{name: "unjailed ch with 0600", mode: 0o600, hv: config.HypervisorCloudHypervisor, jail: false, want: OK},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := fakeHost(t, map[string]string{"/dev/net/tun": ""})
+			if err := os.Chmod(filepath.Join(h.Root, "dev/net/tun"), tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			cfg := config.Default()
+			cfg.Jail.Enabled = tc.jail
+			if got := checkTun(cfg, h, tc.hv); got.Status != tc.want {
+				t.Fatalf("%+v, want %s", got, tc.want)
+			}
+		})
+	}
+}

@@ -2,8 +2,11 @@ package network
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -146,6 +149,97 @@ func TestAttach(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttachOwned: taps made for a uid are its own (owner and group of
+// the same number), so that a process with that uid and no capability, a
+// jailed Cloud Hypervisor, attaches to them by name as CH does; another
+// uid cannot, nor can that uid attach to Attach's root-owned taps.
+func TestAttachOwned(t *testing.T) {
+	harness.Skip(t)
+	const uid, other = 3_999_200_001, 3_999_200_002
+	cases := []struct {
+		name    string
+		owner   uint32 // 0: Attach
+		opener  uint32
+		wantErr error
+	}{
+		{name: "its owner attaches", owner: uid, opener: uid},
+		{name: "another uid is refused", owner: uid, opener: other, wantErr: unix.EPERM},
+		{name: "Attach's taps are root's", opener: uid, wantErr: unix.EPERM},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
+			podVeth(t, pod, host, "eth0", "vh0", mac0, "1500")
+			ctx := context.Background()
+			var e *Endpoints
+			var err error
+			if tc.owner == 0 {
+				e, err = Attach(ctx, harness.NetNSPath(pod))
+			} else {
+				e, err = AttachOwned(ctx, harness.NetNSPath(pod), tc.owner)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { e.Detach(ctx) })
+			tapName := e.NICs[0].Tap
+			l, err := harness.NetlinkIn(t, pod).LinkByName(tapName)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tap := l.(*netlink.Tuntap); tap.Owner != tc.owner || tap.Group != tc.owner {
+				t.Errorf("tap %s owned by %d:%d, want %d:%d", tapName, tap.Owner, tap.Group, tc.owner, tc.owner)
+			}
+			if err := attachAs(harness.NetNSPath(pod), tapName, tc.opener); !errors.Is(err, tc.wantErr) {
+				t.Errorf("uid %d attaching to %s: %v, want %v", tc.opener, tapName, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// attachAs attaches to the existing tap name in the namespace at nsPath
+// as Cloud Hypervisor does (TUNSETIFF by name with its flags), from a
+// thread that has switched to uid (and gid) and so lost every
+// capability. /dev/net/tun is opened before the switch: its mode is the
+// host's business, the tap's owner is what is tested. The thread is
+// dropped afterwards.
+func attachAs(nsPath, name string, uid uint32) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread dies with us
+		errc <- func() error {
+			ns, err := os.Open(nsPath)
+			if err != nil {
+				return err
+			}
+			defer ns.Close()
+			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
+				return fmt.Errorf("setns: %w", err)
+			}
+			fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return err
+			}
+			defer unix.Close(fd)
+			// This thread only (raw syscalls, not the process-wide
+			// wrappers).
+			if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+				return fmt.Errorf("setresgid: %w", e)
+			}
+			if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
+				return fmt.Errorf("setresuid: %w", e)
+			}
+			ifr, err := unix.NewIfreq(name)
+			if err != nil {
+				return err
+			}
+			ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+			return unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr)
+		}()
+	}()
+	return <-errc
 }
 
 func TestAttachErrors(t *testing.T) {

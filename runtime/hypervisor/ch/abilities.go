@@ -35,23 +35,45 @@ const (
 	resizeMaxBackoff = 200 * time.Millisecond
 )
 
+// vmmPath is a host path as the VMM sees it: itself unjailed; in a
+// jailed VMM's root, only what lies in the helper directory (or was shown
+// at start) exists.
+func (v *vm) vmmPath(host string) (string, error) {
+	if v.layout == nil {
+		return host, nil
+	}
+	return v.layout.path(host)
+}
+
 // AddDisk is vm.add-disk.
 func (v *vm) AddDisk(ctx context.Context, d hypervisor.Disk) (hypervisor.DeviceInfo, error) {
-	dc := &models.DiskConfig{ID: d.ID, Path: d.Path}
+	path, err := v.vmmPath(d.Path)
+	if err != nil {
+		return hypervisor.DeviceInfo{}, fmt.Errorf("cloud-hypervisor vm.add-disk: %w", err)
+	}
+	dc := &models.DiskConfig{ID: d.ID, Path: path}
 	if d.ReadOnly {
 		dc.Readonly = ptr(true)
 	}
 	return deviceInfo(v.api.AddDisk(ctx, dc))
 }
 
-// AddNet is vm.add-net.
+// AddNet is vm.add-net. A jailed VMM cannot set the tap's MTU (that
+// needs CAP_NET_ADMIN): set it on the host; CH takes the tap's.
 func (v *vm) AddNet(ctx context.Context, n hypervisor.NetDevice) (hypervisor.DeviceInfo, error) {
+	if v.layout != nil && n.MTU != 0 {
+		return hypervisor.DeviceInfo{}, fmt.Errorf("cloud-hypervisor vm.add-net: a jailed cloud-hypervisor cannot set tap %s's MTU to %d: set it on the tap", n.Tap, n.MTU)
+	}
 	return deviceInfo(v.api.AddNet(ctx, &models.NetConfig{ID: n.ID, Tap: n.Tap, Mac: n.MAC, Mtu: int64(n.MTU)}))
 }
 
 // AddFilesystem is vm.add-fs.
 func (v *vm) AddFilesystem(ctx context.Context, fs hypervisor.Filesystem) (hypervisor.DeviceInfo, error) {
-	return deviceInfo(v.api.AddFs(ctx, fsConfig(fs)))
+	sock, err := v.vmmPath(fs.Socket)
+	if err != nil {
+		return hypervisor.DeviceInfo{}, fmt.Errorf("cloud-hypervisor vm.add-fs: %w", err)
+	}
+	return deviceInfo(v.api.AddFs(ctx, fsConfig(hypervisor.Filesystem{Tag: fs.Tag, Socket: sock})))
 }
 
 func deviceInfo(pci *models.PciDeviceInfo, err error) (hypervisor.DeviceInfo, error) {
@@ -107,9 +129,14 @@ func (v *vm) Pause(ctx context.Context) error { return v.api.Pause(ctx) }
 // Resume is vm.resume.
 func (v *vm) Resume(ctx context.Context) error { return v.api.Resume(ctx) }
 
-// Snapshot is vm.snapshot into dir (CH wants the VM paused first).
+// Snapshot is vm.snapshot into dir (CH wants the VM paused first); a
+// jailed VMM writes only below the helper directory.
 func (v *vm) Snapshot(ctx context.Context, dir string) error {
-	return v.api.Snapshot(ctx, "file://"+dir)
+	p, err := v.vmmPath(dir)
+	if err != nil {
+		return fmt.Errorf("cloud-hypervisor vm.snapshot: %w", err)
+	}
+	return v.api.Snapshot(ctx, "file://"+p)
 }
 
 // Counters is vm.counters.

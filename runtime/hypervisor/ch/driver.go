@@ -66,15 +66,19 @@ var (
 )
 
 // Start launches cloud-hypervisor, creates the VM (vm.create), checks it
-// is Created, boots it (vm.boot) and returns once vm.info reports Running.
-// On failure it stops what it started; the error names the failed step
-// and holds CH's answer or its log tail.
+// is Created, connects to its serial console (which vm.create made, so
+// that the whole boot is kept), boots it (vm.boot) and returns once
+// vm.info reports Running. On failure it stops what it started; the error
+// names the failed step and holds CH's answer or its log tail.
 func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (hypervisor.VM, error) {
-	return d.launch(ctx, cfg, func(ctx context.Context, v *vm) error {
-		if err := v.api.Create(ctx, buildVMConfig(cfg, sizing{maxVCPUs: d.MaxVCPUs, hotplugMiB: d.HotplugMemoryMiB})); err != nil {
+	return d.launch(ctx, cfg, "", func(ctx context.Context, v *vm) error {
+		if err := v.api.Create(ctx, buildVMConfig(v.paths, sizing{maxVCPUs: d.MaxVCPUs, hotplugMiB: d.HotplugMemoryMiB})); err != nil {
 			return err
 		}
 		if err := v.wantState(ctx, models.VMStateCreated, "vm.create"); err != nil {
+			return err
+		}
+		if err := v.attachConsole(ctx); err != nil {
 			return err
 		}
 		if err := v.api.Boot(ctx); err != nil {
@@ -85,27 +89,43 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (hypervisor
 }
 
 // Restore launches cloud-hypervisor and restores the VM saved in dir
-// (vm.restore with resume), returning once vm.info reports Running.
+// (vm.restore with resume), returning once vm.info reports Running. A
+// jailed VMM sees dir, read-only, in its root. The serial console is the
+// snapshot's: drained when the snapshot serves it on the console socket.
 func (d *Driver) Restore(ctx context.Context, cfg hypervisor.VMConfig, dir string) (hypervisor.VM, error) {
-	return d.launch(ctx, cfg, func(ctx context.Context, v *vm) error {
-		rc := &models.RestoreConfig{SourceURL: ptr("file://" + dir), Resume: true}
+	return d.launch(ctx, cfg, dir, func(ctx context.Context, v *vm) error {
+		rc := &models.RestoreConfig{SourceURL: ptr("file://" + v.paths.snapshot), Resume: true}
 		if err := v.api.Restore(ctx, rc); err != nil {
 			return err
+		}
+		if err := v.attachConsole(ctx); err != nil {
+			log.G(ctx).WithError(err).Warn("cloud-hypervisor: restored VM without its serial console")
 		}
 		return v.waitRunning(ctx, "vm.restore")
 	})
 }
 
-// launch starts the VMM, waits for its API and runs setup. Any failure
-// rolls back: the VMM is shut down (or killed) and its files removed.
-func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, setup func(context.Context, *vm) error) (_ hypervisor.VM, retErr error) {
+// launch starts the VMM, waits for its API and runs setup. snapshot is
+// the directory a VM is restored from ("" to boot one). Any failure rolls
+// back: the VMM is shut down (or killed) and its files removed.
+func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, snapshot string, setup func(context.Context, *vm) error) (_ hypervisor.VM, retErr error) {
 	path := d.Path
 	if path == "" {
 		path = "cloud-hypervisor"
 	}
+	var layout *jailLayout
+	if cfg.Jail != nil {
+		var err error
+		if layout, err = newJailLayout(cfg, snapshot); err != nil {
+			return nil, err
+		}
+	}
 	v := &vm{
 		cfg:         cfg,
+		layout:      layout,
+		paths:       vmmView(cfg, layout, snapshot),
 		apiSock:     filepath.Join(cfg.Dir, apiSocketName),
+		consoleSock: filepath.Join(cfg.Dir, statedir.CHConsoleSocket),
 		stopTimeout: orDefault(d.StopTimeout, defaultStopTimeout),
 		apiTimeout:  orDefault(d.APITimeout, defaultAPITimeout),
 		bootTimeout: orDefault(d.BootTimeout, defaultBootTimeout),
@@ -122,12 +142,14 @@ func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, setup func
 		}
 	}()
 
-	// A socket left by a crashed runtime would make CH fail to bind.
-	if err := os.Remove(v.apiSock); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("cloud-hypervisor: remove stale API socket: %w", err)
+	// Sockets left by a crashed VMM would make CH fail to bind its own.
+	for _, p := range []string{v.apiSock, v.consoleSock, cfg.VsockSocket} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("cloud-hypervisor: remove stale socket: %w", err)
+		}
 	}
 	var err error
-	v.proc, err = proc.Start(ctx, launchSpec(cfg, path, v.apiSock))
+	v.proc, err = proc.Start(ctx, launchSpec(cfg, path, v.paths.apiSocket, layout))
 	if err != nil {
 		return nil, err
 	}
@@ -141,21 +163,58 @@ func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, setup func
 	if err := setup(sctx, v); err != nil {
 		return nil, v.startError(err)
 	}
-	if err := v.attachConsole(sctx); err != nil {
-		return nil, v.startError(err)
-	}
 	log.G(ctx).WithField("pid", v.proc.Pid()).Debug("cloud-hypervisor VM running")
 	return v, nil
 }
 
+// vmmPaths are the paths Cloud Hypervisor is given: those of its root
+// when it is jailed, the host's otherwise.
+type vmmPaths struct {
+	// cfg is the VM's config with its Kernel, Initrd, VsockSocket and
+	// Filesystems as the VMM sees them.
+	cfg                      hypervisor.VMConfig
+	apiSocket, consoleSocket string
+	// snapshot is the restore source ("" when booting).
+	snapshot string
+}
+
+// vmmView is cfg (and snapshot) as the VMM sees it: through layout when
+// jailed (nil: not jailed).
+func vmmView(cfg hypervisor.VMConfig, layout *jailLayout, snapshot string) vmmPaths {
+	p := vmmPaths{
+		cfg:           cfg,
+		apiSocket:     filepath.Join(cfg.Dir, apiSocketName),
+		consoleSocket: filepath.Join(cfg.Dir, statedir.CHConsoleSocket),
+		snapshot:      snapshot,
+	}
+	if layout == nil {
+		return p
+	}
+	p.apiSocket = layout.mustPath(p.apiSocket)
+	p.consoleSocket = layout.mustPath(p.consoleSocket)
+	if snapshot != "" {
+		p.snapshot = layout.mustPath(snapshot)
+	}
+	p.cfg.Kernel = layout.mustPath(cfg.Kernel)
+	if cfg.Initrd != "" {
+		p.cfg.Initrd = layout.mustPath(cfg.Initrd)
+	}
+	p.cfg.VsockSocket = layout.mustPath(cfg.VsockSocket)
+	p.cfg.Filesystems = nil
+	for _, fs := range cfg.Filesystems {
+		p.cfg.Filesystems = append(p.cfg.Filesystems, hypervisor.Filesystem{Tag: fs.Tag, Socket: layout.mustPath(fs.Socket)})
+	}
+	return p
+}
+
 // launchSpec is how Cloud Hypervisor is started: jailed when cfg says so
-// (then every path it is given is the one in its root, and the jail
-// stage joins the pod's network namespace), with its seccomp filters on.
-func launchSpec(cfg hypervisor.VMConfig, path, apiSock string) proc.Spec {
+// (through layout; the jail stage then joins the pod's network
+// namespace, no nsenter), in the sandbox's cgroup, with its seccomp
+// filters on, serving its API on apiSock (its own view of it).
+func launchSpec(cfg hypervisor.VMConfig, path, apiSock string, layout *jailLayout) proc.Spec {
 	spec := proc.Spec{Name: processName, Dir: cfg.Dir, Path: path, Cgroup: cfg.Cgroup}
 	if cfg.Jail != nil {
-		spec.Jail = chJail(cfg)
-		apiSock = filepath.Join(jailHelperDir, filepath.Base(apiSock))
+		spec.Jail = chJail(cfg, layout)
 	} else {
 		spec.NetNSPath = cfg.NetNSPath
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -61,6 +62,14 @@ type fakePlan struct {
 	StateAfterBoot   string `json:"state_after_boot,omitempty"`
 	// IgnoreShutdown answers vmm.shutdown but keeps running.
 	IgnoreShutdown bool `json:"ignore_shutdown,omitempty"`
+	// CheckPaths makes the fake check, in its own root, every path a
+	// request hands it, as CH would use it (checkPaths); a failure is
+	// recorded as Invalid and answered 500.
+	CheckPaths bool `json:"check_paths,omitempty"`
+	// Hidden are paths that must not exist in the fake's root (the
+	// host's, for a jailed fake); one that does is recorded as Invalid
+	// on the start record.
+	Hidden []string `json:"hidden,omitempty"`
 }
 
 // fakeRecord is one line of the record file.
@@ -89,7 +98,8 @@ const fakeKVMError = "Error creating hypervisor: KVM: /dev/kvm: No such file or 
 const fakeConsole = "fake guest console: \x1b[31mbooted\n"
 
 // serveSerial serves the serial console like CH in Socket mode: it
-// listens on the configured socket and writes fakeConsole to the first
+// listens on the configured socket during vm.create (CH binds it there,
+// without removing a stale one) and writes fakeConsole to the first
 // client.
 func (f *fakeVMM) serveSerial() {
 	var cfg struct {
@@ -154,7 +164,13 @@ func runFakeVMM(planPath string, args []string) int {
 	defer rec.Close()
 	f := &fakeVMM{plan: plan, planPath: planPath, spec: s, rec: rec, calls: map[string]int{}, exit: make(chan int, 1)}
 	netns, _ := os.Readlink("/proc/self/ns/net")
-	f.record(fakeRecord{Event: "start", Args: args, Pid: os.Getpid(), NetNS: netns})
+	start := fakeRecord{Event: "start", Args: args, Pid: os.Getpid(), NetNS: netns}
+	for _, p := range plan.Hidden {
+		if _, err := os.Lstat(p); err == nil {
+			start.Invalid += fmt.Sprintf("%s is visible to the VMM; ", p)
+		}
+	}
+	f.record(start)
 
 	// Schema validation initialises lazily and slowly (much more so under
 	// -race); pay for it before the API answers, so that answer times stay
@@ -213,6 +229,14 @@ func (f *fakeVMM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.Invalid = invalid.Error()
 		f.send(w, rec, http.StatusBadRequest, "text/plain", []byte(invalid.Error()))
 		return
+	}
+
+	if f.plan.CheckPaths {
+		if err := checkPaths(rec.Endpoint, body); err != nil {
+			rec.Invalid = "paths: " + err.Error()
+			f.send(w, rec, http.StatusInternalServerError, "text/plain", []byte(err.Error()))
+			return
+		}
 	}
 
 	flt, ok, n := f.fault(rec.Endpoint)
@@ -303,6 +327,7 @@ func (f *fakeVMM) handle(endpoint string, body []byte) (int, []byte) {
 			return text(http.StatusInternalServerError, "Error creating VM: VmAlreadyCreated")
 		}
 		f.state, f.config = or(f.plan.StateAfterCreate, "Created"), json.RawMessage(body)
+		f.serveSerial()
 		return http.StatusNoContent, nil
 	case "vm.info":
 		if !created {
@@ -317,7 +342,6 @@ func (f *fakeVMM) handle(endpoint string, body []byte) (int, []byte) {
 			return text(http.StatusInternalServerError, "Error booting VM: VmAlreadyBooted")
 		}
 		f.state = or(f.plan.StateAfterBoot, "Running")
-		f.serveSerial()
 		return http.StatusNoContent, nil
 	case "vm.pause", "vm.resume":
 		from, to := "Running", "Paused"
@@ -373,6 +397,79 @@ func (f *fakeVMM) handle(endpoint string, body []byte) (int, []byte) {
 		return http.StatusOK, mustMarshal(map[string]map[string]int64{"_fs0": {"read_bytes": 4096, "write_bytes": 512}})
 	}
 	return text(http.StatusInternalServerError, "fake cloud-hypervisor: "+endpoint+" not imitated")
+}
+
+// checkPaths checks, in the fake's root, the paths of a request as CH
+// uses them: it reads the payload, connects to virtio-fs sockets, makes
+// its vsock and serial sockets beside the paths named (so their
+// directories must be writable), reads a restore source and a hot-added
+// disk.
+func checkPaths(endpoint string, body []byte) error {
+	var req struct {
+		Payload struct {
+			Kernel    string `json:"kernel"`
+			Initramfs string `json:"initramfs"`
+		} `json:"payload"`
+		Fs     []struct{ Socket string } `json:"fs"`
+		Vsock  struct{ Socket string }   `json:"vsock"`
+		Serial struct{ Socket string }   `json:"serial"`
+		// vm.restore, vm.add-disk, vm.add-fs
+		SourceURL string `json:"source_url"`
+		Path      string `json:"path"`
+		Socket    string `json:"socket"`
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return nil // the spec check reports it
+	}
+	var errs []error
+	readable := func(p string) {
+		if p == "" {
+			return
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		f.Close()
+	}
+	connectable := func(p string) {
+		c, err := net.Dial("unix", p)
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		c.Close()
+	}
+	writableDir := func(p string) {
+		if p == "" {
+			return
+		}
+		f, err := os.CreateTemp(filepath.Dir(p), ".fake-*")
+		if err != nil {
+			errs = append(errs, err)
+			return
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	switch endpoint {
+	case "vm.create":
+		readable(req.Payload.Kernel)
+		readable(req.Payload.Initramfs)
+		for _, fs := range req.Fs {
+			connectable(fs.Socket)
+		}
+		writableDir(req.Vsock.Socket)
+		writableDir(req.Serial.Socket)
+	case "vm.restore":
+		readable(filepath.Join(strings.TrimPrefix(req.SourceURL, "file://"), "config.json"))
+	case "vm.add-disk":
+		readable(req.Path)
+	case "vm.add-fs":
+		connectable(req.Socket)
+	}
+	return errors.Join(errs...)
 }
 
 func or(s, def string) string {

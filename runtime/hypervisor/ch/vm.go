@@ -21,13 +21,20 @@ var errVMMExited = errors.New("cloud-hypervisor exited")
 
 // vm is a running cloud-hypervisor process and the VM inside it.
 type vm struct {
-	cfg         hypervisor.VMConfig
+	cfg hypervisor.VMConfig
+	// layout shows the host to a jailed VMM (nil: not jailed); paths are
+	// what the VMM is given.
+	layout *jailLayout
+	paths  vmmPaths
+	// apiSock and consoleSock are the host's paths of its sockets.
 	apiSock     string
+	consoleSock string
 	stopTimeout time.Duration
 	apiTimeout  time.Duration
 	bootTimeout time.Duration
 	api         *httpAPI
-	proc        *proc.Process // nil until started
+	proc        *proc.Process  // nil until started
+	console     *serialConsole // nil until attached
 
 	stopOnce sync.Once
 	stopErr  error
@@ -149,8 +156,9 @@ func stateOf(info *models.VMInfo) string {
 }
 
 // Stop asks the VMM to shut down (vmm.shutdown), waits up to the stop
-// timeout for it to exit, then kills it; it removes the API and vsock
-// sockets and the pid file. It is idempotent.
+// timeout for it to exit, then kills it; it lets the console's last bytes
+// reach the sink and removes the API, console and vsock sockets and the
+// pid file. It is idempotent.
 func (v *vm) Stop(ctx context.Context) error {
 	v.stopOnce.Do(func() { v.stopErr = v.stop(ctx) })
 	return v.stopErr
@@ -176,7 +184,8 @@ func (v *vm) stop(ctx context.Context) error {
 		}
 	}
 	v.api.Close()
-	for _, p := range []string{v.apiSock, v.cfg.VsockSocket} {
+	v.closeConsole()
+	for _, p := range []string{v.apiSock, v.consoleSock, v.cfg.VsockSocket} {
 		if p == "" {
 			continue
 		}

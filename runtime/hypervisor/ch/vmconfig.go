@@ -1,11 +1,8 @@
 package ch
 
 import (
-	"path/filepath"
-
 	"github.com/veil-runtime/veil/generated/models"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
-	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // guestCID is the guest's vsock context id; every VM has its own hybrid
@@ -30,15 +27,13 @@ type sizing struct {
 	hotplugMiB uint32
 }
 
-// buildVMConfig is the vm.create body for cfg. Guest memory is shared
-// (vhost-user back-ends such as virtiofsd map it); the serial port writes
-// to the console log (nowhere when there is none) and the virtio console
-// is off.
-func buildVMConfig(host hypervisor.VMConfig, sz sizing) *models.VMConfig {
-	cfg := host
-	if host.Jail != nil {
-		cfg = inJail(host)
-	}
+// buildVMConfig is the vm.create body for the VM whose paths, as the VMM
+// sees them, are p. Guest memory is shared (vhost-user back-ends such as
+// virtiofsd map it); the serial port is served on the console socket when
+// the config has a sink, nowhere otherwise; the virtio console is off. A
+// jailed VMM applies Landlock at vm.create.
+func buildVMConfig(p vmmPaths, sz sizing) *models.VMConfig {
+	cfg := p.cfg
 	maxVCPUs := max(sz.maxVCPUs, cfg.VCPUs)
 	mem := &models.MemoryConfig{
 		Size:   ptr(int64(cfg.MemoryMiB) << 20),
@@ -62,16 +57,15 @@ func buildVMConfig(host hypervisor.VMConfig, sz sizing) *models.VMConfig {
 			Cid:    ptr(int64(guestCID)),
 			Socket: ptr(cfg.VsockSocket),
 		},
-		// The serial console goes to a socket the shim drains into
-		// its bounded copy (runtime/console); without a sink, nowhere.
 		Serial:  &models.SerialConfig{Mode: ptr(models.ConsoleModeNull)},
 		Console: &models.ConsoleConfig{Mode: ptr(models.ConsoleModeOff)},
 		Rng:     &models.RngConfig{Src: ptr(rngSource)},
 	}
-	if host.Console != nil {
-		vc.Serial = &models.SerialConfig{Mode: ptr(models.ConsoleModeSocket), Socket: consoleSocket(cfg)}
+	if cfg.Console != nil {
+		// The shim drains it into its bounded copy (runtime/console).
+		vc.Serial = &models.SerialConfig{Mode: ptr(models.ConsoleModeSocket), Socket: p.consoleSocket}
 	}
-	if host.Jail != nil {
+	if cfg.Jail != nil {
 		vc.LandlockEnable = ptr(true)
 		for _, r := range landlockRules() {
 			vc.LandlockRules = append(vc.LandlockRules, &models.LandlockConfig{Path: ptr(r[0]), Access: ptr(r[1])})
@@ -87,14 +81,10 @@ func buildVMConfig(host hypervisor.VMConfig, sz sizing) *models.VMConfig {
 }
 
 // netConfig is the CH device for a NIC: CH, running in the tap's
-// namespace, opens the tap by name. The guest configures its addresses
-// itself (through the agent), so no ip/mask.
-// consoleSocket is where Cloud Hypervisor serves the serial console: in
-// the helper directory, beside the vsock socket (cfg's view: host or jail).
-func consoleSocket(cfg hypervisor.VMConfig) string {
-	return filepath.Join(filepath.Dir(cfg.VsockSocket), filepath.Base(statedir.CHConsoleSocket))
-}
-
+// namespace, opens the tap by name (a jailed CH as the tap's owner, see
+// network.AttachOwned). Neither an address nor an MTU: the guest
+// configures its addresses itself (through the agent), CH takes the
+// tap's MTU, and setting either on the tap needs CAP_NET_ADMIN.
 func netConfig(nic hypervisor.NIC) *models.NetConfig {
 	return &models.NetConfig{Tap: nic.Tap, Mac: nic.MAC}
 }
