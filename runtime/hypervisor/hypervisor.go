@@ -62,9 +62,6 @@ type VMConfig struct {
 	NetNSPath string
 	// NICs are the network devices to attach, in guest order.
 	NICs []NIC
-	// ConsoleLog is the file a VMM that cannot hand its console to
-	// Console writes it to (none today).
-	ConsoleLog string
 	// Console receives the guest's serial console.
 	Console ConsoleSink
 	// Jail, when set, confines the VMM and its helpers: it carries the

@@ -14,7 +14,6 @@ func TestBuildArgs(t *testing.T) {
 		Kernel: "/k/vmlinux", Initrd: "/k/initrd", Cmdline: "console=ttyS0 quiet",
 		VCPUs: 2, MemoryMiB: 256,
 		VsockSocket: "/run/veil/sandboxes/sb1/vsock.sock",
-		ConsoleLog:  "/run/veil/sandboxes/sb1/console.log",
 	}
 	withFS := base
 	withFS.Filesystems = []hypervisor.Filesystem{{Tag: "veil", Socket: "/run/veil/sandboxes/sb1/virtiofsd.sock"}, {Tag: "b,c", Socket: "/x,y.sock"}}
