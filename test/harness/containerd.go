@@ -40,6 +40,9 @@ type Options struct {
 	// veil runtime handlers, CNI and a private registry (see CRIOptions).
 	// Nil keeps the CRI plugin disabled.
 	CRI *CRIOptions
+	// StateDir is the Veil state_dir the leak census (see Census) counts;
+	// empty means the state_dir of the Veil config the shims load.
+	StateDir string
 }
 
 // Containerd is a running private containerd, in its own network
@@ -57,13 +60,20 @@ type Containerd struct {
 	// mode only; nil otherwise).
 	Registry *Registry
 
-	cri     *CRIOptions
-	ctrPath string
-	env     []string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	waitErr error
-	stopped bool
+	cri            *CRIOptions
+	opts           Options
+	ctrPath        string
+	containerdPath string
+	configPath     string
+	// census is the host before Start; Stop fails when the host differs
+	// from it after teardown.
+	census      *Census
+	censusScope CensusScope
+	env         []string
+	cmd         *exec.Cmd
+	exited      chan struct{}
+	waitErr     error
+	stopped     bool
 }
 
 // disabledPlugins keeps the daemon light: no CRI (and what only CRI uses;
@@ -110,8 +120,11 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 		Dir:     dir,
 		LogPath: filepath.Join(dir, "containerd.log"),
 		cri:     opts.CRI,
+		opts:    opts,
 		exited:  make(chan struct{}),
 	}
+	c.censusScope = CensusScope{StateDir: veilStateDir(opts), Dirs: []string{ctrFIFODir}}
+	c.census = TakeCensus(c.censusScope)
 	if n := len(c.Address) + len(".ttrpc"); n > 107 {
 		return nil, fmt.Errorf("containerd dir %s is too long for Unix socket paths (%d > 107 bytes): use a shorter Options.Dir", dir, n)
 	}
@@ -147,47 +160,79 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 		}
 	}
 
+	c.containerdPath = containerdPath
+	c.configPath = cfg
+	undo = append(undo, func() error {
+		c.kill()
+		return mount.UnmountRecursive(dir, unix.MNT_DETACH)
+	})
+	if err := c.launch(ctx); err != nil {
+		return nil, err
+	}
+	log.G(ctx).WithField("address", c.Address).WithField("netns", c.NetNS).Debug("harness: containerd ready")
+	return c, nil
+}
+
+// launch runs containerd and waits for its socket.
+func (c *Containerd) launch(ctx context.Context) error {
 	logFile, err := os.OpenFile(c.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("open containerd log: %w", err)
+		return fmt.Errorf("open containerd log: %w", err)
 	}
 	defer logFile.Close()
-	level := opts.LogLevel
+	level := c.opts.LogLevel
 	if level == "" {
 		level = "info"
 	}
 	// nsenter execs containerd after setns: the pid is containerd's.
 	// Not CommandContext: ctx bounds the start, not containerd's life.
-	c.cmd = exec.Command("nsenter", "--net="+netnsPath(c.NetNS), containerdPath, "--config", cfg, "--log-level", level)
-	c.cmd.Env = c.env
-	c.cmd.Stdout = logFile
-	c.cmd.Stderr = logFile
-	c.cmd.Dir = dir
+	cmd := exec.Command("nsenter", "--net="+netnsPath(c.NetNS), c.containerdPath, "--config", c.configPath, "--log-level", level)
+	cmd.Env = c.env
+	cmd.Stdout = logFile
+	cmd.Stderr = logFile
+	cmd.Dir = c.Dir
 	// Own process group: a ^C to the test or demo reaches us, not containerd,
 	// so Stop still gets to clean up in order.
-	c.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start containerd: %w", err)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start containerd: %w", err)
 	}
+	exited := make(chan struct{})
+	c.cmd, c.exited = cmd, exited
 	go func() {
-		c.waitErr = c.cmd.Wait()
-		close(c.exited)
+		c.waitErr = cmd.Wait()
+		close(exited)
 	}()
-	undo = append(undo, func() error {
-		_ = c.cmd.Process.Kill()
-		<-c.exited
-		return mount.UnmountRecursive(dir, unix.MNT_DETACH)
-	})
-
-	timeout := opts.StartTimeout
+	timeout := c.opts.StartTimeout
 	if timeout == 0 {
 		timeout = 30 * time.Second
 	}
-	if err := c.waitReady(ctx, timeout); err != nil {
-		return nil, err
+	return c.waitReady(ctx, timeout)
+}
+
+// kill stops containerd with SIGKILL and waits for it, as a crash would;
+// its shims keep running.
+func (c *Containerd) kill() {
+	if c.cmd == nil {
+		return
 	}
-	log.G(ctx).WithField("address", c.Address).WithField("netns", c.NetNS).Debug("harness: containerd ready")
-	return c, nil
+	_ = c.cmd.Process.Kill()
+	<-c.exited
+}
+
+// Crash kills containerd with SIGKILL (its shims and their tasks keep
+// running) and returns once it is gone.
+func (c *Containerd) Crash() { c.kill() }
+
+// Restart starts containerd again with the same config, directory and
+// network namespace, after Crash; it returns once the socket answers.
+func (c *Containerd) Restart(ctx context.Context) error {
+	select {
+	case <-c.exited:
+	default:
+		return fmt.Errorf("restart containerd: it is still running (pid %d)", c.cmd.Process.Pid)
+	}
+	return c.launch(ctx)
 }
 
 // config renders containerd's TOML config.

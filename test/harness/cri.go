@@ -35,6 +35,11 @@ type CRIOptions struct {
 	Subnet string
 }
 
+// cniBridge is the pods' bridge in the harness's network namespace. The
+// harness creates it before containerd starts (the bridge plugin would on
+// the first pod and keep it), so the leak census sees only pods' links.
+const cniBridge = "cni0"
+
 // cniPlugins are the CNI plugins the conflist (and containerd's loopback
 // setup) use; make setup installs them into <cache>/cni/bin.
 var cniPlugins = []string{"bridge", "host-local", "loopback", "portmap"}
@@ -119,7 +124,7 @@ func (c *Containerd) cniConflist() ([]byte, error) {
 		"plugins": []map[string]any{
 			{
 				"type":        "bridge",
-				"bridge":      "cni0",
+				"bridge":      cniBridge,
 				"isGateway":   true,
 				"ipMasq":      false,
 				"hairpinMode": true,
@@ -154,6 +159,9 @@ func (c *Containerd) setupCRI(ctx context.Context) (undo []func() error, err err
 		"net/ipv4/conf/default/route_localnet": "1",
 	}); err != nil {
 		return nil, err
+	}
+	if err := run(ctx, "ip", "-n", c.NetNS, "link", "add", cniBridge, "type", "bridge"); err != nil {
+		return nil, fmt.Errorf("create the pods' bridge: %w", err)
 	}
 	images := c.cri.Images
 	if images == nil {

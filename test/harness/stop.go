@@ -22,7 +22,8 @@ import (
 // containerd (SIGTERM, SIGKILL after 10 s), kills any shim still serving
 // this containerd (reported as an error: it leaked), unmounts everything
 // under Dir, stops the registry (CRI mode), deletes the network namespace
-// and removes Dir. It goes on
+// and removes Dir; last, the leak census (see Census) must match the one
+// taken before Start. It goes on
 // after a failed step and reports all failures. Calling it again does
 // nothing.
 func (c *Containerd) Stop(ctx context.Context) error {
@@ -60,6 +61,9 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	}
 	if err := os.RemoveAll(c.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", c.Dir, err))
+	}
+	if leaks := TakeCensus(c.censusScope).Since(c.census); len(leaks) > 0 {
+		errs = append(errs, fmt.Errorf("leak census: the host has %d more resources than before containerd started:\n  %s", len(leaks), strings.Join(leaks, "\n  ")))
 	}
 	return errors.Join(errs...)
 }

@@ -1,0 +1,303 @@
+package harness
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vishvananda/netlink"
+
+	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/vishvananda/netns"
+)
+
+// Census kinds: everything a sandbox can leave on the host.
+const (
+	KindProcess = "process"
+	KindMount   = "mount"
+	KindNetNS   = "netns"
+	KindLink    = "link" // network devices (taps) in any named namespace or the host's
+	KindCgroup  = "cgroup"
+	KindSocket  = "socket" // Unix socket files
+	KindFIFO    = "fifo"
+	KindState   = "state" // entries of the Veil state_dir
+)
+
+// censusProcesses are the names (argv[0] base name or an argument) of the
+// processes a sandbox runs on the host.
+var censusProcesses = []string{
+	"containerd-shim-veil-v2", "qemu-system-", "virtiofsd", "vhost-device-vsock",
+	"cloud-hypervisor", "veil-jail",
+}
+
+// Census is a snapshot of the host resources a sandbox can leave behind,
+// by kind: the leak census every VM test's cleanup compares against a
+// snapshot taken before it started (see Since). It is host-wide, not
+// per sandbox: a resource that appeared and did not go away is a leak
+// whoever made it.
+type Census struct {
+	items map[string]map[string]bool
+	// Errors are the parts that could not be read (reported, not fatal).
+	Errors []string
+}
+
+// CensusScope names the directories a census walks for state entries,
+// sockets and FIFOs.
+type CensusScope struct {
+	// StateDir is the Veil state_dir: its entries and every socket or
+	// FIFO below it are counted.
+	StateDir string
+	// Dirs are further directories whose sockets and FIFOs are counted
+	// (containerd's state and FIFO directories).
+	Dirs []string
+}
+
+// TakeCensus counts the host's sandbox resources now.
+func TakeCensus(scope CensusScope) *Census {
+	c := &Census{items: map[string]map[string]bool{}}
+	c.processes()
+	c.mounts()
+	c.netns()
+	c.cgroups()
+	if scope.StateDir != "" {
+		c.stateEntries(scope.StateDir)
+		c.special(scope.StateDir)
+	}
+	for _, d := range scope.Dirs {
+		c.special(d)
+	}
+	return c
+}
+
+func (c *Census) add(kind, item string) {
+	if c.items[kind] == nil {
+		c.items[kind] = map[string]bool{}
+	}
+	c.items[kind][item] = true
+}
+
+func (c *Census) fail(format string, args ...any) {
+	c.Errors = append(c.Errors, fmt.Sprintf(format, args...))
+}
+
+// Counts is the number of items of each kind.
+func (c *Census) Counts() map[string]int {
+	out := map[string]int{}
+	for k, set := range c.items {
+		out[k] = len(set)
+	}
+	return out
+}
+
+// Since lists, sorted as "kind: item", what c has that base did not: the
+// leaks between the two censuses.
+func (c *Census) Since(base *Census) []string {
+	var out []string
+	for kind, set := range c.items {
+		for item := range set {
+			if !base.items[kind][item] {
+				out = append(out, kind+": "+item)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// processes counts the host processes of sandboxes: shims, VMMs and
+// helpers, by pid and command line.
+func (c *Census) processes() {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		c.fail("read /proc: %v", err)
+		return
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		args := strings.Split(string(bytes.TrimRight(b, "\x00")), "\x00")
+		if isSandboxProcess(args) {
+			c.add(KindProcess, e.Name()+" "+strings.Join(args, " "))
+		}
+	}
+}
+
+func isSandboxProcess(args []string) bool {
+	for i, a := range args {
+		if i == 0 {
+			a = filepath.Base(a)
+		}
+		for _, name := range censusProcesses {
+			if strings.HasPrefix(filepath.Base(a), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mounts counts the host mount namespace's mount points.
+func (c *Census) mounts() {
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		c.fail("read mountinfo: %v", err)
+		return
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			c.add(KindMount, f[4])
+		}
+	}
+}
+
+// netns counts the named network namespaces (/run/netns) and the network
+// devices in each and in the host's.
+func (c *Census) netns() {
+	c.links("host", netns.None())
+	entries, err := os.ReadDir(netnsDir)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			c.fail("read %s: %v", netnsDir, err)
+		}
+		return
+	}
+	for _, e := range entries {
+		c.add(KindNetNS, e.Name())
+		h, err := netns.GetFromPath(filepath.Join(netnsDir, e.Name()))
+		if err != nil {
+			continue // being deleted, or not a namespace
+		}
+		c.links(e.Name(), h)
+		h.Close()
+	}
+}
+
+// links counts the network devices of one namespace (None: the
+// caller's).
+func (c *Census) links(name string, ns netns.NsHandle) {
+	var (
+		h   *netlink.Handle
+		err error
+	)
+	if ns == netns.None() {
+		h, err = netlink.NewHandle()
+	} else {
+		h, err = netlink.NewHandleAt(ns)
+	}
+	if err != nil {
+		c.fail("netlink in %s: %v", name, err)
+		return
+	}
+	defer h.Close()
+	links, err := h.LinkList()
+	if err != nil {
+		c.fail("list links in %s: %v", name, err)
+		return
+	}
+	for _, l := range links {
+		c.add(KindLink, name+"/"+l.Attrs().Name)
+	}
+}
+
+// cgroups counts every cgroup directory of every hierarchy below the
+// first level: first-level directories are the parents runtimes share
+// and keep (/veil, /k8s.io, /default), as the kubelet keeps /kubepods.
+func (c *Census) cgroups() {
+	roots, _ := filepath.Glob("/sys/fs/cgroup/*")
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		roots = []string{"/sys/fs/cgroup"}
+	}
+	for _, root := range roots {
+		if fi, err := os.Lstat(root); err != nil || !fi.IsDir() {
+			continue // symlinks such as cpu -> cpu,cpuacct
+		}
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil // a cgroup removed under the walk
+			}
+			if d.IsDir() && strings.Count(strings.TrimPrefix(p, root), "/") >= 2 {
+				c.add(KindCgroup, p)
+			}
+			return nil
+		})
+	}
+}
+
+// stateEntries counts the entries of the state_dir: sandbox directories
+// and jail uid leases.
+func (c *Census) stateEntries(dir string) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			c.fail("read %s: %v", dir, err)
+		}
+		return
+	}
+	for _, e := range entries {
+		c.add(KindState, filepath.Join(dir, e.Name()))
+	}
+}
+
+// special counts the sockets and FIFOs below dir, without following
+// symlinks and without entering other mounts' contents that vanish
+// (errors inside the walk are skipped: a sandbox being removed).
+func (c *Census) special(dir string) {
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		switch {
+		case d.Type()&fs.ModeSocket != 0:
+			c.add(KindSocket, p)
+		case d.Type()&fs.ModeNamedPipe != 0:
+			c.add(KindFIFO, p)
+		}
+		return nil
+	})
+}
+
+// ctrFIFODir is where ctr's tasks get their stdio FIFOs (containerd's
+// cio default).
+const ctrFIFODir = "/run/containerd/fifo"
+
+// Census counts the host now, including this containerd's state
+// directory (CRI's FIFOs, shim sockets): compare two with Since.
+func (c *Containerd) Census() *Census {
+	scope := c.censusScope
+	scope.Dirs = append(append([]string(nil), scope.Dirs...), filepath.Join(c.Dir, "state"))
+	return TakeCensus(scope)
+}
+
+// veilStateDir is the state_dir of the Veil config the shims of a
+// containerd started with opts load ("" when it cannot be read: the
+// census then skips it).
+func veilStateDir(opts Options) string {
+	if opts.StateDir != "" {
+		return opts.StateDir
+	}
+	path := ConfigPath()
+	for _, kv := range opts.Env {
+		if v, ok := strings.CutPrefix(kv, config.EnvPath+"="); ok {
+			path = v
+		}
+	}
+	if opts.CRI != nil {
+		path = opts.CRI.veilConfig()
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		return ""
+	}
+	return cfg.StateDir
+}
