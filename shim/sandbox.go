@@ -29,6 +29,12 @@ type Sandbox interface {
 	Stop(ctx context.Context) error
 }
 
+// vmKiller is a sandbox that can end its VM at once, without the guest's
+// help; Stop still cleans up after it.
+type vmKiller interface {
+	KillVM(ctx context.Context) error
+}
+
 // SandboxOptions are the per-sandbox settings taken from the first
 // container's spec.
 type SandboxOptions struct {

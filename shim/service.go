@@ -20,22 +20,10 @@ const (
 	eventQueue = 256
 	// stopTimeout bounds stopping a sandbox after its last container.
 	stopTimeout = 30 * time.Second
-	// streamDialTimeout bounds dialling one stdio stream of the guest. A
-	// dial through a healthy hybrid vsock socket takes milliseconds; a
-	// deaf vsock device would otherwise hang the request (ctr gives no
-	// deadline).
-	streamDialTimeout = 15 * time.Second
-	// agentCallTimeout bounds each agent RPC that a task request (or its
-	// cleanup) makes, except WaitProcess, which lasts as long as the
-	// process. It is generous for a guest under TCG emulation that is
-	// creating a container (runc in the guest takes a few seconds there).
-	agentCallTimeout = 60 * time.Second
 )
 
-// agentCtx bounds one agent RPC made for ctx.
-func agentCtx(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, agentCallTimeout)
-}
+// Every agent request but WaitProcess is bounded by the sandbox's agent
+// client (timeouts.agent_request); the shim adds no deadline of its own.
 
 // publisher sends task events to containerd.
 type publisher interface {

@@ -50,8 +50,8 @@ type fakeAgent struct {
 	signals      []*api.SignalRequest
 	removedProcs []string
 	calls        map[string]int
-	// unbounded lists the calls made without a deadline.
-	unbounded []string
+	// signalErr, when set, is SignalProcess's answer.
+	signalErr error
 }
 
 func procName(cid, eid string) string {
@@ -68,9 +68,6 @@ func (a *fakeAgent) called(ctx context.Context, method string) {
 		a.calls = map[string]int{}
 	}
 	a.calls[method]++
-	if _, ok := ctx.Deadline(); !ok && method != "WaitProcess" {
-		a.unbounded = append(a.unbounded, method)
-	}
 	gate := a.gates[method]
 	a.mu.Unlock()
 	if gate != nil {
@@ -143,7 +140,11 @@ func (a *fakeAgent) SignalProcess(ctx context.Context, r *api.SignalRequest) (*a
 	a.called(ctx, "SignalProcess")
 	a.mu.Lock()
 	a.signals = append(a.signals, r)
+	signalErr := a.signalErr
 	a.mu.Unlock()
+	if signalErr != nil {
+		return nil, signalErr
+	}
 	if r.Signal == uint32(syscall.SIGKILL) && r.ExecId != "" {
 		// The killed exec exits; a pending WaitProcess answers.
 		select {
@@ -202,6 +203,8 @@ type fakeSandbox struct {
 	// vsock device does; undeadlined counts dials without a deadline.
 	deafDials   bool
 	undeadlined int
+	// vmKills counts KillVM calls.
+	vmKills int
 }
 
 func (s *fakeSandbox) Config() *config.Config  { return config.Default() }
@@ -211,6 +214,15 @@ func (s *fakeSandbox) Agent() api.AgentService { return s.agent }
 func (s *fakeSandbox) Done() <-chan struct{}   { return s.done }
 func (s *fakeSandbox) Pids() map[string]int    { return map[string]int{"qemu": 4242} }
 func (s *fakeSandbox) die()                    { s.dieOnce.Do(func() { close(s.done) }) }
+
+// KillVM ends the fake VM (see vmKiller) and counts the calls.
+func (s *fakeSandbox) KillVM(ctx context.Context) error {
+	s.mu.Lock()
+	s.vmKills++
+	s.mu.Unlock()
+	s.die()
+	return nil
+}
 
 func (s *fakeSandbox) Stop(ctx context.Context) error {
 	s.mu.Lock()

@@ -27,9 +27,7 @@ func (s *service) stats(ctx context.Context, id string) (*taskAPI.StatsResponse,
 	if err != nil {
 		return nil, err
 	}
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	st, err := sb.Agent().Stats(actx, &api.StatsRequest{})
+	st, err := sb.Agent().Stats(ctx, &api.StatsRequest{})
 	if err != nil {
 		return nil, fromAgent(err, "sandbox %s: stats", sb.ID())
 	}

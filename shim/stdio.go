@@ -68,7 +68,7 @@ type streams struct {
 // (containerd's client holds their read ends already); life is the shim's
 // own context, which the stdin FIFO stays tied to until its writer comes.
 // On failure everything opened is closed.
-func openStreams(ctx, life context.Context, d streamDialer, containerID, execID string, paths stdioPaths) (_ *streams, _ *api.Stdio, retErr error) {
+func openStreams(ctx, life context.Context, d streamDialer, bound time.Duration, containerID, execID string, paths stdioPaths) (_ *streams, _ *api.Stdio, retErr error) {
 	want := wantStdio(paths)
 	st := &streams{name: containerID, stdinDone: make(chan struct{})}
 	if execID != "" {
@@ -80,10 +80,14 @@ func openStreams(ctx, life context.Context, d streamDialer, containerID, execID 
 		}
 	}()
 	dial := func(s api.Stream) (net.Conn, error) {
-		// Only the dial is bounded: the connection outlives ctx.
-		dctx, cancel := context.WithTimeout(ctx, streamDialTimeout)
+		// Only the dial is bounded (timeouts.agent_request, as every
+		// agent request): the connection outlives ctx.
+		dctx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
 		c, err := d.DialStream(dctx, api.StreamHeader{ContainerID: containerID, ExecID: execID, Stream: s})
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			return nil, fmt.Errorf("dial %s stream of %s: the agent did not answer within %s (timeouts.agent_request): the guest is frozen or overloaded: %w", s, st.name, bound, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("dial %s stream of %s: %w", s, st.name, err)
 		}

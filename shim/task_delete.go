@@ -58,9 +58,7 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		// Always forced: the host removes the container whatever the
 		// guest thinks of it, and must not unmount the rootfs under a
 		// process the host believed stopped.
-		actx, cancel := agentCtx(ctx)
-		_, err := sb.Agent().RemoveContainer(actx, &api.RemoveContainerRequest{ContainerId: c.id, Force: true})
-		cancel()
+		_, err := sb.Agent().RemoveContainer(ctx, &api.RemoveContainerRequest{ContainerId: c.id, Force: true})
 		if err = fromAgent(err, "remove container %s from sandbox %s", c.id, sb.ID()); err != nil && !errdefs.IsNotFound(err) {
 			if !last {
 				return nil, err
@@ -137,9 +135,7 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 func (s *service) removeGuestExec(ctx context.Context, sb Sandbox, p *process) error {
 	req := &api.ProcessRequest{ContainerId: p.containerID, ExecId: p.execID}
 	remove := func() error {
-		actx, cancel := agentCtx(ctx)
-		defer cancel()
-		_, err := sb.Agent().RemoveProcess(actx, req)
+		_, err := sb.Agent().RemoveProcess(ctx, req)
 		if err = fromAgent(err, "remove exec %s from sandbox %s", p.name(), sb.ID()); err != nil && !errdefs.IsNotFound(err) {
 			return err
 		}
@@ -150,13 +146,13 @@ func (s *service) removeGuestExec(ctx context.Context, sb Sandbox, p *process) e
 		return err
 	}
 	log.G(ctx).WithError(err).Warn("guest still runs the exec; killing it")
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	_, kerr := sb.Agent().SignalProcess(actx, &api.SignalRequest{ContainerId: p.containerID, ExecId: p.execID, Signal: uint32(unix.SIGKILL)})
+	_, kerr := sb.Agent().SignalProcess(ctx, &api.SignalRequest{ContainerId: p.containerID, ExecId: p.execID, Signal: uint32(unix.SIGKILL)})
 	if kerr = fromAgent(kerr, "kill exec %s", p.name()); kerr != nil && !errdefs.IsNotFound(kerr) {
 		return kerr
 	}
-	if _, werr := sb.Agent().WaitProcess(actx, req); werr != nil {
+	wctx, cancel := context.WithTimeout(ctx, sb.Config().Timeouts.AgentRequest.Duration)
+	defer cancel()
+	if _, werr := sb.Agent().WaitProcess(wctx, req); werr != nil {
 		if werr = fromAgent(werr, "wait for killed exec %s", p.name()); !errdefs.IsNotFound(werr) {
 			return werr
 		}
@@ -170,9 +166,7 @@ func (s *service) removeGuestContainer(ctx context.Context, sb Sandbox, id strin
 	if vmGone(sb) {
 		return
 	}
-	actx, cancel := agentCtx(context.WithoutCancel(ctx))
-	defer cancel()
-	_, err := sb.Agent().RemoveContainer(actx, &api.RemoveContainerRequest{ContainerId: id, Force: true})
+	_, err := sb.Agent().RemoveContainer(context.WithoutCancel(ctx), &api.RemoveContainerRequest{ContainerId: id, Force: true})
 	if err = fromAgent(err, "remove container %s after its failed create", id); err != nil && !errdefs.IsNotFound(err) {
 		log.G(ctx).WithError(err).Warn("rollback: remove container in the guest")
 	}

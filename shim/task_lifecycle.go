@@ -77,12 +77,11 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	paths := stdioPaths{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	p := newProcess(r.ID, "", paths, nil)
-	st, stdio, err := openStreams(ctx, s.ctx, sb, r.ID, "", paths)
+	st, stdio, err := openStreams(ctx, s.ctx, sb, sb.Config().Timeouts.AgentRequest.Duration, r.ID, "", paths)
 	if err != nil {
 		return nil, err
 	}
-	actx, cancel := agentCtx(ctx)
-	_, err = sb.Agent().CreateContainer(actx, &api.CreateContainerRequest{
+	_, err = sb.Agent().CreateContainer(ctx, &api.CreateContainerRequest{
 		ContainerId:    r.ID,
 		Spec:           spec,
 		Rootfs:         guestRootfsPath(r.ID),
@@ -90,7 +89,6 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		PodContainerId: s.podContainerFor(r.ID, pc.bs),
 		Submounts:      pc.submounts,
 	})
-	cancel()
 	if err != nil {
 		st.abort()
 		// The agent may have created it before the call failed.
@@ -364,9 +362,7 @@ func (s *service) start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, err
 	}
 	if r.ExecID == "" {
-		actx, cancel := agentCtx(ctx)
-		_, err = sb.Agent().StartContainer(actx, &api.ContainerRequest{ContainerId: c.id})
-		cancel()
+		_, err = sb.Agent().StartContainer(ctx, &api.ContainerRequest{ContainerId: c.id})
 		err = fromAgent(err, "sandbox %s", sb.ID())
 	} else {
 		err = s.startExec(ctx, sb, p)
@@ -394,13 +390,11 @@ func (s *service) start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 
 // startExec connects an exec's streams and has the agent run it.
 func (s *service) startExec(ctx context.Context, sb Sandbox, p *process) error {
-	st, stdio, err := openStreams(ctx, s.ctx, sb, p.containerID, p.execID, p.stdio)
+	st, stdio, err := openStreams(ctx, s.ctx, sb, sb.Config().Timeouts.AgentRequest.Duration, p.containerID, p.execID, p.stdio)
 	if err != nil {
 		return err
 	}
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	_, err = sb.Agent().ExecProcess(actx, &api.ExecProcessRequest{
+	_, err = sb.Agent().ExecProcess(ctx, &api.ExecProcessRequest{
 		ContainerId: p.containerID,
 		ExecId:      p.execID,
 		Process:     p.spec,
@@ -423,9 +417,7 @@ func (s *service) killAfterFailedStart(ctx context.Context, sb Sandbox, p *proce
 	if vmGone(sb) {
 		return
 	}
-	actx, cancel := agentCtx(context.WithoutCancel(ctx))
-	defer cancel()
-	_, err := sb.Agent().SignalProcess(actx, &api.SignalRequest{
+	_, err := sb.Agent().SignalProcess(context.WithoutCancel(ctx), &api.SignalRequest{
 		ContainerId: p.containerID,
 		ExecId:      p.execID,
 		Signal:      uint32(unix.SIGKILL),

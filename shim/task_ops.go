@@ -3,6 +3,7 @@ package shim
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 
@@ -10,7 +11,9 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/api/types/task"
 	"github.com/containerd/errdefs"
+	"github.com/containerd/log"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/veil-runtime/veil/agent/api"
@@ -75,15 +78,33 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 	if err != nil {
 		return fmt.Errorf("signal %s: %w", p.name(), err)
 	}
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	_, err = sb.Agent().SignalProcess(actx, &api.SignalRequest{
+	_, err = sb.Agent().SignalProcess(ctx, &api.SignalRequest{
 		ContainerId: r.ID,
 		ExecId:      r.ExecID,
 		Signal:      r.Signal,
 		All:         r.All,
 	})
-	return fromAgent(err, "signal %d to %s", r.Signal, p.name())
+	err = fromAgent(err, "signal %d to %s", r.Signal, p.name())
+	if err != nil && r.Signal == uint32(unix.SIGKILL) && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return s.killUnresponsive(ctx, sb, err)
+	}
+	return err
+}
+
+// killUnresponsive ends the VM of an agent that did not answer a SIGKILL
+// (timeouts.agent_request): a SIGKILL must not fail, and a pod whose guest
+// is frozen must still stop and be removed. Every process of the sandbox
+// then exits with vmDeathExitStatus (watchVM).
+func (s *service) killUnresponsive(ctx context.Context, sb Sandbox, cause error) error {
+	k, ok := sb.(vmKiller)
+	if !ok {
+		return cause
+	}
+	log.G(ctx).WithError(cause).Error("the agent did not answer a SIGKILL: ending the VM; every process of the sandbox exits with status 255")
+	if err := k.KillVM(ctx); err != nil {
+		return errors.Join(cause, err)
+	}
+	return nil
 }
 
 // Exec registers an exec process; Start runs it.
@@ -132,9 +153,7 @@ func (s *service) resizePty(ctx context.Context, r *taskAPI.ResizePtyRequest) er
 	if err != nil {
 		return err
 	}
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	_, err = sb.Agent().ResizeTTY(actx, &api.ResizeTTYRequest{ContainerId: r.ID, ExecId: r.ExecID, Width: r.Width, Height: r.Height})
+	_, err = sb.Agent().ResizeTTY(ctx, &api.ResizeTTYRequest{ContainerId: r.ID, ExecId: r.ExecID, Width: r.Width, Height: r.Height})
 	return fromAgent(err, "resize terminal of %s", p.name())
 }
 
@@ -162,9 +181,7 @@ func (s *service) Pids(ctx context.Context, r *taskAPI.PidsRequest) (*taskAPI.Pi
 	if err != nil {
 		return nil, toService(err)
 	}
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	resp, err := sb.Agent().ListPids(actx, &api.ContainerRequest{ContainerId: r.ID})
+	resp, err := sb.Agent().ListPids(ctx, &api.ContainerRequest{ContainerId: r.ID})
 	if err != nil {
 		return nil, toService(fromAgent(err, "list pids of %s", r.ID))
 	}

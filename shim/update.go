@@ -61,9 +61,7 @@ func (s *service) update(ctx context.Context, r *taskAPI.UpdateTaskRequest) erro
 	if err != nil {
 		return fmt.Errorf("update container %s: encode resources: %w", r.ID, err)
 	}
-	actx, cancel := agentCtx(ctx)
-	defer cancel()
-	if _, err := sb.Agent().UpdateContainer(actx, &api.UpdateContainerRequest{ContainerId: r.ID, Resources: b}); err != nil {
+	if _, err := sb.Agent().UpdateContainer(ctx, &api.UpdateContainerRequest{ContainerId: r.ID, Resources: b}); err != nil {
 		return fromAgent(err, "sandbox %s: update container %s", sb.ID(), r.ID)
 	}
 	return nil

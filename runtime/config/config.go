@@ -151,6 +151,10 @@ type Timeouts struct {
 	AgentDial Duration `toml:"agent_dial"`
 	// Stop bounds a graceful VM stop before the VMM is killed.
 	Stop Duration `toml:"stop"`
+	// AgentRequest bounds every request to a running agent but the
+	// waits for a process's exit. A SIGKILL the agent does not answer
+	// in time ends the VM (the guest is frozen or wedged).
+	AgentRequest Duration `toml:"agent_request"`
 }
 
 // Duration is a time.Duration written as a string ("30s") in TOML.
@@ -203,6 +207,10 @@ func Default() *Config {
 			VMStart:   Duration{30 * time.Second},
 			AgentDial: Duration{45 * time.Second},
 			Stop:      Duration{3 * time.Second},
+			// Runc in the guest takes a few seconds under TCG to create
+			// a container; a healthy agent answers the rest in
+			// milliseconds.
+			AgentRequest: Duration{60 * time.Second},
 		},
 	}
 }
@@ -286,7 +294,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("virtiofs.cache: unknown mode %q (auto, always, never)", c.Virtiofs.Cache)
 	}
-	for name, d := range map[string]Duration{"timeouts.vm_start": c.Timeouts.VMStart, "timeouts.agent_dial": c.Timeouts.AgentDial, "timeouts.stop": c.Timeouts.Stop} {
+	for name, d := range map[string]Duration{"timeouts.vm_start": c.Timeouts.VMStart, "timeouts.agent_dial": c.Timeouts.AgentDial, "timeouts.stop": c.Timeouts.Stop, "timeouts.agent_request": c.Timeouts.AgentRequest} {
 		if d.Duration <= 0 {
 			return fmt.Errorf("%s: must be positive", name)
 		}

@@ -262,7 +262,7 @@ func (s *Sandbox) dialAgent(ctx context.Context) (*ttrpc.Client, api.AgentServic
 	if err != nil {
 		return nil, nil, err
 	}
-	client := ttrpc.NewClient(conn)
+	client := ttrpc.NewClient(conn, ttrpc.WithUnaryClientInterceptor(boundRequests(s.cfg.Timeouts.AgentRequest.Duration)))
 	agent := api.NewAgentClient(client)
 	h, err := agent.Health(actx, &api.HealthRequest{})
 	if err != nil {

@@ -120,3 +120,14 @@ func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 	logger(ctx, id).Info("sandbox cleaned up")
 	return nil
 }
+
+// KillVM ends the VM at once, without asking the guest (which no longer
+// answers): Done closes and every process of the sandbox is gone. The
+// rest of the sandbox (network, virtiofsd, share, state) stays for Stop.
+func (s *Sandbox) KillVM(ctx context.Context) error {
+	logger(ctx, s.id).Warn("ending the VM: its agent does not answer")
+	if err := s.vm.Stop(ctx); err != nil {
+		return fmt.Errorf("kill VM of sandbox %s: %w", s.id, err)
+	}
+	return nil
+}
