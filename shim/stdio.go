@@ -129,9 +129,32 @@ func openOutput(ctx context.Context, path string) (io.WriteCloser, error) {
 		return nil, err
 	}
 	if isFifo {
-		return fifo.OpenFifo(ctx, path, syscall.O_WRONLY, 0)
+		w, err := fifo.OpenFifo(ctx, path, syscall.O_WRONLY, 0)
+		if err != nil {
+			return nil, err
+		}
+		// Hold a read end too, as containerd's runc shim does: when
+		// containerd restarts, its reader goes away and comes back, and
+		// the pipe must not break (EPIPE) in between. Nothing reads it:
+		// while no reader is attached the output waits in the pipe.
+		r, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY, 0)
+		if err != nil {
+			w.Close()
+			return nil, err
+		}
+		return heldFifo{WriteCloser: w, held: r}, nil
 	}
 	return os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+}
+
+// heldFifo is a FIFO's write end with a read end held open beside it.
+type heldFifo struct {
+	io.WriteCloser
+	held io.Closer
+}
+
+func (h heldFifo) Close() error {
+	return errors.Join(h.WriteCloser.Close(), h.held.Close())
 }
 
 // start begins copying: host stdin → guest (then half-close), guest
@@ -176,8 +199,10 @@ func (st *streams) copyStdin(ctx context.Context) {
 }
 
 // copyOutput copies one guest output to its host end. When the host end
-// fails (the reader left), the rest is drained and dropped so the guest
-// process never blocks on a dead reader.
+// fails (a file that cannot be written), the rest is drained and dropped
+// so the guest process never blocks on it. A FIFO does not fail when its
+// reader leaves (see heldFifo): like runc's, the output then waits for
+// the reader to come back.
 func copyOutput(ctx context.Context, name, stream string, dst io.WriteCloser, src net.Conn) {
 	buf := make([]byte, copyBufferSize)
 	_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, buf)
