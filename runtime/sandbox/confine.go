@@ -15,8 +15,8 @@ import (
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
-// lease takes the sandbox's jail uid when the jail is on, and records it
-// for Cleanup.
+// leaseUID takes the sandbox's jail uid when the jail is on, and records
+// it for Cleanup; on failure nothing stays leased.
 func (s *Sandbox) leaseUID() error {
 	if !s.cfg.Jail.Enabled {
 		return nil
@@ -25,8 +25,12 @@ func (s *Sandbox) leaseUID() error {
 	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(s.dir.File(statedir.JailUIDFile), []byte(strconv.FormatUint(uint64(l.UID), 10)+"\n"), 0o600); err != nil {
+		// Not leased yet for the caller's rollback: give it back here.
+		return errors.Join(err, l.Release())
+	}
 	s.lease = l
-	return os.WriteFile(s.dir.File(statedir.JailUIDFile), []byte(strconv.FormatUint(uint64(l.UID), 10)+"\n"), 0o600)
+	return nil
 }
 
 // uid is the jail uid (and gid), 0 without the jail.
