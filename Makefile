@@ -70,20 +70,26 @@ generate-check: generate
 $(TOOLS)/golangci-lint:
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
 
-lint:
+# lint: gofmt, go vet, then golangci-lint with .golangci.yml (correctness
+# linters and the import boundaries, seccomp-tagged code included).
+lint: $(TOOLS)/golangci-lint
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^generated/')); test -z "$$out" || { echo "gofmt needed: $$out"; exit 1; }
 	$(GO) vet ./...
+	$(TOOLS)/golangci-lint run ./...
 
 # unit-test runs every package's tests; those needing root, VMs or
-# containerd skip with a one-line reason.
+# containerd skip with a one-line reason. Under the race detector.
 unit-test:
-	$(GO) test -count=1 ./...
+	$(GO) test -race -count=1 ./...
 
 # test is what CI runs: setup, lint, generated-code drift, then every test
 # including the VM and containerd ones (root, /dev/net/tun; VMs boot under
 # TCG here, one test binary at a time so at most two VMs run at once).
 test: setup lint generate-check build guest
 	@mkdir -p $(OUT)
+	# The unit tests under the race detector (no VEIL_INTEGRATION: the
+	# integration tests skip here and run below).
+	env -u VEIL_INTEGRATION $(GO) test -race -count=1 ./...
 	# The agent's seccomp rules loaded by libseccomp itself, as the agent
 	# is built (-tags seccomp).
 	VEIL_INTEGRATION=1 CGO_ENABLED=1 $(GO) test -count=1 -tags seccomp -run 'TestVsockDeny' ./agent/container/

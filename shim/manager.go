@@ -90,7 +90,7 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	listener.SetUnlinkOnClose(false)
 	defer func() {
 		if retErr != nil {
-			listener.Close()
+			_ = listener.Close()
 			_ = cshim.RemoveSocket(address)
 		}
 	}()
@@ -98,7 +98,7 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err != nil {
 		return nil, fmt.Errorf("shim socket fd: %w", err)
 	}
-	defer sockFile.Close()
+	defer func() { _ = sockFile.Close() }()
 
 	cmd, err := serveCommand(ctx, id, params, cwd)
 	if err != nil {
@@ -117,7 +117,7 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err := cshim.AdjustOOMScore(cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("adjust shim oom score: %w", err)
 	}
-	listener.Close() // the child holds its own copy
+	_ = listener.Close() // the child holds its own copy
 	return result, nil
 }
 

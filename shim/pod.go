@@ -123,7 +123,7 @@ func readResolvConf(m specs.Mount) *api.DNS {
 	if err != nil {
 		return nil
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var d api.DNS
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {

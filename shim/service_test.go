@@ -250,7 +250,7 @@ func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.C
 	}
 	conn := func(fd int) net.Conn {
 		f := os.NewFile(uintptr(fd), "stream")
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		c, err := net.FileConn(f)
 		if err != nil {
 			panic(err)
@@ -421,7 +421,7 @@ func stdoutFifo(t *testing.T) (string, *os.File) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { _ = r.Close() })
 	return path, r
 }
 
@@ -462,7 +462,7 @@ func TestExitPublishedAfterOutput(t *testing.T) {
 		t.Fatal("exit recorded before the stdout stream ended")
 	case <-time.After(100 * time.Millisecond):
 	}
-	out.Close()
+	_ = out.Close()
 
 	wctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
 	defer cancel()

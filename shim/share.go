@@ -58,7 +58,7 @@ func containerFS(rootfs []*types.Mount, bundle string, root string, plan volumeP
 	var opened []*os.File
 	closeAll := func() {
 		for _, f := range opened {
-			f.Close()
+			_ = f.Close()
 		}
 	}
 	for _, v := range plan.Volumes {

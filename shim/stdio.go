@@ -193,9 +193,9 @@ func (st *streams) copyStdin(ctx context.Context) {
 			log.G(ctx).WithError(err).WithField("process", st.name).Debug("half-close stdin stream")
 		}
 	} else {
-		st.stdin.Close()
+		_ = st.stdin.Close()
 	}
-	st.stdinSrc.Close()
+	_ = st.stdinSrc.Close()
 }
 
 // copyOutput copies one guest output to its host end. When the host end
@@ -216,8 +216,8 @@ func copyOutput(ctx context.Context, name, stream string, dst io.WriteCloser, sr
 			log.G(ctx).WithError(err).WithField("process", name).Debugf("copy %s ended", stream)
 		}
 	}
-	dst.Close()
-	src.Close()
+	_ = dst.Close()
+	_ = src.Close()
 }
 
 // waitOutput waits until all output was copied to the host, or until abort
@@ -248,7 +248,7 @@ func (st *streams) closeStdin() {
 	select {
 	case <-st.stdinDone:
 	case <-t.C:
-		st.stdinSrc.Close()
+		_ = st.stdinSrc.Close()
 		<-st.stdinDone
 	}
 }

@@ -332,7 +332,7 @@ func (s *service) stopSandbox(ctx context.Context, why string) error {
 		err = l.Cleanup(cctx, sb.ID())
 	}
 	if err != nil {
-		return fmt.Errorf("stop sandbox %s: %v; then clean it up: %w", sb.ID(), stopErr, err)
+		return fmt.Errorf("stop sandbox %s: %w; then clean it up: %w", sb.ID(), stopErr, err)
 	}
 	logger.Warn("sandbox removed by cleanup after its stop failed")
 	return nil

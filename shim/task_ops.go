@@ -126,7 +126,7 @@ func (s *service) exec(r *taskAPI.ExecProcessRequest) error {
 	spec := r.Spec.GetValue()
 	var proc specs.Process
 	if err := json.Unmarshal(spec, &proc); err != nil {
-		return fmt.Errorf("exec %s in %s: decode process spec: %v: %w", r.ExecID, r.ID, err, errdefs.ErrInvalidArgument)
+		return fmt.Errorf("exec %s in %s: decode process spec: %w: %w", r.ExecID, r.ID, err, errdefs.ErrInvalidArgument)
 	}
 	paths := stdioPaths{Stdin: r.Stdin, Stdout: r.Stdout, Stderr: r.Stderr, Terminal: r.Terminal}
 	if err := c.addExec(newProcess(r.ID, r.ExecID, paths, spec)); err != nil {

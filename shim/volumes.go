@@ -204,16 +204,16 @@ func openVolumeSource(src string, policy volumePolicy) (*os.File, os.FileInfo, e
 	f := os.NewFile(uintptr(fd), src)
 	real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, fmt.Errorf("resolve bind source %s: %w", src, err)
 	}
 	if err := policy.check(real); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, fmt.Errorf("bind source %s refused: %w: %w", src, err, errdefs.ErrInvalidArgument)
 	}
 	fi, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, nil, fmt.Errorf("stat bind source %s: %w", src, err)
 	}
 	return f, fi, nil

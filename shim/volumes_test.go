@@ -198,7 +198,7 @@ func TestOpenVolumeSource(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer f.Close()
+			defer func() { _ = f.Close() }()
 			if fi.IsDir() != tc.wantDir {
 				t.Fatalf("IsDir = %v", fi.IsDir())
 			}

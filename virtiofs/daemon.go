@@ -74,12 +74,12 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	// The socket file must outlive our copy of the listener.
 	ln.SetUnlinkOnClose(false)
 	f, err := ln.File()
-	ln.Close()
+	_ = ln.Close()
 	if err != nil {
-		os.Remove(socket)
+		_ = os.Remove(socket)
 		return nil, fmt.Errorf("virtiofsd: socket fd: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 
 	p, err := proc.Start(ctx, proc.Spec{
 		Name: processName,
@@ -104,7 +104,7 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		Cgroup:     cfg.Cgroup,
 	})
 	if err != nil {
-		os.Remove(socket)
+		_ = os.Remove(socket)
 		return nil, err
 	}
 	return &Daemon{p: p, socket: socket}, nil

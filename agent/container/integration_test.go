@@ -135,13 +135,13 @@ func (f *fixture) connect(id, execID string, sio Stdio) hostEnds {
 		for i, fd := range fds {
 			file := os.NewFile(uintptr(fd), "stream")
 			c, err := net.FileConn(file)
-			file.Close()
+			_ = file.Close()
 			if err != nil {
 				f.t.Fatal(err)
 			}
 			conns[i] = c.(*net.UnixConn)
 		}
-		f.t.Cleanup(func() { conns[0].Close(); conns[1].Close() })
+		f.t.Cleanup(func() { _ = conns[0].Close(); _ = conns[1].Close() })
 		if err := f.reg.Add(stream.Key{ContainerID: id, ExecID: execID, Stream: s}, conns[1]); err != nil {
 			f.t.Fatal(err)
 		}

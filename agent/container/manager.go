@@ -103,8 +103,10 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 	if !within(rootfs, m.cfg.SharedDir) {
 		return fmt.Errorf("rootfs %q of container %s is not inside %s: %w", rootfs, id, m.cfg.SharedDir, errdefs.ErrInvalidArgument)
 	}
-	if fi, err := os.Stat(rootfs); err != nil || !fi.IsDir() {
-		return fmt.Errorf("rootfs %q of container %s is not a directory (%v): %w", rootfs, id, err, errdefs.ErrInvalidArgument)
+	if fi, err := os.Stat(rootfs); err != nil {
+		return fmt.Errorf("rootfs %q of container %s is not a directory (%w): %w", rootfs, id, err, errdefs.ErrInvalidArgument)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("rootfs %q of container %s is not a directory: %w", rootfs, id, errdefs.ErrInvalidArgument)
 	}
 	if sio.Terminal && sio.Stderr {
 		return fmt.Errorf("container %s: a terminal has no stderr stream: %w", id, errdefs.ErrInvalidArgument)
@@ -316,7 +318,7 @@ func (m *Manager) reachSubmounts(ctx context.Context, paths []string) error {
 			log.G(ctx).WithError(err).WithField("path", p).Warn("submount not reachable")
 			continue
 		}
-		unix.Close(fd)
+		_ = unix.Close(fd)
 	}
 	return nil
 }

@@ -209,7 +209,7 @@ func (s *stdio) copyOutput(what string, dst net.Conn, src *os.File, exited <-cha
 		}
 	}()
 	buf := make([]byte, copyBufferSize)
-	var w io.Writer = io.Discard
+	w := io.Discard
 	if dst != nil {
 		w = dst
 	}

@@ -265,10 +265,10 @@ func matchesVsock(s span) bool {
 func spanArgs(ss []span) []specs.LinuxSeccompArg {
 	var out []specs.LinuxSeccompArg
 	for _, s := range ss {
-		switch {
-		case s.lo == 0:
+		switch s.lo {
+		case 0:
 			out = append(out, specs.LinuxSeccompArg{Index: 0, Value: s.hi, Op: specs.OpLessEqual})
-		case s.lo == s.hi:
+		case s.hi:
 			out = append(out, specs.LinuxSeccompArg{Index: 0, Value: s.lo, Op: specs.OpEqualTo})
 		default:
 			for lo := s.lo; lo <= s.hi; {

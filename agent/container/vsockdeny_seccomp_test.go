@@ -194,11 +194,11 @@ func filterChild(arg string) {
 		domain := -1
 		if e == 0 {
 			domain, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DOMAIN)
-			unix.Close(int(fd))
+			_ = unix.Close(int(fd))
 		}
 		fmt.Fprintf(&b, "probe %s %d %d\n", f.name, int(e), domain)
 	}
-	os.Stdout.WriteString(b.String())
+	_, _ = os.Stdout.WriteString(b.String())
 	os.Exit(0)
 }
 

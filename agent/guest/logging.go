@@ -37,7 +37,7 @@ func redirectToConsole() error {
 	if err != nil {
 		return fmt.Errorf("open %s: %w", Console, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, fd := range []int{0, 1, 2} {
 		if err := unix.Dup3(int(f.Fd()), fd, 0); err != nil {
 			return fmt.Errorf("dup %s to fd %d: %w", Console, fd, err)

@@ -63,7 +63,7 @@ func LoadModules(ctx context.Context, list, dir string) error {
 	if err != nil {
 		return fmt.Errorf("open module list: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	mods, err := ParseModuleList(f)
 	if err != nil {
 		return fmt.Errorf("%s: %w", list, err)
@@ -84,7 +84,7 @@ func loadModule(path string) error {
 	if err != nil {
 		return fmt.Errorf("open module %s: %w", path, err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	if err := unix.FinitModule(fd, "", moduleFlags(path)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("finit_module %s: %w", path, err)
 	}

@@ -81,7 +81,7 @@ func TestServeOverTTRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := ttrpc.NewClient(conn)
-	defer client.Close()
+	defer func() { _ = client.Close() }()
 	agent := api.NewAgentClient(client)
 	rctx, rcancel := context.WithTimeout(ctx, time.Minute)
 	defer rcancel()
@@ -126,7 +126,7 @@ func TestServeOverTTRPC(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			out := dial("c1", api.StreamStdout)
-			defer out.Close()
+			defer func() { _ = out.Close() }()
 			_, err := agent.CreateContainer(rctx, &api.CreateContainerRequest{ContainerId: "c1", Spec: spec(tc.args...), Rootfs: rootfs, Stdio: &api.Stdio{Stdout: true}})
 			if err != nil {
 				t.Fatal(err)

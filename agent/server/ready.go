@@ -21,7 +21,7 @@ func notifyReady(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("dial host vsock port %d: %w", api.ReadyPort, err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	deadline := time.Now().Add(readyTimeout)
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		deadline = dl

@@ -109,7 +109,7 @@ func readCPU(path string) (*api.CPUStats, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	cpu := &api.CPUStats{}
 	seen := false
 	sc := bufio.NewScanner(f)

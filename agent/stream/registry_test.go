@@ -18,7 +18,7 @@ import (
 func pair(t *testing.T) (host, guest net.Conn) {
 	t.Helper()
 	a, b := net.Pipe()
-	t.Cleanup(func() { a.Close(); b.Close() })
+	t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
 	return a, b
 }
 

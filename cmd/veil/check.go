@@ -59,10 +59,10 @@ func printReport(cmd *cobra.Command, rep hostcheck.Report) error {
 		width = max(width, len(r.Name))
 	}
 	for _, r := range rep.Results {
-		fmt.Fprintf(w, "%-4s  %-*s  %s\n", r.Status, width, r.Name, r.Detail)
+		_, _ = fmt.Fprintf(w, "%-4s  %-*s  %s\n", r.Status, width, r.Name, r.Detail)
 		if r.Fix != "" && r.Status != hostcheck.OK {
 			fix := strings.ReplaceAll(r.Fix, "\n", "\n"+strings.Repeat(" ", width+12))
-			fmt.Fprintf(w, "%-4s  %-*s  fix: %s\n", "", width, "", fix)
+			_, _ = fmt.Fprintf(w, "%-4s  %-*s  fix: %s\n", "", width, "", fix)
 		}
 	}
 	verdict := "ready"

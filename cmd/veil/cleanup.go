@@ -42,7 +42,7 @@ func newSandboxCleanupCommand(g *globalOptions, e *env) *cobra.Command {
 			if err := sandbox.Cleanup(cmd.Context(), cfg, sb.ID); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "sandbox %s removed\n", sb.ID)
+			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "sandbox %s removed\n", sb.ID)
 			return nil
 		},
 	}

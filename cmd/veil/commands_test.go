@@ -89,7 +89,7 @@ func TestCheckCommand(t *testing.T) {
 	// without its pids hierarchy.
 	clash := newWorld(t)
 	clashHost := readyHost(t, clash)
-	os.Remove(filepath.Join(clashHost, "/sys/fs/cgroup/cgroup.controllers"))
+	_ = os.Remove(filepath.Join(clashHost, "/sys/fs/cgroup/cgroup.controllers"))
 	for _, c := range []string{"memory", "cpu", "cpuacct"} {
 		writeFile(t, filepath.Join(clashHost, "/sys/fs/cgroup", c, "tasks"), "")
 	}

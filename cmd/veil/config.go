@@ -53,7 +53,7 @@ func newConfigShowCommand(g *globalOptions) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("encode config: %w", err)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "# effective configuration; file: %s\n", path)
+			_, _ = fmt.Fprintf(cmd.OutOrStdout(), "# effective configuration; file: %s\n", path)
 			return annotate(cmd.OutOrStdout(), b, keys)
 		},
 	}

@@ -56,8 +56,8 @@ func TestSandboxConsoleFollow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Write([]byte("more\a\n"))
-	f.Close()
+	_, _ = f.Write([]byte("more\a\n"))
+	_ = f.Close()
 	out.waitFor(t, "boot\\x1b[m\nmore\\x07\n")
 	cancel()
 	select {

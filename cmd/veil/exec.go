@@ -49,14 +49,14 @@ func newSandboxExecCommand(g *globalOptions, e *env) *cobra.Command {
 					return err
 				}
 			} else {
-				cmd.OutOrStdout().Write(resp.Stdout)
-				cmd.ErrOrStderr().Write(resp.Stderr)
+				_, _ = cmd.OutOrStdout().Write(resp.Stdout)
+				_, _ = cmd.ErrOrStderr().Write(resp.Stderr)
 				for _, tr := range []struct {
 					name string
 					cut  bool
 				}{{"stdout", resp.StdoutTruncated}, {"stderr", resp.StderrTruncated}} {
 					if tr.cut {
-						fmt.Fprintf(cmd.ErrOrStderr(), "veil: %s truncated at the agent's limit\n", tr.name)
+						_, _ = fmt.Fprintf(cmd.ErrOrStderr(), "veil: %s truncated at the agent's limit\n", tr.name)
 					}
 				}
 			}

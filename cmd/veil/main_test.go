@@ -86,7 +86,7 @@ func (w *world) sandbox(t *testing.T, id string, pid int, alive bool, containers
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { l.Close() })
+		t.Cleanup(func() { _ = l.Close() })
 		serveQMP(t, filepath.Join(dir, "qmp.sock"))
 	}
 	return dir
@@ -133,7 +133,7 @@ func serveQMP(t *testing.T, path string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -141,14 +141,14 @@ func serveQMP(t *testing.T, path string) {
 				return
 			}
 			go func() {
-				defer c.Close()
-				c.Write([]byte(`{"QMP": {"version": {}}}` + "\n"))
+				defer func() { _ = c.Close() }()
+				_, _ = c.Write([]byte(`{"QMP": {"version": {}}}` + "\n"))
 				sc := bufio.NewScanner(c)
 				for sc.Scan() {
 					if strings.Contains(sc.Text(), "query-status") {
-						c.Write([]byte(`{"return": {"status": "running", "running": true}}` + "\n"))
+						_, _ = c.Write([]byte(`{"return": {"status": "running", "running": true}}` + "\n"))
 					} else {
-						c.Write([]byte(`{"return": {}}` + "\n"))
+						_, _ = c.Write([]byte(`{"return": {}}` + "\n"))
 					}
 				}
 			}()

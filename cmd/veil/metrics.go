@@ -40,7 +40,7 @@ func newSandboxMetricsCommand(g *globalOptions, e *env) *cobra.Command {
 }
 
 func printMetrics(w io.Writer, m inspect.Metrics) error {
-	fmt.Fprintf(w, "HOST (sandbox %s, %s)\n", m.ID, orDash(m.Hypervisor))
+	_, _ = fmt.Fprintf(w, "HOST (sandbox %s, %s)\n", m.ID, orDash(m.Hypervisor))
 	t := newTable(w, "PROCESS", "PID", "RSS", "USER CPU", "SYS CPU", "THREADS")
 	for _, h := range m.Host {
 		if h.Usage == nil {
@@ -52,16 +52,16 @@ func printMetrics(w io.Writer, m inspect.Metrics) error {
 	if err := t.flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(w, "\nGUEST")
+	_, _ = fmt.Fprintln(w, "\nGUEST")
 	if g := m.Guest; g != nil {
-		fmt.Fprintf(w, "memory:  %s available of %s\n", humanBytes(g.MemoryAvailableBytes), humanBytes(g.MemoryTotalBytes))
+		_, _ = fmt.Fprintf(w, "memory:  %s available of %s\n", humanBytes(g.MemoryAvailableBytes), humanBytes(g.MemoryTotalBytes))
 		if c := g.Cpu; c != nil {
-			fmt.Fprintf(w, "cpu:     %d online; user %.2fs system %.2fs idle %.2fs iowait %.2fs steal %.2fs\n", c.Online,
+			_, _ = fmt.Fprintf(w, "cpu:     %d online; user %.2fs system %.2fs idle %.2fs iowait %.2fs steal %.2fs\n", c.Online,
 				sec(c.UserUsec), sec(c.SystemUsec), sec(c.IdleUsec), sec(c.IowaitUsec), sec(c.StealUsec))
 		}
-		fmt.Fprintf(w, "load:    %.2f %.2f %.2f\nuptime:  %.1fs\n", g.Load1, g.Load5, g.Load15, g.UptimeSeconds)
+		_, _ = fmt.Fprintf(w, "load:    %.2f %.2f %.2f\nuptime:  %.1fs\n", g.Load1, g.Load5, g.Load15, g.UptimeSeconds)
 		if len(g.Containers) > 0 {
-			fmt.Fprintln(w)
+			_, _ = fmt.Fprintln(w)
 			t := newTable(w, "CONTAINER", "CPU", "MEMORY", "LIMIT", "PIDS", "ERROR")
 			for _, c := range g.Containers {
 				limit := "max"
@@ -75,9 +75,9 @@ func printMetrics(w io.Writer, m inspect.Metrics) error {
 			}
 		}
 	} else {
-		fmt.Fprintf(w, "unavailable: %s\n", m.GuestError)
+		_, _ = fmt.Fprintf(w, "unavailable: %s\n", m.GuestError)
 	}
-	fmt.Fprintln(w, "\nVMM COUNTERS")
+	_, _ = fmt.Fprintln(w, "\nVMM COUNTERS")
 	if m.CountersError != "" {
 		_, err := fmt.Fprintln(w, m.CountersError)
 		return err

@@ -30,7 +30,7 @@ func (t *table) row(cols ...any) {
 	for i, c := range cols {
 		s[i] = fmt.Sprint(c)
 	}
-	fmt.Fprintln(t.tw, strings.Join(s, "\t"))
+	_, _ = fmt.Fprintln(t.tw, strings.Join(s, "\t"))
 }
 
 func (t *table) flush() error { return t.tw.Flush() }

@@ -58,7 +58,7 @@ func newSandboxListCommand(g *globalOptions, e *env) *cobra.Command {
 				return writeJSON(w, sbs)
 			case opts.quiet:
 				for _, sb := range sbs {
-					fmt.Fprintln(w, sb.ID)
+					_, _ = fmt.Fprintln(w, sb.ID)
 				}
 				return nil
 			}

@@ -65,7 +65,7 @@ func TestMain(m *testing.M) {
 				fmt.Println(err)
 				os.Exit(1)
 			}
-			f.Close()
+			_ = f.Close()
 		}
 		fmt.Println("ok")
 		os.Exit(0)
@@ -150,8 +150,8 @@ func start(t *testing.T, env []string, name string, args ...string) *child {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	inR.Close()
-	outW.Close()
+	_ = inR.Close()
+	_ = outW.Close()
 	c := &child{cmd: cmd, in: inW, out: bufio.NewReader(outR), done: make(chan struct{})}
 	go func() {
 		c.err = cmd.Wait()
@@ -160,8 +160,8 @@ func start(t *testing.T, env []string, name string, args ...string) *child {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-c.done
-		inW.Close()
-		outR.Close()
+		_ = inW.Close()
+		_ = outR.Close()
 	})
 	return c
 }
@@ -392,7 +392,7 @@ func TestDeleteKillsForks(t *testing.T) {
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		t.Fatal(err)
 	}
-	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	defer func() { _ = unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) }()
 	sh := start(t, nil, "sh", "-c", "read x; sleep 1000 & sleep 1000 & exec sleep 1000")
 	if err := c.Add(sh.cmd.Process.Pid); err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (c *Cgroup) kill(pids []int) error {
 	fds := make(map[int]int, len(pids))
 	defer func() {
 		for _, fd := range fds {
-			unix.Close(fd)
+			_ = unix.Close(fd)
 		}
 	}()
 	for _, pid := range pids {

@@ -166,7 +166,7 @@ func ApplyAnnotations(cfg *Config, annotations map[string]string) (*Config, erro
 		return nil, fmt.Errorf("%w: %s", ErrInvalidAnnotation, strings.Join(problems, "; "))
 	}
 	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: the configuration they give is invalid: %v", ErrInvalidAnnotation, err)
+		return nil, fmt.Errorf("%w: the configuration they give is invalid: %w", ErrInvalidAnnotation, err)
 	}
 	return &c, nil
 }

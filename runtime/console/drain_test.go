@@ -39,8 +39,15 @@ func (r *scriptReader) Read(p []byte) (int, error) {
 func TestDrain(t *testing.T) {
 	errBroken := errors.New("connection reset")
 	type env struct {
+		t         *testing.T
 		dir, path string
 		l         *Log
+	}
+	// must fails the test from a hook, which runs in the test's goroutine.
+	must := func(e *env, err error) {
+		if err != nil {
+			e.t.Fatal(err)
+		}
 	}
 	cases := []struct {
 		name    string
@@ -56,26 +63,26 @@ func TestDrain(t *testing.T) {
 		{name: "keeps reading after a write error", max: 8,
 			chunks: []string{"0123", "4567", "89ab", "cdef", "ghij"},
 			// The directory goes: the next rotation cannot make its files.
-			before:  func(e *env) map[int]func() { return map[int]func(){1: func() { os.RemoveAll(e.dir) }} },
+			before:  func(e *env) map[int]func() { return map[int]func(){1: func() { must(e, os.RemoveAll(e.dir)) }} },
 			wantErr: isNotExist, want: "-"},
 		{name: "writes again once it can", max: 8,
 			chunks: []string{"0123", "4567", "89ab", "cdef", "ghij"},
 			before: func(e *env) map[int]func() {
 				return map[int]func(){
-					1: func() { os.RemoveAll(e.dir) },
-					3: func() { os.MkdirAll(e.dir, 0o700) },
+					1: func() { must(e, os.RemoveAll(e.dir)) },
+					3: func() { must(e, os.MkdirAll(e.dir, 0o700)) },
 				}
 			},
 			wantErr: isNotExist, want: "cdefghij"},
 		{name: "after Close discards silently", max: 64, chunks: []string{"kept", "late"},
-			before:  func(e *env) map[int]func() { return map[int]func(){1: func() { e.l.Close() }} },
+			before:  func(e *env) map[int]func() { return map[int]func(){1: func() { _ = e.l.Close() }} },
 			wantErr: noErr, want: "kept"},
 		{name: "read error", max: 64, chunks: []string{"half a line"}, readErr: errBroken,
 			wantErr: func(err error) bool { return errors.Is(err, errBroken) }, want: "half a line"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := &env{dir: filepath.Join(t.TempDir(), "sb")}
+			e := &env{t: t, dir: filepath.Join(t.TempDir(), "sb")}
 			e.path = filepath.Join(e.dir, "console.log")
 			if err := os.Mkdir(e.dir, 0o700); err != nil {
 				t.Fatal(err)
@@ -84,7 +91,7 @@ func TestDrain(t *testing.T) {
 			if e.l, err = Create(e.path, tc.max); err != nil {
 				t.Fatal(err)
 			}
-			defer e.l.Close()
+			defer func() { _ = e.l.Close() }()
 			r := &scriptReader{chunks: tc.chunks, err: tc.readErr}
 			if tc.before != nil {
 				r.before = tc.before(e)
@@ -116,9 +123,9 @@ func TestDrainContext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	guest, host := net.Pipe()
-	defer guest.Close()
+	defer func() { _ = guest.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Drain(ctx, host) }()
@@ -140,13 +147,15 @@ func TestDrainContext(t *testing.T) {
 // pipe while the copy cannot be written gets through to EOF.
 func TestDrainNeverBlocksTheGuest(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "sb")
-	os.Mkdir(dir, 0o700)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	l, err := Create(filepath.Join(dir, "console.log"), 4096)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	os.RemoveAll(dir)
+	defer func() { _ = l.Close() }()
+	_ = os.RemoveAll(dir)
 	pr, pw, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -158,7 +167,7 @@ func TestDrainNeverBlocksTheGuest(t *testing.T) {
 		for i := 0; i < 20000 && err == nil; i++ {
 			_, err = pw.Write(line)
 		}
-		pw.Close()
+		_ = pw.Close()
 		wrote <- err
 	}()
 	done := make(chan error, 1)

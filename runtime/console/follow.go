@@ -36,7 +36,7 @@ func follow(ctx context.Context, path string, w io.Writer) error {
 	}
 	defer func() {
 		if f != nil {
-			f.Close()
+			_ = f.Close()
 		}
 	}()
 	old, err := openRegular(path + rotatedSuffix)
@@ -47,7 +47,7 @@ func follow(ctx context.Context, path string, w io.Writer) error {
 		if f == nil || !sameFile(f, old) {
 			err = copyTail(w, old, MaxRead/2)
 		}
-		old.Close()
+		_ = old.Close()
 		if err != nil {
 			return err
 		}
@@ -73,7 +73,7 @@ func follow(ctx context.Context, path string, w io.Writer) error {
 				return err
 			}
 			if rotated {
-				f.Close()
+				_ = f.Close()
 				f = nil
 				continue
 			}
@@ -123,7 +123,7 @@ func finishRotated(w io.Writer, path string, f *os.File) (bool, error) {
 	if err != nil || old == nil {
 		return true, err
 	}
-	defer old.Close()
+	defer func() { _ = old.Close() }()
 	if sameFile(f, old) {
 		return true, nil
 	}

@@ -81,7 +81,9 @@ func TestFollow(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "sb")
-			os.Mkdir(dir, 0o700)
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
 			path := filepath.Join(dir, "console.log")
 			var l *Log
 			if tc.kept != nil {
@@ -90,7 +92,7 @@ func TestFollow(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, w := range tc.kept {
-					l.Write([]byte(w))
+					_, _ = l.Write([]byte(w))
 				}
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -100,7 +102,7 @@ func TestFollow(t *testing.T) {
 			go func() { done <- Follow(ctx, path, out) }()
 			for _, s := range tc.steps {
 				if s.restart {
-					l.Close()
+					_ = l.Close()
 					var err error
 					if l, err = Create(path, 32); err != nil {
 						t.Fatal(err)
@@ -113,12 +115,12 @@ func TestFollow(t *testing.T) {
 				}
 				out.waitFor(t, s.want)
 			}
-			l.Close()
+			_ = l.Close()
 			switch tc.end {
 			case "cancel":
 				cancel()
 			case "remove":
-				os.RemoveAll(dir)
+				_ = os.RemoveAll(dir)
 			}
 			select {
 			case err := <-done:
@@ -142,18 +144,18 @@ func TestFollowFlood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &syncBuffer{}
 	done := make(chan error, 1)
 	go func() { done <- Follow(ctx, path, out) }()
 	for i := 0; i < 2000; i++ {
-		l.Write([]byte(strings.Repeat("=", 31) + "\x1b\n")) // halves end inside lines
+		_, _ = l.Write([]byte(strings.Repeat("=", 31) + "\x1b\n")) // halves end inside lines
 		if i%100 == 0 {
 			time.Sleep(followInterval / 4)
 		}
 	}
-	l.Write([]byte("end\n"))
+	_, _ = l.Write([]byte("end\n"))
 	deadline := time.Now().Add(5 * time.Second)
 	for !strings.HasSuffix(out.String(), "end\n") && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)

@@ -96,7 +96,7 @@ func (l *Log) Write(p []byte) (int, error) {
 // content is lost, the bound still holds).
 func (l *Log) rotate() error {
 	if l.f != nil {
-		l.f.Close()
+		_ = l.f.Close()
 		l.f = nil
 		if err := os.Rename(l.path, l.path+rotatedSuffix); err != nil {
 			return fmt.Errorf("console: rotate: %w", err)

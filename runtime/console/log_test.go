@@ -108,7 +108,7 @@ func TestCreate(t *testing.T) {
 				}
 				return
 			}
-			defer l.Close()
+			defer func() { _ = l.Close() }()
 			if got, _ := Read(path); len(got) != 0 {
 				t.Fatalf("Read = %q after Create", got)
 			}
@@ -129,7 +129,7 @@ func TestLogClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.Write([]byte("kept"))
+	_, _ = l.Write([]byte("kept"))
 	for i := 0; i < 2; i++ {
 		if err := l.Close(); err != nil {
 			t.Fatalf("Close %d: %v", i, err)
@@ -171,7 +171,7 @@ func BenchmarkLogWrite(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			defer l.Close()
+			defer func() { _ = l.Close() }()
 			p := append(bytes.Repeat([]byte("flood-"), bc.size/6), '\n')[:bc.size]
 			b.SetBytes(int64(len(p)))
 			b.ResetTimer()

@@ -36,11 +36,11 @@ func openRegular(p string) (*os.File, error) {
 	}
 	st, err := f.Stat()
 	if err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("console: %w", err)
 	}
 	if !st.Mode().IsRegular() {
-		f.Close()
+		_ = f.Close()
 		return nil, fmt.Errorf("console: %s is not a regular file", p)
 	}
 	return f, nil
@@ -82,14 +82,14 @@ func Read(path string) ([]byte, error) {
 		return nil, err
 	}
 	if cur != nil {
-		defer cur.Close()
+		defer func() { _ = cur.Close() }()
 	}
 	old, err := openRegular(path + rotatedSuffix)
 	if err != nil {
 		return nil, err
 	}
 	if old != nil {
-		defer old.Close()
+		defer func(f *os.File) { _ = f.Close() }(old) // old may be set to nil below
 		if cur != nil && sameFile(cur, old) {
 			old = nil
 		}

@@ -37,19 +37,27 @@ func TestRead(t *testing.T) {
 		}, want: big[len(big)-MaxRead:]},
 		{name: "symlink refused", wantErr: "too many levels of symbolic links", setup: func(t *testing.T, path string) {
 			writeFile(t, path+".secret", "host secret")
-			os.Symlink(path+".secret", path)
+			if err := os.Symlink(path+".secret", path); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{name: "symlinked half refused", wantErr: "too many levels of symbolic links", setup: func(t *testing.T, path string) {
 			writeFile(t, path+".secret", "host secret")
 			writeFile(t, path, "newer\n")
-			os.Symlink(path+".secret", path+".1")
+			if err := os.Symlink(path+".secret", path+".1"); err != nil {
+				t.Fatal(err)
+			}
 		}},
 		{name: "FIFO refused without blocking", wantErr: "not a regular file", setup: func(t *testing.T, path string) {
 			if err := syscall.Mkfifo(path, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{name: "directory refused", wantErr: "not a regular file", setup: func(t *testing.T, path string) { os.Mkdir(path, 0o700) }},
+		{name: "directory refused", wantErr: "not a regular file", setup: func(t *testing.T, path string) {
+			if err := os.Mkdir(path, 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -112,9 +120,9 @@ func TestTail(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, w := range tc.writes {
-					l.Write([]byte(w))
+					_, _ = l.Write([]byte(w))
 				}
-				l.Close()
+				_ = l.Close()
 			}
 			if got := Tail(path, tc.n); got != tc.want {
 				t.Fatalf("Tail = %.100q, want %.100q", got, tc.want)
@@ -125,7 +133,9 @@ func TestTail(t *testing.T) {
 
 func TestTailUnreadable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "console.log")
-	os.Mkdir(path, 0o700)
+	if err := os.Mkdir(path, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	if got := Tail(path, 3); !strings.HasPrefix(got, "(console: ") || !strings.Contains(got, "not a regular file") {
 		t.Fatalf("Tail = %q", got)
 	}

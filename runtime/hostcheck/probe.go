@@ -38,7 +38,7 @@ func TryJail(ctx context.Context, s *jail.Spec) error {
 	if err != nil {
 		return fmt.Errorf("temporary directory: %w", err)
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
 	p, err := proc.Start(ctx, proc.Spec{Name: "jail-check", Dir: dir, Path: jailProbeBinary, Jail: s})
@@ -56,9 +56,9 @@ func TryJail(ctx context.Context, s *jail.Spec) error {
 	if err := p.Err(); err != nil {
 		log, _ := os.ReadFile(p.LogPath())
 		if msg := stageFailure(log); msg != "" {
-			return fmt.Errorf("%s (%v)", msg, err)
+			return fmt.Errorf("%s (%w)", msg, err)
 		}
-		return fmt.Errorf("%s in the jail: %v", jailProbeBinary, err)
+		return fmt.Errorf("%s in the jail: %w", jailProbeBinary, err)
 	}
 	return nil
 }
@@ -117,7 +117,7 @@ func ProbeQEMUSandbox(ctx context.Context, path string) error {
 		return fmt.Errorf("%s -sandbox %s did not quit within %s", path, QEMUSandboxOpts, probeTimeout)
 	}
 	if msg := strings.TrimSpace(stderr.String()); msg != "" {
-		return fmt.Errorf("%s (%v)", strings.ReplaceAll(msg, "\n", "; "), err)
+		return fmt.Errorf("%s (%w)", strings.ReplaceAll(msg, "\n", "; "), err)
 	}
-	return fmt.Errorf("%s -sandbox %s: %v", path, QEMUSandboxOpts, err)
+	return fmt.Errorf("%s -sandbox %s: %w", path, QEMUSandboxOpts, err)
 }

@@ -53,11 +53,11 @@ func DialAgent(ctx context.Context, dir string) (Agent, error) {
 	c := &agentConn{AgentService: api.NewAgentClient(client), client: client}
 	h, err := c.Health(ctx, &api.HealthRequest{})
 	if err != nil {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("agent health via %s: %w", sock, err)
 	}
 	if h.ApiVersion != api.APIVersion {
-		c.Close()
+		_ = c.Close()
 		return nil, fmt.Errorf("agent %s speaks protocol %d, this veil speaks %d", h.AgentVersion, h.ApiVersion, api.APIVersion)
 	}
 	return c, nil
@@ -86,7 +86,7 @@ func (r *Reader) Exec(ctx context.Context, id string, dial DialFunc, opts ExecOp
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", id, err)
 	}
-	defer agent.Close()
+	defer func() { _ = agent.Close() }()
 	resp, err := agent.DebugExec(ctx, &api.DebugExecRequest{
 		Argv:      opts.Argv,
 		Env:       opts.Env,

@@ -57,7 +57,7 @@ func (f *fixture) sandbox(t *testing.T, id string, helpers []fakeHelper, contain
 	if sock {
 		l, err := net.Listen("unix", filepath.Join(dir, "vsock.sock"))
 		must(t, err)
-		t.Cleanup(func() { l.Close() })
+		t.Cleanup(func() { _ = l.Close() })
 	}
 	return dir
 }

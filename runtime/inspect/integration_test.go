@@ -88,7 +88,7 @@ func TestRunningSandbox(t *testing.T) {
 		var agents []Agent
 		defer func() {
 			for _, a := range agents {
-				a.Close()
+				_ = a.Close()
 			}
 		}()
 		for range 2 {

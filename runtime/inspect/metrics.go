@@ -62,7 +62,7 @@ func (r *Reader) Metrics(ctx context.Context, id string, dial DialFunc) (Metrics
 		} else {
 			m.Guest = st
 		}
-		agent.Close()
+		_ = agent.Close()
 	}
 	m.Counters, m.CountersError = r.counters(ctx, sb)
 	return m, nil

@@ -75,7 +75,7 @@ func KernelRelease(path string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	r := bufio.NewReaderSize(f, 1<<20)
 	// Scan with an overlap so a banner split across reads is found.
 	var carry []byte

@@ -21,7 +21,7 @@ func serveQMP(t *testing.T, dir string) {
 	t.Helper()
 	l, err := net.Listen("unix", filepath.Join(dir, "qmp.sock"))
 	must(t, err)
-	t.Cleanup(func() { l.Close() })
+	t.Cleanup(func() { _ = l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
@@ -29,8 +29,8 @@ func serveQMP(t *testing.T, dir string) {
 				return
 			}
 			go func() {
-				defer c.Close()
-				c.Write([]byte(`{"QMP": {"version": {}, "capabilities": []}}` + "\n"))
+				defer func() { _ = c.Close() }()
+				_, _ = c.Write([]byte(`{"QMP": {"version": {}, "capabilities": []}}` + "\n"))
 				sc := bufio.NewScanner(c)
 				for sc.Scan() {
 					var req struct{ Execute string }
@@ -39,11 +39,11 @@ func serveQMP(t *testing.T, dir string) {
 					}
 					switch req.Execute {
 					case "qmp_capabilities":
-						c.Write([]byte(`{"return": {}}` + "\n"))
+						_, _ = c.Write([]byte(`{"return": {}}` + "\n"))
 					case "query-status":
-						c.Write([]byte(`{"event": "RESUME", "data": {}}` + "\n" + `{"return": {"status": "running", "singlestep": false, "running": true}}` + "\n"))
+						_, _ = c.Write([]byte(`{"event": "RESUME", "data": {}}` + "\n" + `{"return": {"status": "running", "singlestep": false, "running": true}}` + "\n"))
 					default:
-						c.Write([]byte(`{"error": {"class": "CommandNotFound", "desc": "no"}}` + "\n"))
+						_, _ = c.Write([]byte(`{"error": {"class": "CommandNotFound", "desc": "no"}}` + "\n"))
 					}
 				}
 			}()
@@ -55,21 +55,21 @@ func serveQMP(t *testing.T, dir string) {
 // Hypervisor.
 func serveCH(t *testing.T, dir string) {
 	t.Helper()
-	os.MkdirAll(filepath.Join(dir, statedir.HelperDir), 0o700)
+	must(t, os.MkdirAll(filepath.Join(dir, statedir.HelperDir), 0o700))
 	l, err := net.Listen("unix", filepath.Join(dir, statedir.CHAPISocket))
 	must(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/v1/vm.info", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"config":{"payload":{}},"state":"Running","memory_actual_size":268435456}`))
+		_, _ = w.Write([]byte(`{"config":{"payload":{}},"state":"Running","memory_actual_size":268435456}`))
 	})
 	mux.HandleFunc("/api/v1/vm.counters", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"_net0":{"rx_bytes":10,"tx_bytes":20}}`))
+		_, _ = w.Write([]byte(`{"_net0":{"rx_bytes":10,"tx_bytes":20}}`))
 	})
 	srv := &http.Server{Handler: mux}
-	go srv.Serve(l)
-	t.Cleanup(func() { srv.Close() })
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { _ = srv.Close() })
 }
 
 func TestVMInfo(t *testing.T) {

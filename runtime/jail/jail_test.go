@@ -31,7 +31,7 @@ func startJailed(t *testing.T, spec *jail.Spec, argv ...string) *proc.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { p.Stop(context.Background(), 0) })
+	t.Cleanup(func() { _ = p.Stop(context.Background(), 0) })
 	return p
 }
 
@@ -108,7 +108,9 @@ func TestJailedHelper(t *testing.T) {
 	if err := unix.Stat(filepath.Join("/proc", strconv.Itoa(p.Pid()), "root")+"/", &root); err != nil {
 		t.Fatal(err)
 	}
-	unix.Stat("/", &host)
+	if err := unix.Stat("/", &host); err != nil {
+		t.Fatal(err)
+	}
 	if root.Ino == host.Ino && root.Dev == host.Dev {
 		t.Error("root directory is the host's")
 	}
@@ -130,9 +132,13 @@ func TestJailedHelper(t *testing.T) {
 func TestJailRootHoldsOnlyWhatItNeeds(t *testing.T) {
 	harness.Skip(t)
 	src := t.TempDir()
-	os.WriteFile(filepath.Join(src, "kernel"), []byte("k"), 0o644)
+	if err := os.WriteFile(filepath.Join(src, "kernel"), []byte("k"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	rw := t.TempDir()
-	os.Chown(rw, testUID, testUID)
+	if err := os.Chown(rw, testUID, testUID); err != nil {
+		t.Fatal(err)
+	}
 	spec := &jail.Spec{UID: testUID, GID: testUID, Namespaces: true, Binds: []jail.Bind{
 		{Source: filepath.Join(src, "kernel"), Target: "/vm/kernel"},
 		{Source: rw, Target: "/sock", Writable: true},

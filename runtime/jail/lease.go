@@ -53,7 +53,7 @@ func tryLease(stateDir string, uid uint32) (*Lease, error) {
 		return nil, fmt.Errorf("jail: lease uid %d: %w", uid, err)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
+		_ = f.Close()
 		if errors.Is(err, unix.EWOULDBLOCK) {
 			return nil, nil
 		}
@@ -63,11 +63,16 @@ func tryLease(stateDir string, uid uint32) (*Lease, error) {
 	// lock is on a dead inode, and the uid may be someone else's now.
 	var fst, pst unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &fst); err != nil {
-		f.Close()
+		_ = f.Close()
 		return nil, err
 	}
-	if err := unix.Lstat(path, &pst); err != nil || pst.Ino != fst.Ino || pst.Dev != fst.Dev {
-		f.Close()
+	err = unix.Lstat(path, &pst)
+	if err != nil && !errors.Is(err, unix.ENOENT) {
+		_ = f.Close()
+		return nil, fmt.Errorf("jail: lease uid %d: %w", uid, err)
+	}
+	if errors.Is(err, unix.ENOENT) || pst.Ino != fst.Ino || pst.Dev != fst.Dev {
+		_ = f.Close()
 		return nil, nil
 	}
 	return &Lease{UID: uid, f: f, path: path}, nil

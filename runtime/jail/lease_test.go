@@ -66,13 +66,13 @@ func TestReleaseStale(t *testing.T) {
 	if _, err := os.Stat(held.path); err != nil {
 		t.Fatalf("a held lease was removed: %v", err)
 	}
-	held.f.Close() // the shim dies: the kernel drops its lock
+	_ = held.f.Close() // the shim dies: the kernel drops its lock
 	held.f = nil
 	again, err := Acquire(dir, 2000, 1, "next")
 	if err != nil || again.UID != 2000 {
 		t.Fatalf("stale lease not reused: %v %v", again, err)
 	}
-	again.f.Close()
+	_ = again.f.Close()
 	again.f = nil
 	if err := ReleaseStale(dir, 2000); err != nil {
 		t.Fatal(err)

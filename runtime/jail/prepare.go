@@ -100,7 +100,7 @@ func Prepare(cmd *exec.Cmd, s *Spec) (*Stage, error) {
 // Release lets a started stage go on: it sends the request. Call it once
 // the stage's pid is where it must be; the stage runs nothing before.
 func (st *Stage) Release() error {
-	st.r.Close()
+	_ = st.r.Close()
 	_, err := st.w.Write(st.req)
 	if cerr := st.w.Close(); err == nil {
 		err = cerr
@@ -114,6 +114,6 @@ func (st *Stage) Release() error {
 // Abort closes the stage's pipe without a request: a started stage exits
 // without running the helper.
 func (st *Stage) Abort() {
-	st.r.Close()
-	st.w.Close()
+	_ = st.r.Close()
+	_ = st.w.Close()
 }

@@ -38,7 +38,7 @@ func buildRoot(s *Spec) error {
 	var trees []tree
 	defer func() {
 		for _, t := range trees {
-			unix.Close(t.fd)
+			_ = unix.Close(t.fd)
 		}
 	}()
 	var links [][2]string
@@ -129,12 +129,12 @@ func clone(src, target string, attr uint64) (tree, error) {
 	}
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return tree{}, fmt.Errorf("stat %s: %w", src, err)
 	}
 	ma := unix.MountAttr{Attr_set: attr, Propagation: unix.MS_PRIVATE}
 	if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH, &ma); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return tree{}, fmt.Errorf("set attributes of %s: %w", src, err)
 	}
 	return tree{fd: fd, target: target, dir: st.Mode&unix.S_IFMT == unix.S_IFDIR}, nil

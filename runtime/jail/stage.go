@@ -44,7 +44,7 @@ func stage(args []string) error {
 	// Blocks until the parent released the stage; EOF without a request
 	// means it gave up.
 	b, err := io.ReadAll(io.LimitReader(f, maxRequest))
-	f.Close()
+	_ = f.Close()
 	if err != nil {
 		return fmt.Errorf("read request: %w", err)
 	}
@@ -125,7 +125,7 @@ func joinNetNS(path string) error {
 	if err != nil {
 		return fmt.Errorf("open network namespace: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
 		return fmt.Errorf("join network namespace %s: %w", path, err)
 	}

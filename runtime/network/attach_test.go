@@ -105,7 +105,7 @@ func TestAttach(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { e.Detach(ctx) })
+			t.Cleanup(func() { _ = e.Detach(ctx) })
 			if !slices.Equal(e.NICs, tc.wantNICs) {
 				t.Errorf("NICs = %+v, want %+v", e.NICs, tc.wantNICs)
 			}
@@ -183,7 +183,7 @@ func TestAttachOwned(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { e.Detach(ctx) })
+			t.Cleanup(func() { _ = e.Detach(ctx) })
 			tapName := e.NICs[0].Tap
 			l, err := harness.NetlinkIn(t, pod).LinkByName(tapName)
 			if err != nil {
@@ -214,7 +214,7 @@ func attachAs(nsPath, name string, uid uint32) error {
 			if err != nil {
 				return err
 			}
-			defer ns.Close()
+			defer func() { _ = ns.Close() }()
 			if err := unix.Setns(int(ns.Fd()), unix.CLONE_NEWNET); err != nil {
 				return fmt.Errorf("setns: %w", err)
 			}
@@ -222,7 +222,7 @@ func attachAs(nsPath, name string, uid uint32) error {
 			if err != nil {
 				return err
 			}
-			defer unix.Close(fd)
+			defer func() { _ = unix.Close(fd) }()
 			// This thread only (raw syscalls, not the process-wide
 			// wrappers).
 			if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, uintptr(uid), uintptr(uid), uintptr(uid)); e != 0 {
@@ -280,7 +280,7 @@ func TestAttachErrors(t *testing.T) {
 			path := tc.path(t)
 			e, err := Attach(context.Background(), path)
 			if err == nil {
-				e.Detach(context.Background())
+				_ = e.Detach(context.Background())
 				t.Fatalf("Attach(%s) succeeded", path)
 			}
 			for _, w := range tc.wantErr {

@@ -45,12 +45,12 @@ func openNetNS(path string) (*nsHandle, error) {
 	}
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
-		ns.Close()
+		_ = ns.Close()
 		return nil, fmt.Errorf("netns %s: netlink handle: %w", path, err)
 	}
 	if err := h.SetSocketTimeout(socketTimeout); err != nil {
 		h.Close()
-		ns.Close()
+		_ = ns.Close()
 		return nil, fmt.Errorf("netns %s: netlink timeout: %w", path, err)
 	}
 	return &nsHandle{path: path, ns: ns, nl: h}, nil
@@ -58,7 +58,7 @@ func openNetNS(path string) (*nsHandle, error) {
 
 func (n *nsHandle) Close() {
 	n.nl.Close()
-	n.ns.Close()
+	_ = n.ns.Close()
 }
 
 // do runs fn on an OS thread switched into the namespace and switches the
@@ -75,7 +75,7 @@ func (n *nsHandle) do(fn func() error) error {
 			errc <- fmt.Errorf("current netns: %w", err)
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		if err := netns.Set(n.ns); err != nil {
 			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter netns %s: %w", n.path, err)

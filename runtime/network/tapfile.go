@@ -26,7 +26,7 @@ func (e *Endpoints) OpenTaps(ctx context.Context) (_ []*os.File, retErr error) {
 	defer func() {
 		if retErr != nil {
 			for _, f := range files {
-				f.Close()
+				_ = f.Close()
 			}
 		}
 	}()
@@ -57,12 +57,12 @@ func openTap(name string) (*os.File, error) {
 	}
 	ifr, err := unix.NewIfreq(name)
 	if err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, err
 	}
 	ifr.SetUint16(unix.IFF_TAP | unix.IFF_NO_PI | unix.IFF_VNET_HDR | unix.IFF_ONE_QUEUE)
 	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		return nil, fmt.Errorf("TUNSETIFF: %w", err)
 	}
 	return os.NewFile(uintptr(fd), "tap:"+name), nil

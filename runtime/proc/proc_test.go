@@ -99,11 +99,11 @@ func startMarked(t *testing.T, marker string) *marked {
 	}
 	m := &marked{pid: cmd.Process.Pid, exited: make(chan struct{})}
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait()
 		close(m.exited)
 	}()
 	t.Cleanup(func() {
-		syscall.Kill(-m.pid, syscall.SIGKILL)
+		_ = syscall.Kill(-m.pid, syscall.SIGKILL)
 		<-m.exited
 	})
 	// Start returns once the exec began (the child's close-on-exec pipe
@@ -221,12 +221,12 @@ func TestStrayChildrenKilledWithLeader(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer r.Close()
+			defer func() { _ = r.Close() }()
 			// The child ignores SIGTERM and names dir in its argv; the leader
 			// reports the child's pid on fd 3.
 			script := fmt.Sprintf(`/bin/sh -c 'trap "" TERM; sleep 100; :' %s 3>&- & echo $! >&3; exec 3>&-; %s`, dir, tc.then)
 			p, err := Start(ctx, Spec{Name: "leader", Dir: dir, Path: "/bin/sh", Args: []string{"-c", script}, ExtraFiles: []*os.File{w}})
-			w.Close()
+			_ = w.Close()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -240,7 +240,7 @@ func TestStrayChildrenKilledWithLeader(t *testing.T) {
 			}
 			t.Cleanup(func() {
 				if Matches(child, dir) {
-					syscall.Kill(child, syscall.SIGKILL)
+					_ = syscall.Kill(child, syscall.SIGKILL)
 				}
 			})
 			if tc.stop != nil {
@@ -275,24 +275,24 @@ func startWitness(t *testing.T) *witness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { r.Close() })
+	t.Cleanup(func() { _ = r.Close() })
 	// Only the shell holds fd 3: its sleeps get 3>&-.
 	script := `trap 'echo alive >&3' USR1; echo ready >&3; while :; do sleep 100 3>&- & wait; done`
 	cmd := exec.Command("/bin/sh", "-c", script)
 	cmd.ExtraFiles = []*os.File{w}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
-	w.Close()
+	_ = w.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	exited := make(chan struct{})
 	go func() {
-		cmd.Wait()
+		_ = cmd.Wait()
 		close(exited)
 	}()
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		<-exited
 	})
 	wt := &witness{pid: cmd.Process.Pid, answers: bufio.NewReader(r)}

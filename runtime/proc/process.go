@@ -84,7 +84,7 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: open log: %w", s.Name, err)
 	}
-	defer logf.Close() // the child holds its own copy
+	defer func() { _ = logf.Close() }() // the child holds its own copy
 
 	path, args := s.Path, s.Args
 	if s.NetNSPath != "" {

@@ -70,7 +70,7 @@ func (s *Sandbox) openTaps(ctx context.Context) ([]*os.File, error) {
 
 func closeFiles(fs []*os.File) {
 	for _, f := range fs {
-		f.Close()
+		_ = f.Close()
 	}
 }
 

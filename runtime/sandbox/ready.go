@@ -61,7 +61,7 @@ func (r *readyListener) accept(ctx context.Context) {
 			return // closed
 		}
 		ok, err := readReady(conn)
-		conn.Close()
+		_ = conn.Close()
 		if ok {
 			close(r.ready)
 			return

@@ -124,13 +124,13 @@ func (s *Sandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn,
 		return nil, fmt.Errorf("sandbox %s: stream %s/%s/%s: %w", s.id, h.ContainerID, h.ExecID, h.Stream, err)
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetWriteDeadline(dl)
+		_ = conn.SetWriteDeadline(dl)
 	}
 	if err := api.WriteStreamHeader(conn, h); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("sandbox %s: %w", s.id, err)
 	}
-	conn.SetWriteDeadline(time.Time{})
+	_ = conn.SetWriteDeadline(time.Time{})
 	return conn, nil
 }
 

@@ -25,8 +25,8 @@ func leftover(t *testing.T, path string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
 	})
 	return cmd
 }
@@ -87,7 +87,7 @@ func TestCleanup(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				sh.Close()
+				_ = sh.Close()
 				if m, _ := statedir.HostMounts(d); len(m) < 3 {
 					t.Fatalf("share mounts: %q", m)
 				}
@@ -124,7 +124,7 @@ func TestCleanup(t *testing.T) {
 			}
 			for _, c := range die {
 				exited := make(chan struct{})
-				go func() { c.Wait(); close(exited) }()
+				go func() { _ = c.Wait(); close(exited) }()
 				select {
 				case <-exited:
 				case <-ctx.Done():

@@ -127,7 +127,7 @@ func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (_ 
 	if err != nil {
 		return nil, fail("listen for agent ready", err)
 	}
-	defer ready.Close()
+	defer func() { _ = ready.Close() }()
 
 	// 5. The pod's network: a tap for each of its interfaces.
 	if opts.NetNSPath != "" {
@@ -242,11 +242,11 @@ func (s *Sandbox) connectAgent(ctx context.Context, launch time.Time, ready <-ch
 		lastErr = err
 		select {
 		case <-s.vm.Done():
-			return fmt.Errorf("VM exited before the agent answered (last: %v)\n%s", lastErr, s.diagnostics())
+			return fmt.Errorf("VM exited before the agent answered (last: %w)\n%s", lastErr, s.diagnostics())
 		case <-s.fsd.Done():
 			return fmt.Errorf("virtiofsd exited: %w\n%s", s.fsd.ExitError(), s.diagnostics())
 		case <-dctx.Done():
-			return fmt.Errorf("no answer after %d attempts in %s: %w (last: %v)\n%s",
+			return fmt.Errorf("no answer after %d attempts in %s: %w (last: %w)\n%s",
 				attempt, time.Since(launch).Round(time.Millisecond), dctx.Err(), lastErr, s.diagnostics())
 		case <-t.C:
 		}
@@ -266,11 +266,11 @@ func (s *Sandbox) dialAgent(ctx context.Context) (*ttrpc.Client, api.AgentServic
 	agent := api.NewAgentClient(client)
 	h, err := agent.Health(actx, &api.HealthRequest{})
 	if err != nil {
-		client.Close()
+		_ = client.Close()
 		return nil, nil, fmt.Errorf("health: %w", err)
 	}
 	if h.ApiVersion != api.APIVersion {
-		client.Close()
+		_ = client.Close()
 		return nil, nil, fmt.Errorf("agent %s speaks API version %d, want %d", h.AgentVersion, h.ApiVersion, api.APIVersion)
 	}
 	return client, agent, nil

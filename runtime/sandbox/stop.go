@@ -39,7 +39,7 @@ func (s *Sandbox) stop(ctx context.Context) error {
 		cancel()
 	}
 	var errs []error
-	s.client.Close()
+	_ = s.client.Close()
 	if err := s.vm.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop VM: %w", err))
 	}
@@ -49,7 +49,7 @@ func (s *Sandbox) stop(ctx context.Context) error {
 	if err := s.fsd.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 	}
-	s.share.Close()
+	_ = s.share.Close()
 	if err := s.cons.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("console: %w", err))
 	}

@@ -30,7 +30,7 @@ func Remove(ctx context.Context, d Dir) error {
 	if err != nil {
 		return err
 	}
-	defer parent.Close()
+	defer func() { _ = parent.Close() }()
 	var errs []error
 	if err := unmountHost(d); err != nil {
 		errs = append(errs, err)

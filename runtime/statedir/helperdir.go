@@ -33,7 +33,7 @@ func ListenUnix(path string, uid, gid uint32) (*net.UnixListener, error) {
 		return nil, err
 	}
 	if err := os.Lchown(path, int(uid), int(gid)); err != nil {
-		ln.Close()
+		_ = ln.Close()
 		return nil, fmt.Errorf("give socket %s to uid %d: %w", path, uid, err)
 	}
 	return ln, nil
@@ -48,12 +48,12 @@ func DialUnix(ctx context.Context, path string) (*net.UnixConn, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: filepath.Dir(path), Err: err}
 	}
-	defer unix.Close(dir)
+	defer func() { _ = unix.Close(dir) }()
 	fd, err := unix.Openat(dir, filepath.Base(path), unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, &os.PathError{Op: "stat", Path: path, Err: err}

@@ -40,7 +40,7 @@ func newHostileTree(t *testing.T) hostileTree {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { root.Close() })
+	t.Cleanup(func() { _ = root.Close() })
 	return hostileTree{root: root, canary: canary}
 }
 
@@ -105,7 +105,7 @@ func TestOpenBeneathRefusesEscapes(t *testing.T) {
 				tc.plant(h, t)
 				f, err := openBeneath(h.root, tc.rel, unix.O_PATH)
 				if err == nil {
-					f.Close()
+					_ = f.Close()
 					t.Fatalf("openBeneath(%q) succeeded", tc.rel)
 				}
 				if tc.want != nil && !errors.Is(err, tc.want) {
@@ -192,7 +192,7 @@ func TestRemoveTreeSwappedDirectory(t *testing.T) {
 	h.symlink(t, h.canary, "c1")
 	// What removeEntry does next: open it to read its entries.
 	if f, err := openBeneath(h.root, "c1", unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
-		f.Close()
+		_ = f.Close()
 		t.Fatal("opened a directory that is now a symlink")
 	}
 	// And the whole removal, started after the swap, unlinks the link only.
@@ -213,27 +213,35 @@ func TestDialUnixRefusesSymlink(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	cases := []struct {
 		name    string
-		setup   func(p string)
+		setup   func(t *testing.T, p string)
 		wantErr bool
 	}{
-		{name: "socket", setup: func(p string) { l, _ := net.Listen("unix", p); t.Cleanup(func() { l.Close() }) }},
-		{name: "symlink to a socket", setup: func(p string) { os.Symlink(other, p) }, wantErr: true},
-		{name: "regular file", setup: func(p string) { os.WriteFile(p, nil, 0o600) }, wantErr: true},
-		{name: "missing", setup: func(string) {}, wantErr: true},
+		{name: "socket", setup: func(t *testing.T, p string) { l, _ := net.Listen("unix", p); t.Cleanup(func() { _ = l.Close() }) }},
+		{name: "symlink to a socket", setup: func(t *testing.T, p string) {
+			if err := os.Symlink(other, p); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: true},
+		{name: "regular file", setup: func(t *testing.T, p string) {
+			if err := os.WriteFile(p, nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, wantErr: true},
+		{name: "missing", setup: func(*testing.T, string) {}, wantErr: true},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			p := filepath.Join(dir, fmt.Sprintf("s%d.sock", i))
-			tc.setup(p)
+			tc.setup(t, p)
 			c, err := DialUnix(context.Background(), p)
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("DialUnix: %v, want error %v", err, tc.wantErr)
 			}
 			if c != nil {
-				c.Close()
+				_ = c.Close()
 			}
 		})
 	}

@@ -146,7 +146,7 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	if err != nil {
 		return nsResponse{}, fmt.Errorf("open this thread's /proc: %w", err)
 	}
-	defer self.Close()
+	defer func() { _ = self.Close() }()
 	if err := unix.Unshare(unix.CLONE_FS); err != nil {
 		return nsResponse{}, fmt.Errorf("unshare filesystem context: %w", err)
 	}
@@ -158,7 +158,7 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 	if err != nil {
 		return nsResponse{}, fmt.Errorf("open the namespace's root: %w", err)
 	}
-	defer root.Close()
+	defer func() { _ = root.Close() }()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(root.Fd()), &st); err != nil {
 		return nsResponse{}, fmt.Errorf("stat the namespace's root: %w", err)
@@ -183,7 +183,7 @@ func nsHelper(in io.Reader) (nsResponse, error) {
 		if err != nil {
 			return nsResponse{}, err
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		ms, err := mountinfo.GetMountsFromReader(f, nil)
 		if err != nil {
 			return nsResponse{}, fmt.Errorf("read mountinfo: %w", err)
@@ -214,7 +214,7 @@ func attach(root *os.File, rel string, tree *os.File) error {
 	if err != nil {
 		return fmt.Errorf("mount point %s: %w", rel, err)
 	}
-	defer target.Close()
+	defer func() { _ = target.Close() }()
 	if err := unix.MoveMount(int(tree.Fd()), "", int(target.Fd()), "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("move mount onto %s: %w", rel, err)
 	}
@@ -237,7 +237,7 @@ func detach(root *os.File, rel string) error {
 		if err != nil {
 			return fmt.Errorf("unmount %s: %w", rel, err)
 		}
-		defer p.Close()
+		defer func() { _ = p.Close() }()
 		parent = p
 	}
 	// This thread's filesystem context is its own (CLONE_FS unshared).

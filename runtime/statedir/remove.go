@@ -65,7 +65,7 @@ func removeEntry(dir *os.File, name string, dev uint64, depth int) []string {
 	for _, n := range names {
 		left = append(left, removeEntry(sub, n, dev, depth+1)...)
 	}
-	sub.Close()
+	_ = sub.Close()
 	if err := unix.Unlinkat(int(dir.Fd()), name, unix.AT_REMOVEDIR); err != nil && !errors.Is(err, unix.ENOENT) {
 		if len(left) == 0 {
 			left = append(left, fmt.Sprintf("%s (%v)", path, err))

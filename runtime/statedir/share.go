@@ -72,7 +72,7 @@ func CreateShare(d Dir) (_ *Share, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	defer top.Close()
+	defer func() { _ = top.Close() }()
 	for _, name := range []string{shareName, sharedName, stagingName} {
 		if err := unix.Mkdirat(int(top.Fd()), name, 0o755); err != nil {
 			return nil, fmt.Errorf("create %s: %w", d.File(name), err)
@@ -85,7 +85,7 @@ func CreateShare(d Dir) (_ *Share, retErr error) {
 	if s.root, err = openRoot(d.shareDir()); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { s.root.Close() })
+	undo = append(undo, func() { _ = s.root.Close() })
 	var st unix.Stat_t
 	if err := unix.Fstat(int(s.root.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("stat the share's root %s: %w", s.root.Name(), err)
@@ -97,7 +97,7 @@ func CreateShare(d Dir) (_ *Share, retErr error) {
 	if err != nil {
 		return nil, err
 	}
-	defer view.Close()
+	defer func() { _ = view.Close() }()
 	if err := view.setAttr(unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV|unix.MOUNT_ATTR_NOEXEC, unix.MS_PRIVATE, false); err != nil {
 		return nil, err
 	}
@@ -166,7 +166,7 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 	if err != nil {
 		return nil, fmt.Errorf("container %s: create its share directory: %w", cid, err)
 	}
-	defer cdir.Close()
+	defer func() { _ = cdir.Close() }()
 	defer func() {
 		if retErr != nil {
 			if err := s.removeContainer(context.WithoutCancel(ctx), cid); err != nil {
@@ -177,7 +177,7 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 	var trees []*detachedTree
 	defer func() {
 		for _, t := range trees {
-			t.Close()
+			_ = t.Close()
 		}
 	}()
 	req := nsRequest{RootDev: s.rootDev, RootIno: s.rootIno}
@@ -197,7 +197,7 @@ func (s *Share) AddContainer(ctx context.Context, cid string, fs ContainerFS) (_
 		if err != nil {
 			return nil, fmt.Errorf("container %s: %w", cid, err)
 		}
-		defer mdir.Close()
+		defer func() { _ = mdir.Close() }()
 		for i, v := range fs.Volumes {
 			name := fs.VolumeNames[i]
 			if _, err := strconv.ParseUint(name, 10, 32); err != nil {
@@ -261,7 +261,7 @@ func (s *Share) removeContainer(ctx context.Context, cid string) error {
 	req := nsRequest{RootDev: s.rootDev, RootIno: s.rootIno, Detach: []string{cid + "/" + rootfsName}}
 	if mdir, err := openBeneath(s.root, cid+"/"+mountsName, unix.O_RDONLY|unix.O_DIRECTORY); err == nil {
 		names, _ := mdir.Readdirnames(-1)
-		mdir.Close()
+		_ = mdir.Close()
 		for _, n := range names {
 			req.Detach = append(req.Detach, cid+"/"+mountsName+"/"+n)
 		}
@@ -295,7 +295,7 @@ func (s *Share) inServer(ctx context.Context, req nsRequest, trees []*detachedTr
 	if err != nil {
 		return nsResponse{}, err
 	}
-	defer ns.Close()
+	defer func() { _ = ns.Close() }()
 	return runInServerNS(ctx, ns, req, trees)
 }
 
@@ -310,7 +310,7 @@ func (s *Share) Close() error {
 	}
 	s.closed = true
 	s.server = nil
-	s.root.Close()
-	s.staging.Close()
+	_ = s.root.Close()
+	_ = s.staging.Close()
 	return nil
 }

@@ -49,8 +49,8 @@ func serveShare(t *testing.T) served {
 	}
 	sh.SetServer(fsd)
 	t.Cleanup(func() {
-		fsd.Stop(ctx)
-		sh.Close()
+		_ = fsd.Stop(ctx)
+		_ = sh.Close()
 		if err := statedir.Remove(ctx, d); err != nil {
 			t.Errorf("remove: %v", err)
 		}
@@ -101,7 +101,7 @@ func openPath(t *testing.T, p string) *os.File {
 		t.Fatal(err)
 	}
 	f := os.NewFile(uintptr(fd), p)
-	t.Cleanup(func() { f.Close() })
+	t.Cleanup(func() { _ = f.Close() })
 	return f
 }
 
@@ -113,7 +113,7 @@ func tmpfsAt(t *testing.T, dir string) {
 	if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Unmount(dir, unix.MNT_DETACH) })
+	t.Cleanup(func() { _ = unix.Unmount(dir, unix.MNT_DETACH) })
 }
 
 // TestShareContainer adds a container with a rootfs and volumes of every
@@ -308,7 +308,7 @@ func TestShareServerGone(t *testing.T) {
 	}
 	// After the sandbox's stop closed the share, removing a container
 	// (a late task delete) has nothing to do.
-	s.share.Close()
+	_ = s.share.Close()
 	if err := s.share.RemoveContainer(ctx, "c3"); err != nil {
 		t.Fatalf("RemoveContainer after Close: %v", err)
 	}

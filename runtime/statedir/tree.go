@@ -96,7 +96,7 @@ func volumeTree(v Volume) (*detachedTree, error) {
 		err = t.setAttr(unix.MOUNT_ATTR_RDONLY, 0, false)
 	}
 	if err != nil {
-		t.Close()
+		_ = t.Close()
 		return nil, err
 	}
 	return t, nil
@@ -114,7 +114,7 @@ func (s *Share) rootfsTree(ctx context.Context, cid string, mounts []mount.Mount
 		return nil, fmt.Errorf("staging directory for the rootfs of %s: %w", cid, err)
 	}
 	stagePath := stage.Name()
-	stage.Close()
+	_ = stage.Close()
 	defer func() {
 		if err := unmountAt(s.staging, cid); err != nil {
 			retErr = errors.Join(retErr, err)
@@ -134,13 +134,13 @@ func (s *Share) rootfsTree(ctx context.Context, cid string, mounts []mount.Mount
 		return nil, fmt.Errorf("open staged rootfs of %s: %w", cid, err)
 	}
 	f := os.NewFile(uintptr(fd), stagePath)
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	t, err := cloneTree(f, true)
 	if err != nil {
 		return nil, err
 	}
 	if err := t.confine(unix.MS_PRIVATE); err != nil {
-		t.Close()
+		_ = t.Close()
 		return nil, err
 	}
 	return t, nil

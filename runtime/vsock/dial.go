@@ -27,7 +27,7 @@ func Dial(ctx context.Context, socketPath string, port uint32) (*net.UnixConn, e
 		return nil, fmt.Errorf("vsock port %d: dial %s: %w", port, socketPath, err)
 	}
 	if err := handshake(ctx, conn, port); err != nil {
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("vsock port %d via %s: %w", port, socketPath, err)
 	}
 	return conn, nil
@@ -44,7 +44,7 @@ func handshake(ctx context.Context, conn *net.UnixConn, port uint32) error {
 	}
 	// A cancel without deadline interrupts blocking I/O by moving the
 	// deadline into the past.
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
 	if _, err := fmt.Fprintf(conn, "CONNECT %d\n", port); err != nil {

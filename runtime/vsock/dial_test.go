@@ -21,7 +21,7 @@ func fakeMux(t *testing.T, reply, payload string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	t.Cleanup(func() { _ = ln.Close() })
 	go func() {
 		for {
 			c, err := ln.Accept()
@@ -29,16 +29,16 @@ func fakeMux(t *testing.T, reply, payload string) string {
 				return
 			}
 			go func() {
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				line, err := bufio.NewReader(c).ReadString('\n')
 				if err != nil || line != "CONNECT 1024\n" {
 					return
 				}
 				if reply == "" { // hang: never answer
-					io.Copy(io.Discard, c)
+					_, _ = io.Copy(io.Discard, c)
 					return
 				}
-				io.WriteString(c, reply+payload)
+				_, _ = io.WriteString(c, reply+payload)
 			}()
 		}
 	}()
@@ -79,7 +79,7 @@ func TestDial(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 			got, err := io.ReadAll(conn)
 			if err != nil {
 				t.Fatal(err)

@@ -43,7 +43,7 @@ func TestAgent(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			s.Stop(context.Background())
+			_ = s.Stop(context.Background())
 		}
 	})
 
@@ -105,7 +105,7 @@ func TestVMKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
 
 	pids := s.Pids()
 	// The jailed QEMU gets its taps as file descriptors: it runs in an
@@ -143,7 +143,7 @@ func runContainer(t *testing.T, s *sandbox.Sandbox, id, rootfs string, args ...s
 	if _, err := s.Share().AddContainer(ctx, id, statedir.ContainerFS{BundleRootfs: rootfs}); err != nil {
 		t.Fatalf("add rootfs to the share: %v", err)
 	}
-	t.Cleanup(func() { s.Share().RemoveContainer(context.Background(), id) })
+	t.Cleanup(func() { _ = s.Share().RemoveContainer(context.Background(), id) })
 	guestRootfs := statedir.GuestRootfs(id)
 
 	spec, err := json.Marshal(defaultSpec(guestRootfs, "veil-test", args...))
@@ -154,7 +154,7 @@ func runContainer(t *testing.T, s *sandbox.Sandbox, id, rootfs string, args ...s
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stdout.Close()
+	defer func() { _ = stdout.Close() }()
 	outc := make(chan string, 1)
 	go func() {
 		b, _ := io.ReadAll(stdout)
@@ -234,7 +234,7 @@ func newNetNS(t *testing.T) string {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add %s: %v: %s", name, err, out)
 	}
-	t.Cleanup(func() { exec.Command("ip", "netns", "delete", name).Run() })
+	t.Cleanup(func() { _ = exec.Command("ip", "netns", "delete", name).Run() })
 	return "/run/netns/" + name
 }
 
@@ -258,7 +258,7 @@ func TestCleanupAfterCrash(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Stop(context.Background()) })
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
 	pids := s.Pids()
 	for name, pid := range pids {
 		t.Logf("%s pid %d, %s", name, pid, rss(pid))

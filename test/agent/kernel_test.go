@@ -39,7 +39,7 @@ func TestVeilKernel(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			s.Stop(context.Background())
+			_ = s.Stop(context.Background())
 		}
 	})
 
@@ -125,7 +125,7 @@ func launchToReady(b *testing.B, cfg *config.Config, id string) time.Duration {
 		b.Fatalf("sandbox start (kernel %s): %v", cfg.Guest.Kernel, err)
 	}
 	if _, err := s.Agent().Health(ctx, &api.HealthRequest{}); err != nil {
-		s.Stop(context.Background())
+		_ = s.Stop(context.Background())
 		b.Fatalf("Health (kernel %s): %v", cfg.Guest.Kernel, err)
 	}
 	d := time.Since(start)

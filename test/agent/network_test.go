@@ -57,7 +57,7 @@ func TestNetwork(t *testing.T) {
 	stopped := false
 	t.Cleanup(func() {
 		if !stopped {
-			s.Stop(context.Background())
+			_ = s.Stop(context.Background())
 		}
 	})
 
@@ -108,7 +108,7 @@ func TestNetwork(t *testing.T) {
 			t.Fatalf("GET from the peer: %v\nguest:\n%s", err, guestLinks(s))
 		}
 		body, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK || strings.TrimSpace(string(body)) != "hello-from-guest" {
 			t.Fatalf("GET from the peer: %s, %q, %v", resp.Status, body, err)
 		}
@@ -156,14 +156,14 @@ func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 			ch <- result{err: err}
 			return
 		}
-		defer orig.Close()
+		defer func() { _ = orig.Close() }()
 		target, err := netns.GetFromName(ns)
 		if err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: err}
 			return
 		}
-		defer target.Close()
+		defer func() { _ = target.Close() }()
 		if err := netns.Set(target); err != nil {
 			runtime.UnlockOSThread()
 			ch <- result{err: err}
@@ -174,7 +174,7 @@ func dialIn(ctx context.Context, ns, network, addr string) (net.Conn, error) {
 		if serr := netns.Set(orig); serr != nil {
 			// Stay locked: the thread ends with this goroutine.
 			if conn != nil {
-				conn.Close()
+				_ = conn.Close()
 			}
 			ch <- result{err: serr}
 			return

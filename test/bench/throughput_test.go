@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -86,7 +87,7 @@ func rawStream(b *testing.B, cfg *config.Config, id string) (int64, time.Duratio
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if _, err := s.Agent().CreateContainer(ctx, &api.CreateContainerRequest{
 		ContainerId: id, Spec: specJSON, Rootfs: filepath.Join(api.SharedDir, id, "rootfs"),
 		Stdio: &api.Stdio{Stdout: true},
@@ -105,7 +106,7 @@ func rawStream(b *testing.B, cfg *config.Config, id string) (int64, time.Duratio
 			first = time.Now()
 		}
 		n += int64(k)
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

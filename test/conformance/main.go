@@ -160,7 +160,7 @@ func runCritest(ctx context.Context, c *harness.Containerd, critest, handler, ou
 	if err != nil {
 		return nil, 0, fmt.Errorf("create %s: %w", logPath, err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	args := []string{
 		"-runtime-endpoint", c.CRIEndpoint(),
 		"-image-endpoint", c.CRIEndpoint(),
@@ -186,7 +186,10 @@ func runCritest(ctx context.Context, c *harness.Containerd, critest, handler, ou
 	d := time.Since(start)
 	r, err := parseJUnit(junit, handler)
 	if err != nil {
-		return nil, d, fmt.Errorf("critest (%v) left no usable report: %w; see %s", runErr, err, logPath)
+		if runErr != nil {
+			return nil, d, fmt.Errorf("critest (%w) left no usable report: %w; see %s", runErr, err, logPath)
+		}
+		return nil, d, fmt.Errorf("critest left no usable report: %w; see %s", err, logPath)
 	}
 	fmt.Printf("critest (handler %s) done in %s: passed %d, failed %d, skipped %d\n", handler, d.Round(time.Second), r.Count(Passed), r.Count(Failed), r.Count(Skipped))
 	return r, d, nil

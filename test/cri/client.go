@@ -126,7 +126,7 @@ func ReadLog(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("read container log: %w", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var b strings.Builder
 	s := bufio.NewScanner(f)
 	for s.Scan() {

@@ -74,7 +74,7 @@ func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	if f.cl, err = New(c); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.cl.Close() })
+	t.Cleanup(func() { _ = f.cl.Close() })
 	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
 	defer pcancel()
 	if _, err := f.cl.Pull(pctx, criimage.Busybox, nil); err != nil {

@@ -42,7 +42,7 @@ func removeCgroupWhenDone(t testing.TB, parent string) {
 	t.Cleanup(func() {
 		for p := parent; p != "/" && p != "."; p = filepath.Dir(p) {
 			if cg, err := cgroup.Load(p); err == nil {
-				cg.Delete(context.Background())
+				_ = cg.Delete(context.Background())
 			}
 		}
 	})

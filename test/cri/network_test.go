@@ -47,7 +47,7 @@ func (f *fixture) get(ctx context.Context, url string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
 		return "", err
@@ -105,9 +105,9 @@ func TestPodNetwork(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "hello-from-host-side\n") })}
-			go srv.Serve(l)
-			t.Cleanup(func() { srv.Close() })
+			srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = io.WriteString(w, "hello-from-host-side\n") })}
+			go func() { _ = srv.Serve(l) }()
+			t.Cleanup(func() { _ = srv.Close() })
 			out := httpGetIn(t, f, clientCtr, l.Addr().String())
 			if !strings.Contains(out, "hello-from-host-side") {
 				t.Fatalf("wget: %q", out)

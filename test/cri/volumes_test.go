@@ -116,7 +116,7 @@ func TestPodVolumes(t *testing.T) {
 			if err := unix.Mount("tmpfs", dshm, "tmpfs", 0, "size=16m"); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { unix.Unmount(dshm, unix.MNT_DETACH) })
+			t.Cleanup(func() { _ = unix.Unmount(dshm, unix.MNT_DETACH) })
 			cfg := shContainer("bigshm", `while true; do sleep 1; done`)
 			cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/dev/shm", HostPath: dshm}}
 			id := f.startContainer(t, pod, podCfg, cfg)

@@ -130,7 +130,7 @@ func sharedLibs(bins []string) (string, map[string]string, error) {
 				}
 			}
 		}
-		f.Close()
+		_ = f.Close()
 		if err != nil {
 			return "", nil, fmt.Errorf("list libraries of %s: %w", p, err)
 		}

@@ -38,7 +38,7 @@ func program(cacheDir, name string) ([]byte, error) {
 	if err := os.WriteFile(srcPath, src, 0o644); err != nil {
 		return nil, fmt.Errorf("write %s: %w", srcPath, err)
 	}
-	defer os.Remove(srcPath)
+	defer func() { _ = os.Remove(srcPath) }()
 	tmp := bin + ".tmp"
 	var stderr bytes.Buffer
 	cmd := exec.Command("gcc", "-static", "-Os", "-s", "-o", tmp, srcPath)

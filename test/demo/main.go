@@ -58,7 +58,7 @@ func run(ctx context.Context, w io.Writer) (retErr error) {
 	if err := unix.Uname(&uts); err != nil {
 		return fmt.Errorf("uname: %w", err)
 	}
-	fmt.Fprintf(w, "host kernel:  %s\n", unix.ByteSliceToString(uts.Release[:]))
+	_, _ = fmt.Fprintf(w, "host kernel:  %s\n", unix.ByteSliceToString(uts.Release[:]))
 
 	c, err := harness.Start(ctx, harness.Options{Env: []string{"VEIL_CONFIG=" + cfg}})
 	if err != nil {
@@ -79,7 +79,7 @@ func run(ctx context.Context, w io.Writer) (retErr error) {
 	}
 
 	args := []string{"run", "--rm", "--runtime", veilRuntime, imageRef, "demo", "sh", "-c", script}
-	fmt.Fprintf(w, "$ ctr %s '%s'\n", strings.Join(args[:len(args)-1], " "), script)
+	_, _ = fmt.Fprintf(w, "$ ctr %s '%s'\n", strings.Join(args[:len(args)-1], " "), script)
 	runCtx, cancel := context.WithTimeout(ctx, runTimeout)
 	defer cancel()
 	cmd := c.Ctr(runCtx, args...)
@@ -96,7 +96,7 @@ func run(ctx context.Context, w io.Writer) (retErr error) {
 	if !strings.Contains(stdout.String(), "hello from a Veil micro-VM") {
 		return fmt.Errorf("ctr run exited 0 but did not print the greeting (stderr: %s)", strings.TrimSpace(stderr.String()))
 	}
-	fmt.Fprintf(w, "ctr run wall time: %s (ctr start to exit: VM boot, container, teardown)\n", elapsed.Round(time.Millisecond))
+	_, _ = fmt.Fprintf(w, "ctr run wall time: %s (ctr start to exit: VM boot, container, teardown)\n", elapsed.Round(time.Millisecond))
 	return nil
 }
 

@@ -265,7 +265,7 @@ func testTerminal(t *testing.T, e *env, id string) {
 	if err != nil {
 		t.Fatalf("start ctr under a pty: %v", err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	var out bytes.Buffer
 	copied := make(chan struct{})
 	go func() {
@@ -273,7 +273,7 @@ func testTerminal(t *testing.T, e *env, id string) {
 		close(copied)
 	}()
 	err = cmd.Wait()
-	f.Close()
+	_ = f.Close()
 	<-copied
 	if ctx.Err() != nil {
 		t.Fatalf("ctr run -t timed out; output %q", out.String())

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -40,7 +41,7 @@ func TestGuestAttacksShare(t *testing.T) {
 	// A submount in the rro volume: read-only all the way down.
 	harness.WriteFile(t, filepath.Join(vols["rro"], "sub", "file"), "")
 	harness.MustRun(t, "mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", filepath.Join(vols["rro"], "sub"))
-	t.Cleanup(func() { exec.Command("umount", "-l", filepath.Join(vols["rro"], "sub")).Run() })
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", filepath.Join(vols["rro"], "sub")).Run() })
 	harness.WriteFile(t, filepath.Join(vols["rro"], "sub", "file"), "original")
 
 	const pod, second = "e2e-attack", "e2e-attack-2"
@@ -177,7 +178,8 @@ func guestExec(t *testing.T, e *env, id, script string) string {
 	out, err := cmd.Output()
 	if err != nil {
 		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
 			stderr = string(ee.Stderr)
 		}
 		t.Fatalf("veil sandbox exec %s: %v\nstdout: %s\nstderr: %s", id, err, out, stderr)

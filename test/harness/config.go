@@ -30,7 +30,7 @@ func SandboxConfig(t testing.TB) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { os.Remove(state) })
+	t.Cleanup(func() { _ = os.Remove(state) })
 	cfg.StateDir = state
 	return cfg
 }

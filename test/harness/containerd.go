@@ -179,7 +179,7 @@ func (c *Containerd) launch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("open containerd log: %w", err)
 	}
-	defer logFile.Close()
+	defer func() { _ = logFile.Close() }()
 	level := c.opts.LogLevel
 	if level == "" {
 		level = "info"
@@ -276,12 +276,15 @@ func (c *Containerd) waitReady(ctx context.Context, timeout time.Duration) error
 	defer tick.Stop()
 	for {
 		if conn, err := net.Dial("unix", c.Address); err == nil {
-			conn.Close()
+			_ = conn.Close()
 			return nil
 		}
 		select {
 		case <-c.exited:
-			return fmt.Errorf("containerd exited during start (%v); log %s: %s", c.waitErr, c.LogPath, c.logTail())
+			if c.waitErr == nil {
+				return fmt.Errorf("containerd exited during start (status 0); log %s: %s", c.LogPath, c.logTail())
+			}
+			return fmt.Errorf("containerd exited during start (%w); log %s: %s", c.waitErr, c.LogPath, c.logTail())
 		case <-ctx.Done():
 			return fmt.Errorf("containerd socket %s not ready after %s: %w; log %s: %s", c.Address, timeout, ctx.Err(), c.LogPath, c.logTail())
 		case <-tick.C:

@@ -51,7 +51,7 @@ func (c *Containerd) removePods(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
+	defer func() { _ = cl.Close() }()
 	lctx, cancel := context.WithTimeout(ctx, time.Minute)
 	resp, err := cl.Runtime.ListPodSandbox(lctx, &runtimeapi.ListPodSandboxRequest{})
 	cancel()

@@ -71,9 +71,9 @@ func cgroupDirs(id string) []string {
 		roots = []string{"/sys/fs/cgroup"}
 	}
 	for _, root := range roots {
-		filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil || !d.IsDir() {
-				return nil
+				return nil //nolint:nilerr // a best-effort scan: skip what cannot be read
 			}
 			if d.Name() == id {
 				out = append(out, "cgroup "+p)

@@ -24,7 +24,10 @@ func newNetNS(ctx context.Context, prefix string) (string, error) {
 		return "", err
 	}
 	if err := run(ctx, "ip", "-n", name, "link", "set", "lo", "up"); err != nil {
-		return "", fmt.Errorf("%w (netns %s removed: %v)", err, name, deleteNetNS(ctx, name))
+		if derr := deleteNetNS(ctx, name); derr != nil {
+			return "", fmt.Errorf("%w (then removing netns %s: %w)", err, name, derr)
+		}
+		return "", fmt.Errorf("%w (netns %s removed)", err, name)
 	}
 	return name, nil
 }

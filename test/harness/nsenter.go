@@ -26,7 +26,7 @@ func inNetNS(nsPath string, fn func() error) error {
 			return
 		}
 		err = unix.Setns(fd, unix.CLONE_NEWNET)
-		unix.Close(fd)
+		_ = unix.Close(fd)
 		if err != nil {
 			errc <- fmt.Errorf("join network namespace %s: %w", nsPath, err)
 			return

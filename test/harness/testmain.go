@@ -40,7 +40,7 @@ func MountsOf(t testing.TB, pid int) []*mountinfo.Info {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	ms, err := mountinfo.GetMountsFromReader(f, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -49,7 +49,7 @@ func NetlinkIn(t testing.TB, name string) *netlink.Handle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nh.Close() })
+	t.Cleanup(func() { _ = nh.Close() })
 	h, err := netlink.NewHandleAt(nh)
 	if err != nil {
 		t.Fatal(err)

@@ -115,7 +115,7 @@ func checkStatic(p string) error {
 	if err != nil {
 		return fmt.Errorf("%s is not an ELF binary: %w", p, err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	for _, prog := range f.Progs {
 		if prog.Type == elf.PT_INTERP {
 			return fmt.Errorf("%s is dynamically linked: install Debian's busybox-static (apt-get install busybox-static)", p)

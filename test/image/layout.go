@@ -103,9 +103,9 @@ func writeFileAtomic(path string, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("create image tarball: %w", err)
 	}
-	defer os.Remove(f.Name())
+	defer func() { _ = os.Remove(f.Name()) }()
 	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
+		_ = f.Close()
 		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
 	if err := f.Close(); err != nil {

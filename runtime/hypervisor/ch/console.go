@@ -54,7 +54,7 @@ func (v *vm) startDrain(ctx context.Context, c net.Conn) {
 	v.console = sc
 	go func() {
 		defer close(sc.done)
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		// Stop ending the copy is no error.
 		if err := v.cfg.Console.Drain(dctx, c); err != nil && dctx.Err() == nil {
 			log.G(dctx).WithError(err).Warn("cloud-hypervisor: guest console")
@@ -73,7 +73,7 @@ func (v *vm) closeConsole() {
 	case <-sc.done:
 	case <-time.After(consoleGrace):
 		sc.cancel()
-		sc.conn.Close()
+		_ = sc.conn.Close()
 		<-sc.done
 	}
 	sc.cancel()

@@ -121,7 +121,7 @@ func (f *fakeVMM) serveSerial() {
 		if err != nil {
 			return
 		}
-		io.WriteString(c, fakeConsole)
+		_, _ = io.WriteString(c, fakeConsole)
 	}()
 }
 
@@ -161,7 +161,7 @@ func runFakeVMM(planPath string, args []string) int {
 	if err != nil {
 		return fail(err)
 	}
-	defer rec.Close()
+	defer func() { _ = rec.Close() }()
 	f := &fakeVMM{plan: plan, planPath: planPath, spec: s, rec: rec, calls: map[string]int{}, exit: make(chan int, 1)}
 	netns, _ := os.Readlink("/proc/self/ns/net")
 	start := fakeRecord{Event: "start", Args: args, Pid: os.Getpid(), NetNS: netns}
@@ -175,8 +175,8 @@ func runFakeVMM(planPath string, args []string) int {
 	// Schema validation initialises lazily and slowly (much more so under
 	// -race); pay for it before the API answers, so that answer times stay
 	// well below the tests' API timeouts.
-	s.checkRequest(http.MethodPut, "/vm.create", []byte(`{"payload":{"kernel":"/k"},"fs":[{"tag":"t","socket":"/s","num_queues":1,"queue_size":1}]}`))
-	s.checkResponse(http.MethodGet, "/vm.info", http.StatusOK, []byte(`{"config":{"payload":{}},"state":"Running"}`))
+	_ = s.checkRequest(http.MethodPut, "/vm.create", []byte(`{"payload":{"kernel":"/k"},"fs":[{"tag":"t","socket":"/s","num_queues":1,"queue_size":1}]}`))
+	_ = s.checkResponse(http.MethodGet, "/vm.info", http.StatusOK, []byte(`{"config":{"payload":{}},"state":"Running"}`))
 
 	ln, err := net.Listen("unix", args[1])
 	if err != nil {
@@ -191,7 +191,7 @@ func runFakeVMM(planPath string, args []string) int {
 		}
 	}()
 	code := <-f.exit
-	srv.Close()
+	_ = srv.Close()
 	return code
 }
 
@@ -214,7 +214,7 @@ func (f *fakeVMM) record(r fakeRecord) {
 	b, _ := json.Marshal(r)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.rec.Write(append(b, '\n'))
+	_, _ = f.rec.Write(append(b, '\n'))
 }
 
 func (f *fakeVMM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -253,7 +253,7 @@ func (f *fakeVMM) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case flt.Drop:
 			f.record(rec)
 			if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
-				conn.Close()
+				_ = conn.Close()
 			}
 		default:
 			f.check(&rec, path, flt.Status, []byte(flt.Body))
@@ -305,8 +305,8 @@ func (f *fakeVMM) send(w http.ResponseWriter, rec fakeRecord, code int, contentT
 		w.Header().Set("Content-Type", contentType)
 	}
 	w.WriteHeader(code)
-	w.Write(body)
-	http.NewResponseController(w).Flush()
+	_, _ = w.Write(body)
+	_ = http.NewResponseController(w).Flush()
 }
 
 // handle is the fake's CH state machine: the status and JSON body of a
@@ -364,7 +364,7 @@ func (f *fakeVMM) handle(endpoint string, body []byte) (int, []byte) {
 			return http.StatusNoContent, nil // cold add
 		}
 		var dev struct{ ID string }
-		json.Unmarshal(body, &dev)
+		_ = json.Unmarshal(body, &dev)
 		return http.StatusOK, mustMarshal(map[string]string{"id": or(dev.ID, "_dev1"), "bdf": "0000:00:06.0"})
 	case "vm.remove-device", "vm.resize":
 		if !created {
@@ -384,7 +384,7 @@ func (f *fakeVMM) handle(endpoint string, body []byte) (int, []byte) {
 			return http.StatusNotFound, nil
 		}
 		var rc struct{ Resume bool }
-		json.Unmarshal(body, &rc)
+		_ = json.Unmarshal(body, &rc)
 		f.state, f.config = "Paused", json.RawMessage(`{"payload":{"kernel":"/restored/vmlinux"}}`)
 		if rc.Resume {
 			f.state = "Running"
@@ -419,7 +419,7 @@ func checkPaths(endpoint string, body []byte) error {
 		Socket    string `json:"socket"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return nil // the spec check reports it
+		return nil //nolint:nilerr // not a body for these checks: the spec check reports it
 	}
 	var errs []error
 	readable := func(p string) {
@@ -431,7 +431,7 @@ func checkPaths(endpoint string, body []byte) error {
 			errs = append(errs, err)
 			return
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	connectable := func(p string) {
 		c, err := net.Dial("unix", p)
@@ -439,7 +439,7 @@ func checkPaths(endpoint string, body []byte) error {
 			errs = append(errs, err)
 			return
 		}
-		c.Close()
+		_ = c.Close()
 	}
 	writableDir := func(p string) {
 		if p == "" {
@@ -450,8 +450,8 @@ func checkPaths(endpoint string, body []byte) error {
 			errs = append(errs, err)
 			return
 		}
-		f.Close()
-		os.Remove(f.Name())
+		_ = f.Close()
+		_ = os.Remove(f.Name())
 	}
 	switch endpoint {
 	case "vm.create":

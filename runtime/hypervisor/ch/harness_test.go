@@ -61,7 +61,7 @@ func newHarness(t *testing.T, plan fakePlan) *harness {
 		if err := proc.KillFromPidFile(ctx, filepath.Join(dir, processName+".pid"), dir); err != nil {
 			t.Errorf("cleanup: %v", err)
 		}
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 	})
 	tools := t.TempDir()
 	plan.Spec = specPath

@@ -272,7 +272,9 @@ func TestJailContract(t *testing.T) {
 				t.Fatal(err)
 			}
 			var vc map[string]any
-			json.Unmarshal(b, &vc)
+			if err := json.Unmarshal(b, &vc); err != nil {
+				t.Fatal(err)
+			}
 			wantJSON(t, vc, tc.wantCreate)
 			if tc.check != nil {
 				tc.check(t, spec, p, vc)
@@ -396,8 +398,8 @@ func holdNetNS(t *testing.T) (path, id string) {
 		t.Fatalf("unshare: %v", err)
 	}
 	t.Cleanup(func() {
-		holder.Process.Kill()
-		holder.Wait()
+		_ = holder.Process.Kill()
+		_ = holder.Wait()
 	})
 	path = fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)
 	// unshare switches namespace before it execs sleep.
@@ -457,7 +459,9 @@ func TestJailedFakeVMM(t *testing.T) {
 			snap := filepath.Join(tools, "snap")
 			disk := filepath.Join(h.dir, statedir.HelperDir, "disk.img")
 			for _, f := range []string{cfg.Kernel, cfg.Initrd, filepath.Join(snap, "config.json"), disk} {
-				os.MkdirAll(filepath.Dir(f), 0o755)
+				if err := os.MkdirAll(filepath.Dir(f), 0o755); err != nil {
+					t.Fatal(err)
+				}
 				if err := os.WriteFile(f, []byte("x"), 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -466,7 +470,7 @@ func TestJailedFakeVMM(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer fsl.Close()
+			defer func() { _ = fsl.Close() }()
 			wantNS := own
 			wantStatus := []string{"Uid:\t0\t0\t0\t0", "NoNewPrivs:\t0"}
 			wantArgs := []string{"--api-socket", filepath.Join(h.dir, statedir.CHAPISocket), "--seccomp", "true"}

@@ -139,8 +139,8 @@ func TestStartInNetNS(t *testing.T) {
 		t.Fatalf("unshare: %v", err)
 	}
 	t.Cleanup(func() {
-		holder.Process.Kill()
-		holder.Wait()
+		_ = holder.Process.Kill()
+		_ = holder.Wait()
 	})
 	nsPath := fmt.Sprintf("/proc/%d/ns/net", holder.Process.Pid)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

@@ -101,7 +101,7 @@ func (v *vm) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cloud-hypervisor API %s not ready: %w (last: %v)", v.apiSock, context.Cause(ctx), err)
+			return fmt.Errorf("cloud-hypervisor API %s not ready: %w (last: %w)", v.apiSock, context.Cause(ctx), err)
 		case <-t.C:
 		}
 	}
@@ -213,5 +213,8 @@ func (v *vm) shutdown(ctx context.Context) error {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return fmt.Errorf("pid %d still runs %v after vmm.shutdown (%v)", v.proc.Pid(), v.stopTimeout, err)
+	if err != nil {
+		return fmt.Errorf("pid %d still runs %v after vmm.shutdown (%w)", v.proc.Pid(), v.stopTimeout, err)
+	}
+	return fmt.Errorf("pid %d still runs %v after vmm.shutdown", v.proc.Pid(), v.stopTimeout)
 }

@@ -15,7 +15,7 @@ func DetectAccel() Accel {
 	cpuinfo, _ := os.ReadFile("/proc/cpuinfo")
 	f, err := os.OpenFile("/dev/kvm", os.O_RDWR, 0)
 	if err == nil {
-		f.Close()
+		_ = f.Close()
 	}
 	return chooseAccel(cpuinfo, err == nil)
 }

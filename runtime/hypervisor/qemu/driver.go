@@ -131,7 +131,7 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 
 // drainConsole keeps the guest's console until QEMU closes it.
 func drainConsole(ctx context.Context, sink hypervisor.ConsoleSink, c net.Conn) {
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	if sink == nil {
 		_, _ = io.Copy(io.Discard, c)
 		return
@@ -158,7 +158,7 @@ func dialWhenListening(ctx context.Context, path string, p *proc.Process) (*net.
 		case <-p.Done():
 			return nil, fmt.Errorf("exited before listening on %s: %w", path, p.ExitError())
 		case <-ctx.Done():
-			return nil, fmt.Errorf("not listening on %s: %w (last: %v); log:\n%s", path, ctx.Err(), err, p.LogTail())
+			return nil, fmt.Errorf("not listening on %s: %w (last: %w); log:\n%s", path, ctx.Err(), err, p.LogTail())
 		case <-t.C:
 		}
 	}
@@ -182,7 +182,7 @@ func waitQMP(ctx context.Context, path string, p *proc.Process) error {
 		case <-p.Done():
 			return fmt.Errorf("exited during start: %w", p.ExitError())
 		case <-ctx.Done():
-			return fmt.Errorf("qmp %s not ready: %w (last: %v); log:\n%s", path, ctx.Err(), lastErr, p.LogTail())
+			return fmt.Errorf("qmp %s not ready: %w (last: %w); log:\n%s", path, ctx.Err(), lastErr, p.LogTail())
 		case <-t.C:
 		}
 	}

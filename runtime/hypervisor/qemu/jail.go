@@ -84,7 +84,7 @@ type endpoints struct {
 
 func (e *endpoints) close() {
 	for _, f := range e.owned {
-		f.Close()
+		_ = f.Close()
 	}
 }
 
@@ -96,10 +96,10 @@ func openEndpoints(ctx context.Context, cfg hypervisor.VMConfig, qmpPath string,
 	e := &endpoints{}
 	defer func() {
 		if retErr != nil {
-			vsock.Close() // a no-op once taken over
+			_ = vsock.Close() // a no-op once taken over
 			e.close()
 			if e.console != nil {
-				e.console.Close()
+				_ = e.console.Close()
 			}
 		}
 	}()
@@ -118,7 +118,7 @@ func openEndpoints(ctx context.Context, cfg hypervisor.VMConfig, qmpPath string,
 	}
 	ln.SetUnlinkOnClose(false)
 	f, err := ln.File()
-	ln.Close()
+	_ = ln.Close()
 	if err != nil {
 		return nil, fd, fmt.Errorf("qmp socket: %w", err)
 	}
@@ -130,9 +130,9 @@ func openEndpoints(ctx context.Context, cfg hypervisor.VMConfig, qmpPath string,
 	}
 	host := os.NewFile(uintptr(pair[0]), "console")
 	e.console, err = net.FileConn(host)
-	host.Close()
+	_ = host.Close()
 	if err != nil {
-		unix.Close(pair[1])
+		_ = unix.Close(pair[1])
 		return nil, fd, fmt.Errorf("console: %w", err)
 	}
 	fd.Console = next(os.NewFile(uintptr(pair[1]), "console-qemu"), true)
@@ -167,7 +167,7 @@ func openEndpoints(ctx context.Context, cfg hypervisor.VMConfig, qmpPath string,
 // connection.
 func connFile(c *net.UnixConn) (*os.File, error) {
 	f, err := c.File()
-	c.Close()
+	_ = c.Close()
 	if err != nil {
 		return nil, fmt.Errorf("socket file: %w", err)
 	}

@@ -39,24 +39,24 @@ func dialQMP(ctx context.Context, path string) (*qmp, error) {
 		return nil, err
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		_ = conn.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
 	q := &qmp{conn: conn, dec: json.NewDecoder(conn)}
 	var greeting qmpMessage
 	if err := q.dec.Decode(&greeting); err != nil {
 		stop()
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("qmp greeting: %w", err)
 	}
 	if greeting.QMP == nil {
 		stop()
-		conn.Close()
+		_ = conn.Close()
 		return nil, fmt.Errorf("qmp greeting: not a QMP server")
 	}
 	if err := q.execute("qmp_capabilities"); err != nil {
 		stop()
-		conn.Close()
+		_ = conn.Close()
 		return nil, err
 	}
 	stop()

@@ -30,8 +30,8 @@ func (r *Remote) Info(ctx context.Context) (hypervisor.VMInfo, error) {
 	if err != nil {
 		return hypervisor.VMInfo{}, fmt.Errorf("qemu: qmp %s: %w", r.qmpPath, err)
 	}
-	defer q.Close()
-	stop := context.AfterFunc(ctx, func() { q.Close() })
+	defer func() { _ = q.Close() }()
+	stop := context.AfterFunc(ctx, func() { _ = q.Close() })
 	defer stop()
 	var raw json.RawMessage
 	if err := q.call("query-status", nil, &raw); err != nil {

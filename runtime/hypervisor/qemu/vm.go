@@ -140,8 +140,8 @@ func (v *vm) quit(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer q.Close()
-	q.conn.SetDeadline(time.Now().Add(quitTimeout))
+	defer func() { _ = q.Close() }()
+	_ = q.conn.SetDeadline(time.Now().Add(quitTimeout))
 	// QEMU may close the connection before it answers: the exit is what counts.
 	qerr := q.execute("quit")
 	t := time.NewTimer(v.stopTimeout)
@@ -152,7 +152,10 @@ func (v *vm) quit(ctx context.Context) error {
 	case <-t.C:
 	case <-ctx.Done():
 	}
-	return fmt.Errorf("pid %d still runs after quit (%v)", v.qemu.Pid(), qerr)
+	if qerr != nil {
+		return fmt.Errorf("pid %d still runs after quit (%w)", v.qemu.Pid(), qerr)
+	}
+	return fmt.Errorf("pid %d still runs after quit", v.qemu.Pid())
 }
 
 // LogTail is the end of QEMU's own log (its stderr, not the console) and

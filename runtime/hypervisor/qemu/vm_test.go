@@ -46,20 +46,20 @@ func startFake(t *testing.T, dir, name string) *proc.Process {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer r.Close()
+	defer func() { _ = r.Close() }()
 	p, err := proc.Start(context.Background(), proc.Spec{
 		Name: name, Dir: dir, Path: "/bin/sh",
 		Args:       []string{"-c", "echo " + name + " says goodbye; echo >&3; exec 3>&-; exec sleep 100", dir},
 		ExtraFiles: []*os.File{w},
 	})
-	w.Close()
+	_ = w.Close()
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		p.Kill(ctx)
+		_ = p.Kill(ctx)
 	})
 	if _, err := bufio.NewReader(r).ReadString('\n'); err != nil {
 		t.Fatalf("%s: %v", name, err)
