@@ -18,7 +18,7 @@ GOLANGCI_LINT_VERSION := v2.6.2
 
 GOFLAGS_STATIC := -trimpath -ldflags '-s -w -extldflags -static'
 
-.PHONY: all setup build guest kernel protoc-check generate generate-check lint test unit-test demo bench conformance clean
+.PHONY: all setup build guest kernel protoc-check generate generate-check lint test unit-test fuzz fuzz-smoke demo bench conformance clean
 
 all: build
 
@@ -82,6 +82,34 @@ lint: $(TOOLS)/golangci-lint
 unit-test:
 	$(GO) test -race -count=1 ./...
 
+# FUZZ_TARGETS lists every Go fuzz target as <package>:<FuzzName>.
+FUZZ_TARGETS := \
+	./runtime/config:FuzzLoad \
+	./runtime/config:FuzzApplyAnnotations \
+	./agent/api:FuzzStreamHeader \
+	./agent/container:FuzzRewriteSpec \
+	./agent/container:FuzzParseProcess \
+	./agent/server:FuzzServiceRequests \
+	./shim:FuzzVolumePolicy \
+	./shim:FuzzPlanVolumes \
+	./runtime/statedir:FuzzBeneath
+FUZZTIME ?= 30s
+FUZZPARALLEL ?= 1
+
+# fuzz runs each of FUZZ_TARGETS for FUZZTIME, one after the other, with
+# FUZZPARALLEL workers. A crasher is saved under the package's
+# testdata/fuzz/<FuzzName>/, where plain go test replays it from then on.
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz: $$name in $$pkg for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) -parallel $(FUZZPARALLEL) $$pkg; \
+	done
+
+# fuzz-smoke fuzzes each target briefly (test runs it).
+fuzz-smoke:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=10s
+
 # test is what CI runs: setup, lint, generated-code drift, then every test
 # including the VM and containerd ones (root, /dev/net/tun; VMs boot under
 # TCG here, one test binary at a time so at most two VMs run at once).
@@ -93,6 +121,7 @@ test: setup lint generate-check build guest
 	# The agent's seccomp rules loaded by libseccomp itself, as the agent
 	# is built (-tags seccomp).
 	VEIL_INTEGRATION=1 CGO_ENABLED=1 $(GO) test -count=1 -tags seccomp -run 'TestVsockDeny' ./agent/container/
+	$(MAKE) fuzz-smoke
 	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) \
 		$(GO) test -count=1 -p 1 -timeout 60m -v ./... 2>&1 | tee $(OUT)/test.log; exit $${PIPESTATUS[0]}
 

@@ -41,8 +41,13 @@ func newVolumePolicy(cfg *config.Config, podID, containerID string) volumePolicy
 }
 
 // check says whether the host path p (symlinks already resolved) may be
-// shared, and if not, why.
+// shared, and if not, why. p must be absolute and clean: the policy
+// compares path elements, and a ".." after an allowed prefix would lead
+// anywhere.
 func (v volumePolicy) check(p string) error {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return fmt.Errorf("host path %q is not a clean absolute path", p)
+	}
 	for _, d := range v.denied {
 		if pathWithin(p, d) {
 			return fmt.Errorf("host path %s lies in %s, which is never shared with a guest", p, d)
@@ -62,8 +67,12 @@ func (v volumePolicy) check(p string) error {
 // ownCRIPath reports whether p is one of the files containerd's CRI plugin
 // made for this pod (…/io.containerd.grpc.v1.cri/sandboxes/<pod>/…, its
 // image volumes …/image-volumes/<pod>/…) or for this container
-// (…/io.containerd.grpc.v1.cri/containers/<id>/…).
+// (…/io.containerd.grpc.v1.cri/containers/<id>/…). p must be absolute
+// and clean; no other path is one.
 func (v volumePolicy) ownCRIPath(p string) bool {
+	if !filepath.IsAbs(p) || filepath.Clean(p) != p {
+		return false
+	}
 	parts := strings.Split(p, "/")
 	for i := 0; i+3 < len(parts); i++ {
 		if parts[i] != criPluginDir {

@@ -56,9 +56,20 @@ type StreamHeader struct {
 }
 
 // Validate reports a header that names no process or no known stream.
+// The ids must pass ValidateID: a header that names no possible process
+// is refused on both ends, and what the host writes (short, plain ASCII)
+// always reads back as it was written.
 func (h StreamHeader) Validate() error {
 	if h.ContainerID == "" {
 		return errors.New("stream header: empty container_id")
+	}
+	if err := ValidateID("container id", h.ContainerID); err != nil {
+		return fmt.Errorf("stream header: %w", err)
+	}
+	if h.ExecID != "" {
+		if err := ValidateID("exec id", h.ExecID); err != nil {
+			return fmt.Errorf("stream header: %w", err)
+		}
 	}
 	switch h.Stream {
 	case StreamStdin, StreamStdout, StreamStderr:
