@@ -1376,7 +1376,12 @@ type ContainerStats struct {
 	// error explains missing values (e.g. a controller not enabled).
 	Error string `protobuf:"bytes,9,opt,name=error,proto3" json:"error,omitempty"`
 	// From memory.events.
-	MemoryEvents  *MemoryEvents `protobuf:"bytes,10,opt,name=memory_events,json=memoryEvents,proto3" json:"memory_events,omitempty"`
+	MemoryEvents *MemoryEvents `protobuf:"bytes,10,opt,name=memory_events,json=memoryEvents,proto3" json:"memory_events,omitempty"`
+	// exec_records is how many exec processes of the container the agent
+	// keeps a record of: running, or exited and not yet removed
+	// (RemoveProcess). The host removes each exec's record when it
+	// deletes the exec, so an idle container has none.
+	ExecRecords   uint32 `protobuf:"varint,11,opt,name=exec_records,json=execRecords,proto3" json:"exec_records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1479,6 +1484,13 @@ func (x *ContainerStats) GetMemoryEvents() *MemoryEvents {
 		return x.MemoryEvents
 	}
 	return nil
+}
+
+func (x *ContainerStats) GetExecRecords() uint32 {
+	if x != nil {
+		return x.ExecRecords
+	}
+	return 0
 }
 
 // MemoryEvents are the counters of a cgroup v2 memory.events file.
@@ -2192,7 +2204,7 @@ const file_agent_proto_rawDesc = "" +
 	"\fsoftirq_usec\x18\a \x01(\x04R\vsoftirqUsec\x12\x1d\n" +
 	"\n" +
 	"steal_usec\x18\b \x01(\x04R\tstealUsec\x12\x16\n" +
-	"\x06online\x18\t \x01(\rR\x06online\"\x98\x03\n" +
+	"\x06online\x18\t \x01(\rR\x06online\"\xbb\x03\n" +
 	"\x0eContainerStats\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x16\n" +
 	"\x06cgroup\x18\x02 \x01(\tR\x06cgroup\x12$\n" +
@@ -2204,7 +2216,8 @@ const file_agent_proto_rawDesc = "" +
 	"\fpids_current\x18\b \x01(\x04R\vpidsCurrent\x12\x14\n" +
 	"\x05error\x18\t \x01(\tR\x05error\x12@\n" +
 	"\rmemory_events\x18\n" +
-	" \x01(\v2\x1b.veil.agent.v1.MemoryEventsR\fmemoryEvents\"s\n" +
+	" \x01(\v2\x1b.veil.agent.v1.MemoryEventsR\fmemoryEvents\x12!\n" +
+	"\fexec_records\x18\v \x01(\rR\vexecRecords\"s\n" +
 	"\fMemoryEvents\x12\x10\n" +
 	"\x03low\x18\x01 \x01(\x04R\x03low\x12\x12\n" +
 	"\x04high\x18\x02 \x01(\x04R\x04high\x12\x10\n" +

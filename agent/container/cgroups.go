@@ -71,3 +71,21 @@ func ParseFlatKeyed(s string) map[string]uint64 {
 	}
 	return m
 }
+
+// ExecRecords counts, per container, the exec processes the manager
+// keeps a record of (running, or exited and not yet removed).
+func (m *Manager) ExecRecords() map[string]int {
+	m.mu.Lock()
+	cs := make([]*container, 0, len(m.containers))
+	for _, c := range m.containers {
+		cs = append(cs, c)
+	}
+	m.mu.Unlock()
+	out := make(map[string]int, len(cs))
+	for _, c := range cs {
+		c.mu.Lock()
+		out[c.id] = len(c.execs)
+		c.mu.Unlock()
+	}
+	return out
+}

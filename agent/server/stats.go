@@ -34,7 +34,21 @@ func (s *Service) Stats(ctx context.Context, _ *api.StatsRequest) (*api.StatsRes
 		cgroups = cg.CgroupPaths()
 	}
 	resp, err := ReadStats(s.procRoot, cgroups)
+	if err == nil {
+		if ec, ok := s.containers.(ExecCounter); ok {
+			counts := ec.ExecRecords()
+			for _, c := range resp.Containers {
+				c.ExecRecords = uint32(counts[c.ContainerId])
+			}
+		}
+	}
 	return resp, toStatus(err)
+}
+
+// ExecCounter is a container manager that reports, per container, how
+// many exec records it keeps (StatsResponse's exec_records).
+type ExecCounter interface {
+	ExecRecords() map[string]int
 }
 
 // ReadStats reads the guest's statistics from procRoot (normally /proc)

@@ -111,3 +111,36 @@ func TestStats(t *testing.T) {
 		})
 	}
 }
+
+// fakeExecContainers adds exec record counts to fakeCgroupContainers.
+type fakeExecContainers struct {
+	fakeCgroupContainers
+	execs map[string]int
+}
+
+func (f *fakeExecContainers) ExecRecords() map[string]int { return f.execs }
+
+// TestStatsExecRecords: each container's exec_records is the manager's
+// count, and 0 for a container without records.
+func TestStatsExecRecords(t *testing.T) {
+	dir := t.TempDir()
+	procDir, cgDir := filepath.Join(dir, "proc"), filepath.Join(dir, "cgroup")
+	writeFiles(t, procDir, map[string]string{"meminfo": testMeminfo, "stat": testStat, "loadavg": "0 0 0 1/1 1\n", "uptime": "1 1\n"})
+	writeFiles(t, cgDir, map[string]string{"a/cpu.stat": "usage_usec 1\n", "b/cpu.stat": "usage_usec 1\n"})
+	s := NewService("v", &fakeExecContainers{
+		fakeCgroupContainers: fakeCgroupContainers{paths: map[string]string{"a": filepath.Join(cgDir, "a"), "b": filepath.Join(cgDir, "b")}},
+		execs:                map[string]int{"a": 3},
+	}, &fakeGuest{})
+	s.procRoot = procDir
+	r, err := s.Stats(context.Background(), &api.StatsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint32{}
+	for _, c := range r.Containers {
+		got[c.ContainerId] = c.ExecRecords
+	}
+	if got["a"] != 3 || got["b"] != 0 || len(got) != 2 {
+		t.Fatalf("exec records %v, want a:3 b:0", got)
+	}
+}

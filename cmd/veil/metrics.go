@@ -62,13 +62,13 @@ func printMetrics(w io.Writer, m inspect.Metrics) error {
 		_, _ = fmt.Fprintf(w, "load:    %.2f %.2f %.2f\nuptime:  %.1fs\n", g.Load1, g.Load5, g.Load15, g.UptimeSeconds)
 		if len(g.Containers) > 0 {
 			_, _ = fmt.Fprintln(w)
-			t := newTable(w, "CONTAINER", "CPU", "MEMORY", "LIMIT", "PIDS", "ERROR")
+			t := newTable(w, "CONTAINER", "CPU", "MEMORY", "LIMIT", "PIDS", "EXECS", "ERROR")
 			for _, c := range g.Containers {
 				limit := "max"
 				if c.MemoryLimitBytes > 0 {
 					limit = humanBytes(c.MemoryLimitBytes)
 				}
-				t.row(c.ContainerId, fmt.Sprintf("%.2fs", sec(c.CpuUsageUsec)), humanBytes(c.MemoryCurrentBytes), limit, c.PidsCurrent, orDash(c.Error))
+				t.row(c.ContainerId, fmt.Sprintf("%.2fs", sec(c.CpuUsageUsec)), humanBytes(c.MemoryCurrentBytes), limit, c.PidsCurrent, c.ExecRecords, orDash(c.Error))
 			}
 			if err := t.flush(); err != nil {
 				return err
