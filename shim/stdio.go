@@ -139,7 +139,7 @@ func openOutput(ctx context.Context, path string) (io.WriteCloser, error) {
 		// while no reader is attached the output waits in the pipe.
 		r, err := fifo.OpenFifo(ctx, path, syscall.O_RDONLY, 0)
 		if err != nil {
-			w.Close()
+			_ = w.Close()
 			return nil, err
 		}
 		return heldFifo{WriteCloser: w, held: r}, nil

@@ -130,7 +130,7 @@ func FuzzVolumePolicy(f *testing.F) {
 			}
 			return
 		}
-		defer file.Close()
+		defer func() { _ = file.Close() }()
 		real, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
 		if err != nil {
 			t.Fatal(err)

@@ -49,7 +49,7 @@ func beneathTree(f *testing.F) (root, scratch *os.File, canary string) {
 	if scratch, err = openRoot(rootPath + "/scratch"); err != nil {
 		f.Fatal(err)
 	}
-	f.Cleanup(func() { root.Close(); scratch.Close() })
+	f.Cleanup(func() { _ = root.Close(); _ = scratch.Close() })
 	return root, scratch, canary
 }
 
@@ -103,7 +103,7 @@ func FuzzBeneath(f *testing.F) {
 		}
 		want := filepath.Join(dir.Name(), rel)
 		if file != nil {
-			defer file.Close()
+			defer func() { _ = file.Close() }()
 			got, lerr := os.Readlink("/proc/self/fd/" + strconv.Itoa(int(file.Fd())))
 			if lerr != nil {
 				t.Fatal(lerr)

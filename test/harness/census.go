@@ -179,7 +179,7 @@ func (c *Census) netns() {
 			continue // being deleted, or not a namespace
 		}
 		c.links(e.Name(), h)
-		h.Close()
+		_ = h.Close()
 	}
 }
 
@@ -224,7 +224,7 @@ func (c *Census) cgroups() {
 		}
 		_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
-				return nil // a cgroup removed under the walk
+				return nil //nolint:nilerr // a cgroup removed under the walk: go on
 			}
 			if d.IsDir() && strings.Count(strings.TrimPrefix(p, root), "/") >= 2 {
 				c.add(KindCgroup, p)
@@ -255,7 +255,7 @@ func (c *Census) stateEntries(dir string) {
 func (c *Census) special(dir string) {
 	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			return nil
+			return nil //nolint:nilerr // a sandbox removed under the walk: go on
 		}
 		switch {
 		case d.Type()&fs.ModeSocket != 0:

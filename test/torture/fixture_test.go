@@ -110,7 +110,7 @@ func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	if f.cl, err = cri.New(c); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { f.cl.Close() })
+	t.Cleanup(func() { _ = f.cl.Close() })
 	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
 	defer pcancel()
 	if _, err := f.cl.Pull(pctx, criimage.Busybox, nil); err != nil {
@@ -126,11 +126,21 @@ type pod struct {
 	ctrs []string
 }
 
+// podConfig is a pod config named name logging under the test's logs.
+func podConfig(f *fixture, name string) *runtimeapi.PodSandboxConfig {
+	return cri.PodConfig(name, filepath.Join(f.logs, name))
+}
+
+// shell is a busybox container running sh -c script.
+func shell(name, script string) *runtimeapi.ContainerConfig {
+	return cri.Container(name, criimage.Busybox, "sh", "-c", script)
+}
+
 // runPod starts a Veil pod named name; Cleanup removes it if the case did
 // not.
 func (f *fixture) runPod(t testing.TB, name string) *pod {
 	t.Helper()
-	cfg := cri.PodConfig(name, filepath.Join(f.logs, name))
+	cfg := podConfig(f, name)
 	ctx, cancel := context.WithTimeout(f.ctx, callBound)
 	defer cancel()
 	id, err := f.cl.RunPod(ctx, cfg, harness.HandlerVeil)
@@ -150,7 +160,7 @@ func (f *fixture) start(t testing.TB, p *pod, name, script string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, callBound)
 	defer cancel()
-	id, err := f.cl.StartContainer(ctx, p.id, p.cfg, cri.Container(name, criimage.Busybox, "sh", "-c", script))
+	id, err := f.cl.StartContainer(ctx, p.id, p.cfg, shell(name, script))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,7 @@ func (f *fixture) qmpStop(t testing.TB, p *pod) {
 	if err != nil {
 		t.Fatalf("dial QMP: %v", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}

@@ -31,14 +31,14 @@ func smallStateDir(t testing.TB, size string) string {
 		t.Fatal(err)
 	}
 	if err := unix.Mount("veil-torture", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0711"); err != nil {
-		os.Remove(dir)
+		_ = os.Remove(dir)
 		t.Fatalf("mount tmpfs on %s: %v", dir, err)
 	}
 	t.Cleanup(func() {
 		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
 			t.Errorf("unmount %s: %v", dir, err)
 		}
-		os.Remove(dir)
+		_ = os.Remove(dir)
 	})
 	return dir
 }
@@ -52,7 +52,7 @@ func fill(t testing.TB, dir string, leave int64) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	buf := make([]byte, 4096)
 	var n int64
 	for {
