@@ -18,7 +18,7 @@ GOLANGCI_LINT_VERSION := v2.6.2
 
 GOFLAGS_STATIC := -trimpath -ldflags '-s -w -extldflags -static'
 
-.PHONY: all setup build guest kernel protoc-check generate generate-check lint test unit-test fuzz fuzz-smoke demo bench conformance clean
+.PHONY: all setup build guest kernel protoc-check generate generate-check lint test unit-test fuzz fuzz-smoke torture demo bench conformance clean
 
 all: build
 
@@ -124,6 +124,16 @@ test: setup lint generate-check build guest
 	$(MAKE) fuzz-smoke
 	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) \
 		$(GO) test -count=1 -p 1 -timeout 60m -v ./... 2>&1 | tee $(OUT)/test.log; exit $${PIPESTATUS[0]}
+
+# torture runs the fault-injection and load suite (test/torture) with the
+# full counts: 100 pod cycles, 10 pods started at once, 2,000 sequential
+# and 100 parallel ExecSyncs, 1 GiB of stdout read slowly. make test runs
+# every case once with CI-sized counts. Each case's row (outcome, time to
+# recover, leak census) goes to $(OUT)/torture/results.md.
+torture: setup build guest
+	@mkdir -p $(OUT)
+	VEIL_INTEGRATION=1 VEIL_TORTURE=full VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) \
+		$(GO) test -count=1 -timeout 90m -v ./test/torture/ 2>&1 | tee $(OUT)/torture.log; exit $${PIPESTATUS[0]}
 
 demo: setup build guest
 	@VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) VEIL_CONFIG=$(CACHE)/veil-config.toml $(GO) run ./test/demo
