@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 
@@ -300,4 +302,36 @@ func veilStateDir(opts Options) string {
 		return ""
 	}
 	return cfg.StateDir
+}
+
+// censusSettle is how long a teardown may take to finish after the test
+// returned (a shim exits after answering its last request).
+const censusSettle = 15 * time.Second
+
+// CheckLeaks takes a census now and, when t ends (Cleanup), fails t with
+// whatever the host holds beyond it, once teardown had censusSettle to
+// finish.
+func CheckLeaks(t testing.TB, scope CensusScope) {
+	t.Helper()
+	base := TakeCensus(scope)
+	t.Cleanup(func() {
+		if leaks := Settle(base, scope, censusSettle); len(leaks) > 0 {
+			t.Errorf("leak census: the test left %d resources on the host:\n  %s", len(leaks), strings.Join(leaks, "\n  "))
+		}
+	})
+}
+
+// Settle polls the census until it has nothing beyond base or d passed,
+// and returns what is left.
+func Settle(base *Census, scope CensusScope, d time.Duration) []string {
+	deadline := time.Now().Add(d)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leaks := TakeCensus(scope).Since(base)
+		if len(leaks) == 0 || time.Now().After(deadline) {
+			return leaks
+		}
+		<-tick.C // teardown ends without an event to wait on
+	}
 }

@@ -14,7 +14,9 @@ import (
 // SandboxConfig skips t unless integration tests run (see Skip), loads the
 // Veil config ($VEIL_CONFIG, else the one make setup wrote) and points its
 // state dir at a fresh, short temp dir (Unix socket paths are limited to
-// 108 bytes).
+// 108 bytes). When t ends, the leak census (CheckLeaks) and an empty state
+// dir are checked: every VM test that takes its config here gets the
+// check.
 func SandboxConfig(t testing.TB) *config.Config {
 	t.Helper()
 	Skip(t)
@@ -30,8 +32,15 @@ func SandboxConfig(t testing.TB) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = os.Remove(state) })
 	cfg.StateDir = state
+	// Registered first, so it runs last: after the test's own teardown,
+	// the host must hold what it held before and the state dir be empty.
+	CheckLeaks(t, CensusScope{StateDir: state})
+	t.Cleanup(func() {
+		if err := os.Remove(state); err != nil && !os.IsNotExist(err) {
+			t.Errorf("state dir left behind: %v", err)
+		}
+	})
 	return cfg
 }
 

@@ -62,7 +62,7 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	if err := os.RemoveAll(c.Dir); err != nil {
 		errs = append(errs, fmt.Errorf("remove %s: %w", c.Dir, err))
 	}
-	if leaks := TakeCensus(c.censusScope).Since(c.census); len(leaks) > 0 {
+	if leaks := Settle(c.census, c.censusScope, censusSettle); len(leaks) > 0 {
 		errs = append(errs, fmt.Errorf("leak census: the host has %d more resources than before containerd started:\n  %s", len(leaks), strings.Join(leaks, "\n  ")))
 	}
 	return errors.Join(errs...)

@@ -101,7 +101,7 @@ func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	f.c = c
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("containerd log: %s", c.LogPath)
+			t.Logf("containerd log %s, its warnings and errors:\n%s", c.LogPath, problems(c.LogPath, 80))
 		}
 		if err := c.Stop(context.WithoutCancel(ctx)); err != nil {
 			t.Errorf("stop containerd: %v", err)
@@ -345,3 +345,21 @@ func exits(sts []*runtimeapi.ContainerStatus) string {
 }
 
 func ms(d time.Duration) string { return d.Round(10 * time.Millisecond).String() }
+
+// problems returns the last n warning and error lines of a log.
+func problems(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "level=error") || strings.Contains(l, "level=warning") || strings.Contains(l, "level=fatal") {
+			out = append(out, l)
+		}
+	}
+	if len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return strings.Join(out, "\n")
+}

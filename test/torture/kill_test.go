@@ -1,6 +1,8 @@
 package torture
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -69,6 +71,7 @@ func TestKillHelperCtr(t *testing.T) {
 				Recover: ms(took),
 				Census:  cs.cleanExcept(t, "ctr", ctrFIFOs(h.pidName == "shim")),
 			})
+			removeCtrFIFOs(t, id)
 		})
 	}
 }
@@ -81,5 +84,20 @@ func TestKillHelperCtr(t *testing.T) {
 func ctrFIFOs(shimDied bool) func(string) bool {
 	return func(item string) bool {
 		return shimDied && strings.HasPrefix(item, harness.KindFIFO+": /run/containerd/fifo/")
+	}
+}
+
+// removeCtrFIFOs does what ctr would for tasks it still knew: it removes
+// the FIFO directories of id's tasks (named <id>-stdout, ...).
+func removeCtrFIFOs(t testing.TB, id string) {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join("/run/containerd/fifo", "*", id+"*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range m {
+		if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+			t.Error(err)
+		}
 	}
 }
