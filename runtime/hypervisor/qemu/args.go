@@ -44,6 +44,13 @@ type fds struct {
 	Filesystems, NICs   []int
 }
 
+// tcgTBSizeMiB bounds TCG's translation cache. QEMU's default (1 GiB on
+// 64-bit hosts) fills as the guest runs new code (every runc init and exec
+// does), and grows QEMU's anonymous memory past what the sandbox cgroup
+// allows beside the guest's RAM (cgroups.memory_overhead_mib): the
+// kernel then OOM-kills QEMU. A small guest's hot code fits in far less.
+const tcgTBSizeMiB = 64
+
 // buildArgs returns QEMU's arguments for cfg. jailed selects the images'
 // paths inside the jail and turns on QEMU's seccomp filter.
 func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32, fd fds, jailed bool) []string {
@@ -56,10 +63,14 @@ func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32, fd fds, ja
 	if jailed {
 		kernel, initrd = jailKernel, jailInitrd
 	}
+	accelOpt := string(accel)
+	if accel == AccelTCG {
+		accelOpt += fmt.Sprintf(",tb-size=%d", tcgTBSizeMiB)
+	}
 	args := []string{
 		"-name", "veil-" + cfg.ID,
 		"-M", "microvm,x-option-roms=off",
-		"-accel", string(accel),
+		"-accel", accelOpt,
 	}
 	if accel == AccelKVM {
 		args = append(args, "-cpu", "host")

@@ -37,7 +37,7 @@ func TestBuildArgs(t *testing.T) {
 			accel: AccelTCG,
 			want: [][]string{
 				{"-M", "microvm,x-option-roms=off"},
-				{"-accel", "tcg"},
+				{"-accel", "tcg,tb-size=64"},
 				{"-smp", "2"},
 				{"-m", "256M"},
 				{"-object", "memory-backend-memfd,id=mem,size=256M,share=on"},
