@@ -408,6 +408,9 @@ func testShimKilled(t *testing.T, e *env, id string) {
 		time.Sleep(100 * time.Millisecond) // polling the host: no event to wait on
 	}
 	mustCtr(t, e.c, "containers", "delete", id)
+	if err := harness.RemoveCtrFIFOs(id); err != nil {
+		t.Error(err)
+	}
 }
 
 // shimPid finds the long-lived Veil shim started for id.

@@ -2,6 +2,7 @@ package harness
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -272,6 +273,25 @@ func (c *Census) special(dir string) {
 // ctrFIFODir is where ctr's tasks get their stdio FIFOs (containerd's
 // cio default).
 const ctrFIFODir = "/run/containerd/fifo"
+
+// RemoveCtrFIFOs does what ctr would for tasks it still knew: it removes
+// the FIFO directories of the tasks whose ids start with id (their FIFOs
+// are named <task>-stdin, -stdout, -stderr). ctr removes them only when it
+// deletes a task that still exists, and containerd drops the tasks of a
+// dead shim first.
+func RemoveCtrFIFOs(id string) error {
+	m, err := filepath.Glob(filepath.Join(ctrFIFODir, "*", id+"*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range m {
+		if err := os.RemoveAll(filepath.Dir(p)); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Census counts the host now, including this containerd's state
 // directory (CRI's FIFOs, shim sockets): compare two with Since.

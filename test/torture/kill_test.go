@@ -1,8 +1,6 @@
 package torture
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -71,7 +69,9 @@ func TestKillHelperCtr(t *testing.T) {
 				Recover: ms(took),
 				Census:  cs.cleanExcept(t, "ctr", ctrFIFOs(h.pidName == "shim")),
 			})
-			removeCtrFIFOs(t, id)
+			if err := harness.RemoveCtrFIFOs(id); err != nil {
+				t.Error(err)
+			}
 		})
 	}
 }
@@ -84,20 +84,5 @@ func TestKillHelperCtr(t *testing.T) {
 func ctrFIFOs(shimDied bool) func(string) bool {
 	return func(item string) bool {
 		return shimDied && strings.HasPrefix(item, harness.KindFIFO+": /run/containerd/fifo/")
-	}
-}
-
-// removeCtrFIFOs does what ctr would for tasks it still knew: it removes
-// the FIFO directories of id's tasks (named <id>-stdout, ...).
-func removeCtrFIFOs(t testing.TB, id string) {
-	t.Helper()
-	m, err := filepath.Glob(filepath.Join("/run/containerd/fifo", "*", id+"*"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range m {
-		if err := os.RemoveAll(filepath.Dir(p)); err != nil {
-			t.Error(err)
-		}
 	}
 }
