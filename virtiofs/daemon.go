@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/veil-runtime/veil/runtime/cleanup"
 	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/proc"
 	"github.com/veil-runtime/veil/runtime/statedir"
@@ -57,7 +58,7 @@ type Daemon struct {
 // listening socket itself and hands it over as fd 3 (--fd), so the socket
 // is ready when Start returns and no probe connection is needed (virtiofsd
 // serves exactly one front-end).
-func Start(ctx context.Context, cfg Config) (*Daemon, error) {
+func Start(ctx context.Context, cfg Config) (_ *Daemon, retErr error) {
 	path := cfg.Path
 	if path == "" {
 		path = "virtiofsd"
@@ -73,10 +74,12 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 	}
 	// The socket file must outlive our copy of the listener.
 	ln.SetUnlinkOnClose(false)
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("virtiofsd's socket", func(context.Context) error { return os.Remove(socket) })
 	f, err := ln.File()
 	_ = ln.Close()
 	if err != nil {
-		_ = os.Remove(socket)
 		return nil, fmt.Errorf("virtiofsd: socket fd: %w", err)
 	}
 	defer func() { _ = f.Close() }()
@@ -104,7 +107,6 @@ func Start(ctx context.Context, cfg Config) (*Daemon, error) {
 		Cgroup:     cfg.Cgroup,
 	})
 	if err != nil {
-		_ = os.Remove(socket)
 		return nil, err
 	}
 	return &Daemon{p: p, socket: socket}, nil

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // TapSuffix ends the name of every tap device this package creates;
@@ -73,13 +74,9 @@ func AttachOwned(ctx context.Context, netnsPath string, uid uint32) (_ *Endpoint
 
 	e := &Endpoints{NetNSPath: netnsPath, Request: &api.SetupNetworkRequest{}}
 	created := map[string]bool{}
-	defer func() {
-		if retErr != nil {
-			if err := n.teardown(context.WithoutCancel(ctx), created); err != nil {
-				log.G(ctx).WithError(err).WithField("netns", netnsPath).Warn("rollback of network attach")
-			}
-		}
-	}()
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("network attach in "+netnsPath, func(ctx context.Context) error { return n.teardown(ctx, created) })
 	var linkRoutes, gwRoutes []*api.Route
 	for i, l := range podLinks(links) {
 		if err := ctx.Err(); err != nil {

@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // OpenTaps opens each NIC's tap in the pod's network namespace, in NICs'
@@ -23,13 +25,8 @@ func (e *Endpoints) OpenTaps(ctx context.Context) (_ []*os.File, retErr error) {
 	}
 	defer n.Close()
 	var files []*os.File
-	defer func() {
-		if retErr != nil {
-			for _, f := range files {
-				_ = f.Close()
-			}
-		}
-	}()
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
 	for _, nic := range e.NICs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -44,6 +41,7 @@ func (e *Endpoints) OpenTaps(ctx context.Context) (_ []*os.File, retErr error) {
 			return nil, fmt.Errorf("open tap %s in %s: %w", nic.Tap, e.NetNSPath, err)
 		}
 		files = append(files, f)
+		undo.Push("open tap "+nic.Tap, func(context.Context) error { return f.Close() })
 	}
 	return files, nil
 }
