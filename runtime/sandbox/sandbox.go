@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/containerd/log"
-	"github.com/containerd/ttrpc"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/agentclient"
 	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/console"
@@ -66,8 +66,7 @@ type Sandbox struct {
 	fsd    *virtiofs.Daemon
 	net    *network.Endpoints // nil without a network namespace
 	vm     hypervisor.VM
-	client *ttrpc.Client
-	agent  api.AgentService
+	agent  *agentclient.Client
 
 	// oomMu guards oomAdj, the helpers' oom_score_adj.
 	oomMu  sync.Mutex
@@ -93,7 +92,12 @@ func (s *Sandbox) Dir() string { return s.dir.Path() }
 func (s *Sandbox) Share() *statedir.Share { return s.share }
 
 // Agent is the ttrpc client of the guest agent.
-func (s *Sandbox) Agent() api.AgentService { return s.agent }
+func (s *Sandbox) Agent() api.AgentService {
+	if s.agent == nil {
+		return nil
+	}
+	return s.agent
+}
 
 // Done is closed when the VM died or was stopped.
 func (s *Sandbox) Done() <-chan struct{} { return s.vm.Done() }
