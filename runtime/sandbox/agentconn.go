@@ -87,4 +87,3 @@ func (s *Sandbox) diagnostics() string {
 	}
 	return out
 }
-

@@ -59,14 +59,14 @@ type Sandbox struct {
 	cfg *config.Config
 	vmm string // the resolved hypervisor name
 
-	lease  *jail.Lease    // nil without the jail
-	cg     *cgroup.Cgroup // nil without the sandbox cgroup
-	cons   *console.Log
-	share  *statedir.Share
-	fsd    *virtiofs.Daemon
-	net    *network.Endpoints // nil without a network namespace
-	vm     hypervisor.VM
-	agent  *agentclient.Client
+	lease *jail.Lease    // nil without the jail
+	cg    *cgroup.Cgroup // nil without the sandbox cgroup
+	cons  *console.Log
+	share *statedir.Share
+	fsd   *virtiofs.Daemon
+	net   *network.Endpoints // nil without a network namespace
+	vm    hypervisor.VM
+	agent *agentclient.Client
 
 	// oomMu guards oomAdj, the helpers' oom_score_adj.
 	oomMu  sync.Mutex
