@@ -102,6 +102,10 @@ func (s *Sandbox) Agent() api.AgentService {
 // Done is closed when the VM died or was stopped.
 func (s *Sandbox) Done() <-chan struct{} { return s.vm.Done() }
 
+// VMMPid is the host pid of the VMM, the process that stands for the
+// sandbox on the host.
+func (s *Sandbox) VMMPid() int { return s.vm.Pid() }
+
 // Pids maps "qemu" (the VMM), "virtiofsd" and the VMM's helper processes
 // ("vhost-device-vsock") to their host pids.
 func (s *Sandbox) Pids() map[string]int {
