@@ -81,6 +81,10 @@ type Sandbox struct {
 	stopErr  error
 }
 
+// Config is the configuration the sandbox was started with (after
+// annotations). Callers must not modify it.
+func (s *Sandbox) Config() *config.Config { return s.cfg }
+
 // ID is the sandbox id.
 func (s *Sandbox) ID() string { return s.id }
 
