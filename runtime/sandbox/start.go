@@ -6,6 +6,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/containerd/log"
+
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/cleanup"
 	"github.com/veil-runtime/veil/runtime/config"
@@ -67,9 +69,12 @@ func start(ctx context.Context, id string, cfg *config.Config, opts Options, ste
 	}
 	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{}), oomAdj: *oomOrZero(opts.OOMScoreAdj)}
 	r := &startRun{opts: opts, launch: time.Now()}
-	defer r.close()
 	var undo cleanup.Stack
-	defer undo.OnError(ctx, &retErr)
+	// The undo's warnings name the sandbox.
+	defer undo.OnError(log.WithLogger(ctx, logger(ctx, id)), &retErr)
+	// The ready listener and the taps' descriptors close before a
+	// rollback: taps are removed with nothing holding them.
+	defer r.close()
 	for _, st := range steps {
 		u, err := st.run(ctx, s, r)
 		if err != nil {
