@@ -2,15 +2,14 @@ package inspect
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"time"
 
-	"github.com/containerd/ttrpc"
-
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/agentclient"
 	"github.com/veil-runtime/veil/runtime/statedir"
-	"github.com/veil-runtime/veil/runtime/vsock"
 )
 
 // dialTimeout bounds connecting to the agent and its Health answer.
@@ -30,35 +29,19 @@ type Agent interface {
 // dir.
 type DialFunc func(ctx context.Context, dir string) (Agent, error)
 
-// agentConn is a ttrpc connection to the agent.
-type agentConn struct {
-	api.AgentService
-	client *ttrpc.Client
-}
-
-func (c *agentConn) Close() error { return c.client.Close() }
-
 // DialAgent opens a second connection to a running sandbox's agent (the
 // shim keeps its own) through the hybrid vsock socket <dir>/vsock.sock,
-// and checks the agent's protocol version.
+// and checks the agent's protocol version (runtime/agentclient).
 func DialAgent(ctx context.Context, dir string) (Agent, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
 	defer cancel()
-	sock := filepath.Join(dir, statedir.VsockSocket)
-	conn, err := vsock.Dial(ctx, sock, api.AgentPort)
-	if err != nil {
-		return nil, fmt.Errorf("connect to the agent: %w (is the sandbox running?)", err)
+	c, err := agentclient.Dial(ctx, filepath.Join(dir, statedir.VsockSocket), agentclient.Options{})
+	var cerr *agentclient.ConnectError
+	if errors.As(err, &cerr) {
+		return nil, fmt.Errorf("%w (is the sandbox running?)", err)
 	}
-	client := ttrpc.NewClient(conn)
-	c := &agentConn{AgentService: api.NewAgentClient(client), client: client}
-	h, err := c.Health(ctx, &api.HealthRequest{})
 	if err != nil {
-		_ = c.Close()
-		return nil, fmt.Errorf("agent health via %s: %w", sock, err)
-	}
-	if h.ApiVersion != api.APIVersion {
-		_ = c.Close()
-		return nil, fmt.Errorf("agent %s speaks protocol %d, this veil speaks %d", h.AgentVersion, h.ApiVersion, api.APIVersion)
+		return nil, err
 	}
 	return c, nil
 }

@@ -39,6 +39,21 @@ func dialTo(a *fakeAgent) DialFunc {
 
 func failDial(context.Context, string) (Agent, error) { return nil, errors.New("no agent") }
 
+// TestDialAgentNotRunning: a sandbox whose hybrid vsock socket is gone
+// says what the operator should check.
+func TestDialAgentNotRunning(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := DialAgent(ctx, t.TempDir())
+	if err == nil {
+		_ = a.Close()
+		t.Fatal("dialled an agent in an empty directory")
+	}
+	if !strings.Contains(err.Error(), "connect to the agent") || !strings.Contains(err.Error(), "(is the sandbox running?)") {
+		t.Fatalf("error %q does not say the sandbox may not be running", err)
+	}
+}
+
 func TestExec(t *testing.T) {
 	f := newFixture(t)
 	f.sandbox(t, "sb", []fakeHelper{{"qemu", 5, true}}, nil, true)

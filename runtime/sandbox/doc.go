@@ -1,6 +1,21 @@
-// Package sandbox owns the host side of one sandbox (pod): its state
-// directory under the configured state_dir, the shared directory and its
-// virtiofsd, the VM and the connection to the guest agent. Start brings
-// them up in that order and rolls back on failure; Stop tears everything
-// down; Cleanup removes what a crashed runtime left behind.
+// Package sandbox owns the host side of one sandbox (pod) and every
+// sandbox-level decision:
+//
+//   - its lifecycle: Start brings up the state directory under the
+//     configured state_dir, the jail uid and sandbox cgroup, the share and
+//     its virtiofsd, the pod's taps, the console, the VM and the agent
+//     connection (runtime/agentclient), then the guest's sandbox and
+//     network, as named steps (start.go) undone in reverse on failure
+//     (runtime/cleanup); Stop tears everything down; Cleanup removes what
+//     a crashed runtime left behind; KillVM ends a VM whose guest no
+//     longer answers.
+//   - the VM's size: FitResources is the sizing policy (does a
+//     container's new limits need a bigger VM?), Resize the hotplug
+//     mechanism behind it.
+//   - pausing: Pause and Resume freeze and thaw the whole VM.
+//   - confinement of its helpers (jail, cgroup, oom_score_adj) and its
+//     stdio streams to the guest (DialStream).
+//
+// Container and process calls are not its business: the shim makes them
+// on the agent connection (Agent).
 package sandbox

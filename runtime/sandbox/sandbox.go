@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/containerd/log"
-	"github.com/containerd/ttrpc"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/agentclient"
 	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/console"
@@ -59,15 +59,14 @@ type Sandbox struct {
 	cfg *config.Config
 	vmm string // the resolved hypervisor name
 
-	lease  *jail.Lease    // nil without the jail
-	cg     *cgroup.Cgroup // nil without the sandbox cgroup
-	cons   *console.Log
-	share  *statedir.Share
-	fsd    *virtiofs.Daemon
-	net    *network.Endpoints // nil without a network namespace
-	vm     hypervisor.VM
-	client *ttrpc.Client
-	agent  api.AgentService
+	lease *jail.Lease    // nil without the jail
+	cg    *cgroup.Cgroup // nil without the sandbox cgroup
+	cons  *console.Log
+	share *statedir.Share
+	fsd   *virtiofs.Daemon
+	net   *network.Endpoints // nil without a network namespace
+	vm    hypervisor.VM
+	agent *agentclient.Client
 
 	// oomMu guards oomAdj, the helpers' oom_score_adj.
 	oomMu  sync.Mutex
@@ -82,6 +81,10 @@ type Sandbox struct {
 	stopErr  error
 }
 
+// Config is the configuration the sandbox was started with (after
+// annotations). Callers must not modify it.
+func (s *Sandbox) Config() *config.Config { return s.cfg }
+
 // ID is the sandbox id.
 func (s *Sandbox) ID() string { return s.id }
 
@@ -93,10 +96,19 @@ func (s *Sandbox) Dir() string { return s.dir.Path() }
 func (s *Sandbox) Share() *statedir.Share { return s.share }
 
 // Agent is the ttrpc client of the guest agent.
-func (s *Sandbox) Agent() api.AgentService { return s.agent }
+func (s *Sandbox) Agent() api.AgentService {
+	if s.agent == nil {
+		return nil
+	}
+	return s.agent
+}
 
 // Done is closed when the VM died or was stopped.
 func (s *Sandbox) Done() <-chan struct{} { return s.vm.Done() }
+
+// VMMPid is the host pid of the VMM, the process that stands for the
+// sandbox on the host.
+func (s *Sandbox) VMMPid() int { return s.vm.Pid() }
 
 // Pids maps "qemu" (the VMM), "virtiofsd" and the VMM's helper processes
 // ("vhost-device-vsock") to their host pids.

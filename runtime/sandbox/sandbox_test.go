@@ -83,7 +83,7 @@ func TestCleanup(t *testing.T) {
 				if err := statedir.Create(d); err != nil {
 					t.Fatal(err)
 				}
-				sh, err := statedir.CreateShare(d)
+				sh, err := statedir.CreateShare(context.Background(), d)
 				if err != nil {
 					t.Fatal(err)
 				}

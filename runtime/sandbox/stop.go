@@ -39,7 +39,7 @@ func (s *Sandbox) stop(ctx context.Context) error {
 		cancel()
 	}
 	var errs []error
-	_ = s.client.Close()
+	_ = s.agent.Close()
 	if err := s.vm.Stop(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("stop VM: %w", err))
 	}

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // shareTmpfsOptions bound the share's tmpfs: it only ever holds the
@@ -52,19 +53,15 @@ type Share struct {
 // of it (what virtiofsd must serve) and staging/ a directory for rootfs
 // assembly. The sandbox directory must exist and be empty. On failure
 // nothing is left mounted.
-func CreateShare(d Dir) (_ *Share, retErr error) {
-	var undo []func()
-	defer func() {
-		if retErr != nil {
-			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
-			}
-		}
-	}()
+func CreateShare(ctx context.Context, d Dir) (_ *Share, retErr error) {
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
 	if err := unix.Mount(d.path, d.path, "", unix.MS_BIND, ""); err != nil {
 		return nil, fmt.Errorf("bind sandbox directory %s on itself: %w", d.path, err)
 	}
-	undo = append(undo, func() { _ = unix.Unmount(d.path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW) })
+	undo.Push("unmount the sandbox directory's bind", func(context.Context) error {
+		return unix.Unmount(d.path, unix.MNT_DETACH|unix.UMOUNT_NOFOLLOW)
+	})
 	if err := unix.Mount("", d.path, "", unix.MS_PRIVATE|unix.MS_REC, ""); err != nil {
 		return nil, fmt.Errorf("make sandbox directory %s private: %w", d.path, err)
 	}
@@ -85,7 +82,7 @@ func CreateShare(d Dir) (_ *Share, retErr error) {
 	if s.root, err = openRoot(d.shareDir()); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { _ = s.root.Close() })
+	undo.Push("close the share's root", func(context.Context) error { return s.root.Close() })
 	var st unix.Stat_t
 	if err := unix.Fstat(int(s.root.Fd()), &st); err != nil {
 		return nil, fmt.Errorf("stat the share's root %s: %w", s.root.Name(), err)

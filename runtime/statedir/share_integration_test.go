@@ -39,7 +39,7 @@ func serveShare(t *testing.T) served {
 	if err := statedir.Create(d); err != nil {
 		t.Fatal(err)
 	}
-	sh, err := statedir.CreateShare(d)
+	sh, err := statedir.CreateShare(ctx, d)
 	if err != nil {
 		t.Fatal(err)
 	}
