@@ -244,7 +244,7 @@ func checkSeccomp(ctx context.Context, cfg *config.Config, h Host, inUse string)
 	case !cfg.Jail.Enabled:
 		res.Detail += "; QEMU runs without -sandbox (jail.enabled = false)"
 	default:
-		qemu, err := h.FindBinary(cfg.Hypervisor.QEMUPath, "qemu-system-x86_64")
+		qemu, err := findVMM(cfg, h, config.HypervisorQEMU)
 		if err != nil {
 			res.Detail += "; QEMU's -sandbox not probed: " + err.Error()
 			return res
@@ -267,11 +267,6 @@ func checkSeccomp(ctx context.Context, cfg *config.Config, h Host, inUse string)
 		}
 	}
 	return res
-}
-
-// kvmUsed reports whether sandboxes would open /dev/kvm.
-func kvmUsed(r Report) bool {
-	return r.Accel == "kvm" || r.Hypervisor == config.HypervisorCloudHypervisor
 }
 
 // checkKVMGroup checks that a jailed VMM can open /dev/kvm: it has no
