@@ -88,7 +88,7 @@ func Run(ctx context.Context, cfg *config.Config, h Host, opts Options) Report {
 	add(checkUIDRange(cfg, h))
 	add(checkJail(ctx, cfg, h))
 	add(checkSeccomp(ctx, cfg, h, hvName))
-	add(checkKVMGroup(cfg, h, r.Accel == "kvm" || inUse.HardwareKVM))
+	add(checkKVMGroup(cfg, h, kvmUsed(r, inUse)))
 	add(checkContainerd(h, opts.ContainerdConfig))
 
 	r.Ready = true

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 	"github.com/veil-runtime/veil/runtime/jail"
 )
 
@@ -267,6 +268,12 @@ func checkSeccomp(ctx context.Context, cfg *config.Config, h Host, inUse string)
 		}
 	}
 	return res
+}
+
+// kvmUsed reports whether sandboxes would open /dev/kvm: under the KVM
+// accelerator, or always for a VMM that runs only on hardware KVM.
+func kvmUsed(r Report, inUse registry.Entry) bool {
+	return r.Accel == "kvm" || inUse.HardwareKVM
 }
 
 // checkKVMGroup checks that a jailed VMM can open /dev/kvm: it has no

@@ -35,8 +35,7 @@ type Versions struct {
 func ReadVersions(ctx context.Context, cfg *config.Config) Versions {
 	v := Versions{Veil: version.Version, AgentProtocol: api.APIVersion}
 	if e, _, err := registry.Resolve(cfg); err != nil {
-		v.Hypervisor, _ = cfg.Hypervisor.Resolve()
-		v.HypervisorVersion = "unknown: " + err.Error()
+		v.Hypervisor, v.HypervisorVersion = "unknown", "unknown: "+err.Error()
 	} else {
 		v.Hypervisor = e.Name
 		v.HypervisorVersion = binaryVersion(ctx, e.BinaryPath(cfg))

@@ -19,9 +19,13 @@ func TestEntries(t *testing.T) {
 		wantBinary string
 		wantDriver any
 		wantConn   any
+		// What the host checks and the sandbox ask of the entry.
+		vhostVsock, hardwareKVM, opensEndpoints bool
 	}{
-		{name: config.HypervisorQEMU, wantBinary: "qemu-system-x86_64", wantDriver: &qemu.Driver{}, wantConn: &qemu.Remote{}},
-		{name: config.HypervisorCloudHypervisor, wantBinary: "cloud-hypervisor", wantDriver: &ch.Driver{}, wantConn: &ch.Remote{}},
+		{name: config.HypervisorQEMU, wantBinary: "qemu-system-x86_64", wantDriver: &qemu.Driver{}, wantConn: &qemu.Remote{},
+			vhostVsock: true},
+		{name: config.HypervisorCloudHypervisor, wantBinary: "cloud-hypervisor", wantDriver: &ch.Driver{}, wantConn: &ch.Remote{},
+			hardwareKVM: true, opensEndpoints: true},
 	}
 	if got, want := len(All()), len(cases); got != want {
 		t.Fatalf("%d entries, the table has %d: add the new one here", got, want)
@@ -35,6 +39,10 @@ func TestEntries(t *testing.T) {
 			if e.Name != tc.name || e.Binary != tc.wantBinary || e.PathKey == "" || e.Install == "" || e.Title == "" ||
 				e.Path == nil || e.New == nil || e.Connect == nil {
 				t.Fatalf("incomplete entry %+v", e)
+			}
+			if e.VhostVsock != tc.vhostVsock || e.HardwareKVM != tc.hardwareKVM || e.OpensEndpoints != tc.opensEndpoints {
+				t.Errorf("VhostVsock, HardwareKVM, OpensEndpoints = %v, %v, %v; want %v, %v, %v",
+					e.VhostVsock, e.HardwareKVM, e.OpensEndpoints, tc.vhostVsock, tc.hardwareKVM, tc.opensEndpoints)
 			}
 
 			// The config file's path key is the one Path reads.
