@@ -213,14 +213,14 @@ func TestSandboxCommands(t *testing.T) {
 			}
 		}},
 		{name: "ls json", args: []string{"sandbox", "ls", "--json"}, checkOut: func(t *testing.T, out string) {
-			var sbs []inspect.Sandbox
+			var sbs []inspect.SandboxInfo
 			decodeJSON(t, out, &sbs)
 			if len(sbs) != 2 || sbs[0].State != "running" || len(sbs[0].Containers) != 2 {
 				t.Errorf("%+v", sbs)
 			}
 		}},
 		{name: "inspect", args: []string{"sandbox", "inspect", "pod-a"}, checkOut: func(t *testing.T, out string) {
-			var sb inspect.Sandbox
+			var sb inspect.SandboxInfo
 			decodeJSON(t, out, &sb)
 			alive := 0
 			for _, h := range sb.Helpers {

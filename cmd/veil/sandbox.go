@@ -53,7 +53,7 @@ func newSandboxListCommand(g *globalOptions, e *env) *cobra.Command {
 			switch {
 			case opts.json:
 				if sbs == nil {
-					sbs = []inspect.Sandbox{}
+					sbs = []inspect.SandboxInfo{}
 				}
 				return writeJSON(w, sbs)
 			case opts.quiet:

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
@@ -274,11 +276,9 @@ func joinKey(k []string) string {
 
 // Validate reports values that cannot work.
 func (c *Config) Validate() error {
-	switch c.Hypervisor.Name {
-	case HypervisorQEMU, HypervisorCloudHypervisor, HypervisorAuto, "":
-	default:
-		return fmt.Errorf("hypervisor.name: unknown hypervisor %q (known: %s, %s, %s)",
-			c.Hypervisor.Name, HypervisorQEMU, HypervisorCloudHypervisor, HypervisorAuto)
+	if n := c.Hypervisor.Name; n != HypervisorAuto && n != "" && !slices.Contains(KnownHypervisors, n) {
+		return fmt.Errorf("hypervisor.name: unknown hypervisor %q (known: %s, %s)",
+			n, strings.Join(KnownHypervisors, ", "), HypervisorAuto)
 	}
 	if c.Guest.VCPUs == 0 {
 		return errors.New("guest.vcpus: must be at least 1")

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 )
 
@@ -18,6 +19,12 @@ const (
 	// host can run it, else QEMU.
 	HypervisorAuto = "auto"
 )
+
+// KnownHypervisors are the names hypervisor.name accepts besides auto.
+// runtime/hypervisor/registry has one entry for each (its test checks);
+// this package cannot import it (the registry builds drivers from a
+// Config).
+var KnownHypervisors = []string{HypervisorQEMU, HypervisorCloudHypervisor}
 
 // HostFacts is what automatic hypervisor selection looks at.
 type HostFacts struct {
@@ -87,8 +94,7 @@ func HasCPUVirt(cpuinfo []byte) bool {
 // svm and /dev/kvm exists, else qemu. reason explains the choice, for the
 // log.
 func (h Hypervisor) Select(f HostFacts) (name, reason string) {
-	switch h.Name {
-	case HypervisorQEMU, HypervisorCloudHypervisor:
+	if slices.Contains(KnownHypervisors, h.Name) {
 		return h.Name, fmt.Sprintf("hypervisor.name is %q", h.Name)
 	}
 	var missing []string

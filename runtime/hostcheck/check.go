@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 )
 
 // Status is a check's verdict.
@@ -72,20 +73,22 @@ func Run(ctx context.Context, cfg *config.Config, h Host, opts Options) Report {
 
 	add(virt.result())
 	add(Result{Name: "hypervisor", Status: OK, Detail: fmt.Sprintf("%s (%s)", hvName, hvReason)})
-	add(checkVMM(cfg, h, hvName, config.HypervisorQEMU))
-	add(checkVMM(cfg, h, hvName, config.HypervisorCloudHypervisor))
-	add(checkVsock(cfg, h, hvName))
+	for _, e := range registry.All() {
+		add(checkVMM(cfg, h, hvName, e))
+	}
+	inUse, _ := registry.Lookup(hvName) // Select gives a registry name
+	add(checkVsock(cfg, h, inUse))
 	add(checkBinary(h, "virtiofsd", cfg.Virtiofs.Path, "virtiofsd", Fail,
 		"install virtiofsd (Debian: apt-get install virtiofsd, or `make setup`) and set virtiofs.path"))
 	add(checkFile(h, "guest kernel", cfg.Guest.Kernel, "guest.kernel", "build it with `make setup` (an uncompressed PVH vmlinux)"))
 	add(checkFile(h, "guest initramfs", cfg.Guest.Initrd, "guest.initrd", "build it with `make guest`"))
-	add(checkTun(cfg, h, hvName))
+	add(checkTun(cfg, h, inUse))
 	add(checkCgroups(h))
 	add(checkCgroupControllers(cfg, h))
 	add(checkUIDRange(cfg, h))
 	add(checkJail(ctx, cfg, h))
 	add(checkSeccomp(ctx, cfg, h, hvName))
-	add(checkKVMGroup(cfg, h, kvmUsed(r)))
+	add(checkKVMGroup(cfg, h, kvmUsed(r, inUse)))
 	add(checkContainerd(h, opts.ContainerdConfig))
 
 	r.Ready = true
@@ -140,45 +143,49 @@ func (v virtFacts) result() Result {
 // hostFacts is config.HostFacts gathered through h.
 func hostFacts(cfg *config.Config, h Host, v virtFacts) config.HostFacts {
 	f := config.HostFacts{CPUVirt: v.hardware, KVM: v.kvm}
-	f.CloudHypervisor, f.CloudHypervisorErr = h.FindBinary(cfg.Hypervisor.CloudHypervisorPath, config.HypervisorCloudHypervisor)
+	f.CloudHypervisor, f.CloudHypervisorErr = findVMM(cfg, h, config.HypervisorCloudHypervisor)
 	if f.CloudHypervisorErr != nil {
 		f.CloudHypervisor = ""
 	}
 	return f
 }
 
-// checkVMM checks the binary of hypervisor name; it fails only when name
-// is the hypervisor in use.
-func checkVMM(cfg *config.Config, h Host, inUse, name string) Result {
+// checkVMM checks the binary of hypervisor e; it fails only when e is
+// the hypervisor in use.
+func checkVMM(cfg *config.Config, h Host, inUse string, e registry.Entry) Result {
 	sev := Warn
-	if inUse == name {
+	if inUse == e.Name {
 		sev = Fail
 	}
-	switch name {
-	case config.HypervisorQEMU:
-		return checkBinary(h, "qemu", cfg.Hypervisor.QEMUPath, "qemu-system-x86_64", sev,
-			"apt-get install qemu-system-x86 (or set hypervisor.qemu_path)")
-	default:
-		return checkBinary(h, "cloud-hypervisor", cfg.Hypervisor.CloudHypervisorPath, "cloud-hypervisor", sev,
-			"install cloud-hypervisor (needs hardware KVM) or set hypervisor.cloud_hypervisor_path; QEMU is used without it")
+	return checkBinary(h, e.Name, e.Path(cfg.Hypervisor), e.Binary, sev, e.Install)
+}
+
+// findVMM finds the binary of hypervisor name (its configured path, or
+// its default binary on PATH), for the checks specific to it.
+func findVMM(cfg *config.Config, h Host, name string) (string, error) {
+	e, ok := registry.Lookup(name)
+	if !ok {
+		return "", fmt.Errorf("hypervisor %s is not in runtime/hypervisor/registry", name)
 	}
+	return h.FindBinary(e.Path(cfg.Hypervisor), e.Binary)
 }
 
 // checkVsock checks the hybrid vsock the hypervisor in use needs: QEMU
-// gets it from vhost-device-vsock; Cloud Hypervisor has it built in.
-// /dev/vhost-vsock (kernel vsock) is not needed for hybrid vsock.
-func checkVsock(cfg *config.Config, h Host, inUse string) Result {
+// gets it from vhost-device-vsock (registry.Entry.VhostVsock); Cloud
+// Hypervisor has it built in. /dev/vhost-vsock (kernel vsock) is not
+// needed for hybrid vsock.
+func checkVsock(cfg *config.Config, h Host, inUse registry.Entry) Result {
 	kernel := "absent (not needed for hybrid vsock)"
 	if h.Exists("/dev/vhost-vsock") {
 		kernel = "present (not used: hybrid vsock)"
 	}
-	if inUse == config.HypervisorCloudHypervisor {
-		return Result{Name: "vsock", Status: OK, Detail: "Cloud Hypervisor's built-in hybrid vsock; /dev/vhost-vsock " + kernel}
+	if !inUse.VhostVsock {
+		return Result{Name: "vsock", Status: OK, Detail: inUse.Title + "'s built-in hybrid vsock; /dev/vhost-vsock " + kernel}
 	}
 	res := checkBinary(h, "vsock", cfg.Hypervisor.VhostVsockPath, "vhost-device-vsock", Fail,
 		"install vhost-device-vsock (Debian sid package, or `make setup`) and set hypervisor.vhost_vsock_path")
 	if res.Status == OK {
-		res.Detail = "vhost-device-vsock " + res.Detail + " gives QEMU hybrid vsock; /dev/vhost-vsock " + kernel
+		res.Detail = "vhost-device-vsock " + res.Detail + " gives " + inUse.Title + " hybrid vsock; /dev/vhost-vsock " + kernel
 	}
 	return res
 }
@@ -201,17 +208,17 @@ func checkFile(h Host, name, path, key, fix string) Result {
 	return Result{Name: name, Status: OK, Detail: path}
 }
 
-func checkTun(cfg *config.Config, h Host, hvName string) Result {
+func checkTun(cfg *config.Config, h Host, inUse registry.Entry) Result {
 	if err := h.OpenRW("/dev/net/tun"); err != nil {
 		return Result{Name: "tun", Status: Warn, Detail: fmt.Sprintf("/dev/net/tun: %v: pod networking (tap devices) will not work", err),
 			Fix: "modprobe tun; mknod /dev/net/tun c 10 200"}
 	}
-	// A jailed Cloud Hypervisor opens its taps itself, as the sandbox's
-	// unprivileged uid (QEMU gets them from the shim).
-	if cfg.Jail.Enabled && hvName == config.HypervisorCloudHypervisor {
+	// A jailed VMM that opens its taps itself (Cloud Hypervisor) does so
+	// as the sandbox's unprivileged uid (QEMU gets them from the shim).
+	if cfg.Jail.Enabled && inUse.OpensEndpoints {
 		if fi, err := h.Stat("/dev/net/tun"); err == nil && fi.Mode().Perm()&0o006 != 0o006 {
 			return Result{Name: "tun", Status: Fail,
-				Detail: fmt.Sprintf("/dev/net/tun is mode %04o: the jailed Cloud Hypervisor (an unprivileged uid) cannot open its taps", fi.Mode().Perm()),
+				Detail: fmt.Sprintf("/dev/net/tun is mode %04o: the jailed %s (an unprivileged uid) cannot open its taps", fi.Mode().Perm(), inUse.Title),
 				Fix:    "chmod 0666 /dev/net/tun (the usual mode: opening it grants nothing by itself), or set jail.enabled = false (not recommended)"}
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 	"github.com/veil-runtime/veil/runtime/jail"
 )
 
@@ -423,7 +424,11 @@ func TestTunForJailedCH(t *testing.T) {
 			}
 			cfg := config.Default()
 			cfg.Jail.Enabled = tc.jail
-			if got := checkTun(cfg, h, tc.hv); got.Status != tc.want {
+			e, ok := registry.Lookup(tc.hv)
+			if !ok {
+				t.Fatalf("no registry entry %q", tc.hv)
+			}
+			if got := checkTun(cfg, h, e); got.Status != tc.want {
 				t.Fatalf("%+v, want %s", got, tc.want)
 			}
 		})

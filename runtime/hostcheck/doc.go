@@ -8,5 +8,7 @@
 // a jailed VMM may open. Every check reads the host through a Host
 // value, so tests run against a fake root directory; the two checks that
 // must start processes (Host.TryJail, Host.ProbeQEMUSandbox) do so only
-// on the local host and report SKIP elsewhere.
+// on the local host and report SKIP elsewhere. The hypervisors it checks,
+// their binaries and how to install them come from
+// runtime/hypervisor/registry.
 package hostcheck

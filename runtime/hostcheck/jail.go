@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 	"github.com/veil-runtime/veil/runtime/jail"
 )
 
@@ -244,7 +245,7 @@ func checkSeccomp(ctx context.Context, cfg *config.Config, h Host, inUse string)
 	case !cfg.Jail.Enabled:
 		res.Detail += "; QEMU runs without -sandbox (jail.enabled = false)"
 	default:
-		qemu, err := h.FindBinary(cfg.Hypervisor.QEMUPath, "qemu-system-x86_64")
+		qemu, err := findVMM(cfg, h, config.HypervisorQEMU)
 		if err != nil {
 			res.Detail += "; QEMU's -sandbox not probed: " + err.Error()
 			return res
@@ -269,9 +270,10 @@ func checkSeccomp(ctx context.Context, cfg *config.Config, h Host, inUse string)
 	return res
 }
 
-// kvmUsed reports whether sandboxes would open /dev/kvm.
-func kvmUsed(r Report) bool {
-	return r.Accel == "kvm" || r.Hypervisor == config.HypervisorCloudHypervisor
+// kvmUsed reports whether sandboxes would open /dev/kvm: under the KVM
+// accelerator, or always for a VMM that runs only on hardware KVM.
+func kvmUsed(r Report, inUse registry.Entry) bool {
+	return r.Accel == "kvm" || inUse.HardwareKVM
 }
 
 // checkKVMGroup checks that a jailed VMM can open /dev/kvm: it has no

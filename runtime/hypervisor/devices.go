@@ -93,14 +93,13 @@ type Resizer interface {
 	Resize(ctx context.Context, r Resize) error
 }
 
-// Pauser is implemented by a VM that can be paused.
+// Pauser is implemented by a VM that can freeze its vCPUs and thaw them
+// again; the VMM keeps running meanwhile. Pausing a VM that is not
+// running, or resuming one that is not paused, fails with an error
+// wrapping errdefs.ErrFailedPrecondition and changes nothing.
 type Pauser interface {
-	// Pause stops the guest's vCPUs; the VMM keeps running.
+	// Pause stops the guest's vCPUs.
 	Pause(ctx context.Context) error
-}
-
-// Resumer is implemented by a VM that can be resumed after Pause.
-type Resumer interface {
 	// Resume restarts the vCPUs of a paused guest.
 	Resume(ctx context.Context) error
 }

@@ -3,5 +3,7 @@
 // state_dir (helper pid files, sockets, console log, containers' shared
 // directories), the host processes' resource use from /proc, the guest
 // through a second agent connection (DebugExec, Stats), and the VMM
-// through its own API socket. It never changes a sandbox.
+// through its own API socket (as runtime/hypervisor/registry connects to
+// it). SandboxInfo is what it reads about one sandbox (`veil sandbox ls`).
+// It never changes a sandbox.
 package inspect

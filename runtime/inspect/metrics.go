@@ -68,7 +68,7 @@ func (r *Reader) Metrics(ctx context.Context, id string, dial DialFunc) (Metrics
 	return m, nil
 }
 
-func (r *Reader) counters(ctx context.Context, sb Sandbox) (map[string]map[string]int64, string) {
+func (r *Reader) counters(ctx context.Context, sb SandboxInfo) (map[string]map[string]int64, string) {
 	c, closeFn, err := vmmClient(sb)
 	if err != nil {
 		return nil, err.Error()

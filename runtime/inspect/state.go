@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 	"github.com/veil-runtime/veil/runtime/proc"
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
@@ -21,9 +21,6 @@ const (
 	StateDead    = "dead"
 	StateUnknown = "unknown" // no VMM pid file
 )
-
-// vmmNames are the pid file names of the VMMs, in order of preference.
-var vmmNames = []string{config.HypervisorQEMU, config.HypervisorCloudHypervisor}
 
 // Reader reads sandbox state directories and host processes.
 type Reader struct {
@@ -46,8 +43,8 @@ type Helper struct {
 	PidFile string `json:"pid_file"`
 }
 
-// Sandbox is what the state directory tells about one sandbox.
-type Sandbox struct {
+// SandboxInfo is what the state directory tells about one sandbox.
+type SandboxInfo struct {
 	ID  string `json:"id"`
 	Dir string `json:"dir"`
 	// Hypervisor is the VMM that runs it (from its pid file).
@@ -78,7 +75,7 @@ var ErrNotFound = errors.New("sandbox not found")
 
 // List reads every sandbox directory, sorted by id. A missing state
 // directory means no sandboxes.
-func (r *Reader) List() ([]Sandbox, error) {
+func (r *Reader) List() ([]SandboxInfo, error) {
 	ents, err := os.ReadDir(r.StateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -86,7 +83,7 @@ func (r *Reader) List() ([]Sandbox, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list sandboxes: %w", err)
 	}
-	var out []Sandbox
+	var out []SandboxInfo
 	for _, e := range ents {
 		if !e.IsDir() {
 			continue
@@ -102,7 +99,7 @@ func (r *Reader) List() ([]Sandbox, error) {
 }
 
 // Get reads sandbox id.
-func (r *Reader) Get(id string) (Sandbox, error) {
+func (r *Reader) Get(id string) (SandboxInfo, error) {
 	return r.read(id)
 }
 
@@ -127,17 +124,17 @@ func (r *Reader) layout(id string) (statedir.Dir, error) {
 	return d, nil
 }
 
-func (r *Reader) read(id string) (Sandbox, error) {
+func (r *Reader) read(id string) (SandboxInfo, error) {
 	d, err := r.layout(id)
 	if err != nil {
-		return Sandbox{}, err
+		return SandboxInfo{}, err
 	}
 	dir := d.Path()
-	sb := Sandbox{ID: id, Dir: dir, State: StateUnknown, ConsoleLog: d.File(statedir.ConsoleLog),
+	sb := SandboxInfo{ID: id, Dir: dir, State: StateUnknown, ConsoleLog: d.File(statedir.ConsoleLog),
 		Helpers: []Helper{}, Sockets: []string{}, Logs: []string{}, Containers: []string{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return Sandbox{}, fmt.Errorf("sandbox %s: %w", id, err)
+		return SandboxInfo{}, fmt.Errorf("sandbox %s: %w", id, err)
 	}
 	var created time.Time
 	for _, e := range ents {
@@ -157,7 +154,9 @@ func (r *Reader) read(id string) (Sandbox, error) {
 			}
 		}
 	}
-	for _, name := range vmmNames {
+	// A VMM's pid file is named after its hypervisor (registry order
+	// decides when several are present).
+	for _, name := range registry.Names() {
 		for _, h := range sb.Helpers {
 			if h.Name == name && sb.Hypervisor == "" {
 				sb.Hypervisor, sb.VMMPid, sb.State = name, h.Pid, StateDead

@@ -30,7 +30,7 @@ func TestList(t *testing.T) {
 	}
 	cases := []struct {
 		name       string
-		sb         Sandbox
+		sb         SandboxInfo
 		hv         string
 		pid        int
 		state      string

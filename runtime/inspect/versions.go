@@ -13,6 +13,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 	"github.com/veil-runtime/veil/runtime/version"
 )
 
@@ -33,19 +34,12 @@ type Versions struct {
 // protocol's, the hypervisor binary's and the guest kernel's.
 func ReadVersions(ctx context.Context, cfg *config.Config) Versions {
 	v := Versions{Veil: version.Version, AgentProtocol: api.APIVersion}
-	name, _ := cfg.Hypervisor.Resolve()
-	v.Hypervisor = name
-	bin := cfg.Hypervisor.QEMUPath
-	if bin == "" {
-		bin = "qemu-system-x86_64"
+	if e, _, err := registry.Resolve(cfg); err != nil {
+		v.Hypervisor, v.HypervisorVersion = "unknown", "unknown: "+err.Error()
+	} else {
+		v.Hypervisor = e.Name
+		v.HypervisorVersion = binaryVersion(ctx, e.BinaryPath(cfg))
 	}
-	if name == config.HypervisorCloudHypervisor {
-		bin = cfg.Hypervisor.CloudHypervisorPath
-		if bin == "" {
-			bin = "cloud-hypervisor"
-		}
-	}
-	v.HypervisorVersion = binaryVersion(ctx, bin)
 	rel, err := KernelRelease(cfg.Guest.Kernel)
 	if err != nil {
 		v.GuestKernel = "unknown: " + err.Error()

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
-	"github.com/veil-runtime/veil/runtime/hypervisor/ch"
-	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 )
 
 // VMInfo is the VMM's view of a sandbox's VM.
@@ -17,20 +15,19 @@ type VMInfo struct {
 	hypervisor.VMInfo
 }
 
-// vmmClient reaches the VMM of sb through its API socket: QMP for QEMU,
-// the HTTP API for Cloud Hypervisor. close releases it.
-func vmmClient(sb Sandbox) (hypervisor.InfoReader, func(), error) {
-	switch sb.Hypervisor {
-	case config.HypervisorQEMU:
-		return qemu.Connect(sb.Dir), func() {}, nil
-	case config.HypervisorCloudHypervisor:
-		r := ch.Connect(sb.Dir)
-		return r, r.Close, nil
-	case "":
+// vmmClient reaches the VMM of sb through its API socket, as its
+// hypervisor's registry entry does (QMP for QEMU, the HTTP API for Cloud
+// Hypervisor). close releases it.
+func vmmClient(sb SandboxInfo) (hypervisor.InfoReader, func(), error) {
+	if sb.Hypervisor == "" {
 		return nil, nil, fmt.Errorf("sandbox %s: no VMM pid file in %s", sb.ID, sb.Dir)
-	default:
+	}
+	e, ok := registry.Lookup(sb.Hypervisor)
+	if !ok {
 		return nil, nil, fmt.Errorf("sandbox %s: unknown hypervisor %q", sb.ID, sb.Hypervisor)
 	}
+	r, closeFn := e.Connect(sb.Dir)
+	return r, closeFn, nil
 }
 
 // VMInfo asks the VMM of sandbox id for the VM's state (QEMU:

@@ -15,8 +15,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/console"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
-	"github.com/veil-runtime/veil/runtime/hypervisor/ch"
-	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
 	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/network"
 	"github.com/veil-runtime/veil/runtime/statedir"
@@ -153,25 +152,7 @@ func (s *Sandbox) consolePath() string { return s.dir.File(statedir.ConsoleLog) 
 // newHypervisor returns the driver the config selects, with its name and
 // the reason it was chosen.
 func newHypervisor(cfg *config.Config) (hypervisor.Hypervisor, string, string, error) {
-	name, reason := cfg.Hypervisor.Resolve()
-	switch name {
-	case config.HypervisorQEMU:
-		return &qemu.Driver{
-			QEMUPath:       cfg.Hypervisor.QEMUPath,
-			VhostVsockPath: cfg.Hypervisor.VhostVsockPath,
-			StopTimeout:    cfg.Timeouts.Stop.Duration,
-			MaxVCPUs:       cfg.Guest.MaxVCPUs,
-		}, name, reason, nil
-	case config.HypervisorCloudHypervisor:
-		return &ch.Driver{
-			Path:             cfg.Hypervisor.CloudHypervisorPath,
-			StopTimeout:      cfg.Timeouts.Stop.Duration,
-			MaxVCPUs:         cfg.Guest.MaxVCPUs,
-			HotplugMemoryMiB: cfg.Guest.HotplugMemoryMiB,
-		}, name, reason, nil
-	default:
-		return nil, "", "", fmt.Errorf("unknown hypervisor %q (%s)", name, reason)
-	}
+	return registry.New(cfg)
 }
 
 func logger(ctx context.Context, id string) *log.Entry {

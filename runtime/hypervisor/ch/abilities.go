@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/veil-runtime/veil/generated/models"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 )
@@ -20,7 +22,6 @@ var (
 	_ hypervisor.DeviceRemover  = (*vm)(nil)
 	_ hypervisor.Resizer        = (*vm)(nil)
 	_ hypervisor.Pauser         = (*vm)(nil)
-	_ hypervisor.Resumer        = (*vm)(nil)
 	_ hypervisor.Snapshotter    = (*vm)(nil)
 	_ hypervisor.CountersReader = (*vm)(nil)
 	_ hypervisor.InfoReader     = (*vm)(nil)
@@ -123,11 +124,23 @@ func (v *vm) Resize(ctx context.Context, r hypervisor.Resize) error {
 	}
 }
 
-// Pause is vm.pause.
-func (v *vm) Pause(ctx context.Context) error { return v.api.Pause(ctx) }
+// Pause is vm.pause. CH answers 405 for a VM that is not running
+// (already paused): that is errdefs.ErrFailedPrecondition.
+func (v *vm) Pause(ctx context.Context) error { return wrongState(v.api.Pause(ctx)) }
 
-// Resume is vm.resume.
-func (v *vm) Resume(ctx context.Context) error { return v.api.Resume(ctx) }
+// Resume is vm.resume. CH answers 405 for a VM that is not paused: that
+// is errdefs.ErrFailedPrecondition.
+func (v *vm) Resume(ctx context.Context) error { return wrongState(v.api.Resume(ctx)) }
+
+// wrongState classes CH's 405 Method Not Allowed, its answer to a state
+// transition from the wrong state, as errdefs.ErrFailedPrecondition.
+func wrongState(err error) error {
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Code == http.StatusMethodNotAllowed {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return err
+}
 
 // Snapshot is vm.snapshot into dir (CH wants the VM paused first); a
 // jailed VMM writes only below the helper directory.

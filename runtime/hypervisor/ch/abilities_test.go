@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/containerd/errdefs"
+
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 )
 
@@ -134,7 +136,7 @@ func TestAbilities(t *testing.T) {
 				if info, err := as[hypervisor.InfoReader](t, v).Info(ctx); err != nil || info.State != "Paused" {
 					t.Errorf("after Pause: state %q, %v", info.State, err)
 				}
-				if err := as[hypervisor.Resumer](t, v).Resume(ctx); err != nil {
+				if err := as[hypervisor.Pauser](t, v).Resume(ctx); err != nil {
 					return err
 				}
 				if info, err := as[hypervisor.InfoReader](t, v).Info(ctx); err != nil || info.State != "Running" {
@@ -147,10 +149,30 @@ func TestAbilities(t *testing.T) {
 		{
 			name: "resume of a running VM",
 			do: func(t *testing.T, ctx context.Context, v hypervisor.VM) error {
-				return as[hypervisor.Resumer](t, v).Resume(ctx)
+				err := as[hypervisor.Pauser](t, v).Resume(ctx)
+				if !errdefs.IsFailedPrecondition(err) {
+					t.Errorf("Resume of a running VM: %v, want FailedPrecondition", err)
+				}
+				return err
 			},
 			wantErr: []string{"cloud-hypervisor vm.resume: 405 Method Not Allowed"},
 			want:    []wantCall{{endpoint: "vm.resume"}},
+		},
+		{
+			name: "pause of a paused VM",
+			do: func(t *testing.T, ctx context.Context, v hypervisor.VM) error {
+				p := as[hypervisor.Pauser](t, v)
+				if err := p.Pause(ctx); err != nil {
+					t.Fatalf("first Pause: %v", err)
+				}
+				err := p.Pause(ctx)
+				if !errdefs.IsFailedPrecondition(err) {
+					t.Errorf("Pause of a paused VM: %v, want FailedPrecondition", err)
+				}
+				return err
+			},
+			wantErr: []string{"cloud-hypervisor vm.pause: 405 Method Not Allowed"},
+			want:    []wantCall{{endpoint: "vm.pause"}, {endpoint: "vm.pause"}},
 		},
 		{
 			name: "snapshot of a paused VM",

@@ -5,7 +5,9 @@
 // vmm.ping until it answers, vm.create, vm.info, vm.boot, vm.info until
 // Running, and vmm.shutdown to stop. The VM exposes hybrid vsock natively
 // and implements the optional abilities of runtime/hypervisor (hotplug,
-// resize, pause, snapshot, counters, info).
+// resize, pause and resume, snapshot, restore, counters, info); CH's 405
+// to a pause or resume from the wrong state is
+// errdefs.ErrFailedPrecondition.
 //
 // With VMConfig.Jail, CH runs through runtime/jail as the sandbox's uid,
 // with no capability and no_new_privs, in its own mount, PID, IPC and UTS

@@ -16,6 +16,10 @@ import (
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
+// DefaultBinary is the cloud-hypervisor binary looked up on PATH when
+// Driver.Path is empty.
+const DefaultBinary = "cloud-hypervisor"
+
 // Names inside the sandbox directory. The process name gives
 // cloud-hypervisor.log (its stdout and stderr) and cloud-hypervisor.pid.
 const (
@@ -111,7 +115,7 @@ func (d *Driver) Restore(ctx context.Context, cfg hypervisor.VMConfig, dir strin
 func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, snapshot string, setup func(context.Context, *vm) error) (_ hypervisor.VM, retErr error) {
 	path := d.Path
 	if path == "" {
-		path = "cloud-hypervisor"
+		path = DefaultBinary
 	}
 	var layout *jailLayout
 	if cfg.Jail != nil {

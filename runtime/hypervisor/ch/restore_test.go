@@ -87,7 +87,7 @@ func TestEveryEndpointExercised(t *testing.T) {
 		{"Info", func() error { _, err := v.(hypervisor.InfoReader).Info(ctx); return err }},
 		{"Pause", func() error { return v.(hypervisor.Pauser).Pause(ctx) }},
 		{"Snapshot", func() error { return v.(hypervisor.Snapshotter).Snapshot(ctx, "/snap") }},
-		{"Resume", func() error { return v.(hypervisor.Resumer).Resume(ctx) }},
+		{"Resume", func() error { return v.(hypervisor.Pauser).Resume(ctx) }},
 		{"Stop", func() error { return v.Stop(ctx) }},
 	}
 	for _, s := range steps {

@@ -3,5 +3,8 @@
 // through vhost-user-fs devices, and hybrid vsock through a
 // vhost-device-vsock daemon that the driver starts and stops with the VM.
 // It uses KVM when the CPU has VT-x/SVM and /dev/kvm opens, else TCG, and a
-// QMP socket to stop the VM.
+// QMP socket to stop the VM and to pause and resume it (hypervisor.Pauser:
+// QMP stop and cont, refused with errdefs.ErrFailedPrecondition unless
+// query-status says running, resp. paused). Remote reads a running VM's
+// state over the same socket for operator tools.
 package qemu

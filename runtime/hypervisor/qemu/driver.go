@@ -18,6 +18,12 @@ import (
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
+// Default binaries, looked up on PATH when the Driver's paths are empty.
+const (
+	DefaultBinary           = "qemu-system-x86_64"
+	DefaultVhostVsockBinary = "vhost-device-vsock"
+)
+
 // Process names: they name the log and pid files in the sandbox directory.
 const (
 	qemuName       = "qemu"
@@ -61,11 +67,11 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 	}
 	qemuPath := d.QEMUPath
 	if qemuPath == "" {
-		qemuPath = "qemu-system-x86_64"
+		qemuPath = DefaultBinary
 	}
 	vsockPath := d.VhostVsockPath
 	if vsockPath == "" {
-		vsockPath = "vhost-device-vsock"
+		vsockPath = DefaultVhostVsockBinary
 	}
 	v := &vm{
 		cfg:         cfg,

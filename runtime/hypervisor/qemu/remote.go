@@ -2,7 +2,6 @@ package qemu
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"path/filepath"
 
@@ -33,15 +32,9 @@ func (r *Remote) Info(ctx context.Context) (hypervisor.VMInfo, error) {
 	defer func() { _ = q.Close() }()
 	stop := context.AfterFunc(ctx, func() { _ = q.Close() })
 	defer stop()
-	var raw json.RawMessage
-	if err := q.call("query-status", nil, &raw); err != nil {
+	status, raw, err := queryStatus(q)
+	if err != nil {
 		return hypervisor.VMInfo{}, fmt.Errorf("qemu: %s: %w", r.qmpPath, err)
 	}
-	var st struct {
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal(raw, &st); err != nil {
-		return hypervisor.VMInfo{}, fmt.Errorf("qemu: query-status answer %s: %w", raw, err)
-	}
-	return hypervisor.VMInfo{State: st.Status, Raw: raw}, nil
+	return hypervisor.VMInfo{State: status, Raw: raw}, nil
 }
