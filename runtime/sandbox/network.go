@@ -8,10 +8,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/veil-runtime/veil/runtime/hypervisor/registry"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/network"
 	"github.com/veil-runtime/veil/runtime/statedir"
@@ -118,6 +119,6 @@ func cleanupNetwork(ctx context.Context, dir statedir.Dir) error {
 // inside the pod's network namespace, and virtiofsd's socket by path
 // (Cloud Hypervisor: its API takes no file descriptors).
 func (s *Sandbox) vmmOpensEndpoints() bool {
-	name, _ := s.cfg.Hypervisor.Resolve()
-	return name == config.HypervisorCloudHypervisor
+	e, _, err := registry.Resolve(s.cfg)
+	return err == nil && e.OpensEndpoints
 }
