@@ -332,27 +332,6 @@ func TestCleanupState(t *testing.T) {
 	}
 }
 
-func TestVMMPid(t *testing.T) {
-	cases := []struct {
-		name string
-		pids map[string]int
-		want uint32
-	}{
-		{name: "none"},
-		{name: "qemu", pids: map[string]int{"qemu": 42, "virtiofsd": 43}, want: 42},
-		{name: "helpers only", pids: map[string]int{"virtiofsd": 43}},
-		{name: "cloud-hypervisor", pids: map[string]int{"cloud-hypervisor": 44, "virtiofsd": 43}, want: 44},
-		{name: "unknown keys", pids: map[string]int{"hypervisor": 45, "vmm": 46}},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := vmmPid(tc.pids); got != tc.want {
-				t.Fatalf("got %d, want %d", got, tc.want)
-			}
-		})
-	}
-}
-
 func TestShimLiveness(t *testing.T) {
 	withBootstrap := t.TempDir()
 	if err := os.WriteFile(filepath.Join(withBootstrap, bootstrapFile), []byte(`{"version":3,"address":"unix:///run/containerd/s/abc","protocol":"ttrpc"}`), 0o600); err != nil {

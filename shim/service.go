@@ -55,7 +55,7 @@ type service struct {
 	lifecycle sync.Mutex
 
 	mu sync.Mutex
-	sb Sandbox
+	sb PodVM
 	// sbConfigPath is the runtime option ConfigPath sb was started with:
 	// its state_dir is where Cleanup finds the sandbox.
 	sbConfigPath string
@@ -150,7 +150,7 @@ func (s *service) getProcess(id, execID string) (*container, *process, error) {
 
 // sandbox returns the running sandbox, or an error when there is none or
 // its VM died.
-func (s *service) sandbox() (Sandbox, error) {
+func (s *service) sandbox() (PodVM, error) {
 	s.mu.Lock()
 	sb := s.sb
 	s.mu.Unlock()
@@ -168,7 +168,7 @@ func (s *service) sandbox() (Sandbox, error) {
 // watchVM handles the death of the sandbox's VM: processes never started
 // are marked exited; running ones are finished by their waiters, whose
 // agent calls the VM's death cancels.
-func (s *service) watchVM(sb Sandbox, stopping <-chan struct{}) {
+func (s *service) watchVM(sb PodVM, stopping <-chan struct{}) {
 	select {
 	case <-sb.Done():
 	case <-stopping:
@@ -202,7 +202,7 @@ func (s *service) watchVM(sb Sandbox, stopping <-chan struct{}) {
 // waitProcess waits for a running process to exit, for its output to be
 // copied to the host, and then records the exit and publishes TaskExit.
 // The VM's death ends the wait with vmDeathExitStatus.
-func (s *service) waitProcess(sb Sandbox, p *process) {
+func (s *service) waitProcess(sb PodVM, p *process) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	go func() {

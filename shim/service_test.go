@@ -18,6 +18,7 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -29,7 +30,7 @@ import (
 // fakeAgent plays the guest agent: it records stream connections and
 // calls, and answers WaitProcess when the test says so.
 type fakeAgent struct {
-	api.AgentService // unimplemented methods panic
+	ContainerAgent // unimplemented methods panic
 
 	mu       sync.Mutex
 	startErr error
@@ -205,15 +206,43 @@ type fakeSandbox struct {
 	undeadlined int
 	// vmKills counts KillVM calls.
 	vmKills int
+	// fits records FitResources calls; fitErr is their answer.
+	fits   []*specs.LinuxResources
+	fitErr error
+	// pauses and resumes count Pause and Resume calls; pauseErr and
+	// resumeErr are their answers.
+	pauses, resumes     int
+	pauseErr, resumeErr error
 }
 
-func (s *fakeSandbox) Config() *config.Config  { return config.Default() }
-func (s *fakeSandbox) ID() string              { return s.id }
-func (s *fakeSandbox) Share() containerShare   { return s.share }
-func (s *fakeSandbox) Agent() api.AgentService { return s.agent }
-func (s *fakeSandbox) Done() <-chan struct{}   { return s.done }
-func (s *fakeSandbox) Pids() map[string]int    { return map[string]int{"qemu": 4242} }
-func (s *fakeSandbox) die()                    { s.dieOnce.Do(func() { close(s.done) }) }
+func (s *fakeSandbox) Config() *config.Config { return config.Default() }
+func (s *fakeSandbox) ID() string             { return s.id }
+func (s *fakeSandbox) Share() containerShare  { return s.share }
+func (s *fakeSandbox) Agent() ContainerAgent  { return s.agent }
+func (s *fakeSandbox) Done() <-chan struct{}  { return s.done }
+func (s *fakeSandbox) VMMPid() int            { return 4242 }
+func (s *fakeSandbox) die()                   { s.dieOnce.Do(func() { close(s.done) }) }
+
+func (s *fakeSandbox) FitResources(_ context.Context, res *specs.LinuxResources) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fits = append(s.fits, res)
+	return s.fitErr
+}
+
+func (s *fakeSandbox) Pause(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses++
+	return s.pauseErr
+}
+
+func (s *fakeSandbox) Resume(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resumes++
+	return s.resumeErr
+}
 
 // KillVM ends the fake VM (see vmKiller) and counts the calls.
 func (s *fakeSandbox) KillVM(ctx context.Context) error {
@@ -278,14 +307,14 @@ func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Con
 type fakeLauncher struct {
 	sb *fakeSandbox
 	// sbOverride, when set, is the sandbox Start returns (wrapping sb).
-	sbOverride Sandbox
+	sbOverride PodVM
 
 	mu         sync.Mutex
 	cleanupErr error
 	cleaned    []string
 }
 
-func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
+func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (PodVM, error) {
 	l.sb.id = id
 	if l.sbOverride != nil {
 		return l.sbOverride, nil

@@ -132,7 +132,7 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 // stopped; NotFound counts as done. When the guest still runs it (the
 // host's wait failed, or its start failed after the agent started it),
 // the process is killed and waited for (bounded) before the record goes.
-func (s *service) removeGuestExec(ctx context.Context, sb Sandbox, p *process) error {
+func (s *service) removeGuestExec(ctx context.Context, sb PodVM, p *process) error {
 	req := &api.ProcessRequest{ContainerId: p.containerID, ExecId: p.execID}
 	remove := func() error {
 		_, err := sb.Agent().RemoveProcess(ctx, req)
@@ -162,7 +162,7 @@ func (s *service) removeGuestExec(ctx context.Context, sb Sandbox, p *process) e
 
 // removeGuestContainer force-removes a container the agent may have
 // created although its CreateContainer call failed; errors are logged.
-func (s *service) removeGuestContainer(ctx context.Context, sb Sandbox, id string) {
+func (s *service) removeGuestContainer(ctx context.Context, sb PodVM, id string) {
 	if vmGone(sb) {
 		return
 	}
@@ -173,7 +173,7 @@ func (s *service) removeGuestContainer(ctx context.Context, sb Sandbox, id strin
 }
 
 // vmGone reports whether sb's VM died or was stopped.
-func vmGone(sb Sandbox) bool {
+func vmGone(sb PodVM) bool {
 	select {
 	case <-sb.Done():
 		return true

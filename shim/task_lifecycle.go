@@ -34,7 +34,7 @@ func (s *service) Create(ctx context.Context, r *taskAPI.CreateTaskRequest) (*ta
 
 // pendingCreate is what the first, serialised half of Create prepared.
 type pendingCreate struct {
-	sb Sandbox
+	sb PodVM
 	bs *bundleSpec
 	// submounts are the guest paths of host mounts below the volumes.
 	submounts []string
@@ -71,7 +71,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		return nil, err
 	}
 	if l := pc.bs.Spec.Linux; l != nil && l.Resources != nil {
-		if err := s.growFor(ctx, sb, l.Resources); err != nil {
+		if err := sb.FitResources(ctx, l.Resources); err != nil {
 			return nil, err
 		}
 	}
@@ -97,7 +97,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	}
 	st.start(s.ctx)
 	p.setStreams(st)
-	p.setPid(vmmPid(sb.Pids()))
+	p.setPid(uint32(sb.VMMPid()))
 
 	c := newContainer(r.ID, r.Bundle, sb.Share(), p)
 	s.mu.Lock()
@@ -196,7 +196,7 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	s.mu.Lock()
 	s.creating[r.ID] = true
 	s.mu.Unlock()
-	return &pendingCreate{sb: sb.Sandbox, bs: bs, submounts: submounts}, nil
+	return &pendingCreate{sb: sb.PodVM, bs: bs, submounts: submounts}, nil
 }
 
 // abandonCreate undoes a prepared Create that failed later: it takes
@@ -227,7 +227,7 @@ type oomScoreAdjuster interface {
 
 // raiseOOMScoreAdj makes the VM's helpers as killable as the most
 // killable container of the pod: the VM holds the containers' memory.
-func raiseOOMScoreAdj(ctx context.Context, sb Sandbox, bs *bundleSpec) {
+func raiseOOMScoreAdj(ctx context.Context, sb PodVM, bs *bundleSpec) {
 	a, ok := sb.(oomScoreAdjuster)
 	if !ok || bs.Spec.Process == nil || bs.Spec.Process.OOMScoreAdj == nil {
 		return
@@ -240,7 +240,7 @@ func raiseOOMScoreAdj(ctx context.Context, sb Sandbox, bs *bundleSpec) {
 // joinedSandbox is the sandbox a container goes into, and whether this
 // Create started it.
 type joinedSandbox struct {
-	Sandbox
+	PodVM
 	started bool
 }
 
@@ -264,7 +264,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 			return joinedSandbox{}, err
 		}
 		raiseOOMScoreAdj(ctx, sb, bs)
-		return joinedSandbox{Sandbox: sb}, nil
+		return joinedSandbox{PodVM: sb}, nil
 	}
 	shm, err := podShmSize(bs.Spec.Mounts, volumePolicy{podID: want})
 	if err != nil {
@@ -300,7 +300,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 	s.sbStopping = stopping
 	s.mu.Unlock()
 	go s.watchVM(sb, stopping)
-	return joinedSandbox{Sandbox: sb, started: true}, nil
+	return joinedSandbox{PodVM: sb, started: true}, nil
 }
 
 // stopSandbox stops the sandbox on purpose (its last container is gone).
@@ -389,7 +389,7 @@ func (s *service) start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 }
 
 // startExec connects an exec's streams and has the agent run it.
-func (s *service) startExec(ctx context.Context, sb Sandbox, p *process) error {
+func (s *service) startExec(ctx context.Context, sb PodVM, p *process) error {
 	st, stdio, err := openStreams(ctx, s.ctx, sb, sb.Config().Timeouts.AgentRequest.Duration, p.containerID, p.execID, p.stdio)
 	if err != nil {
 		return err
@@ -406,14 +406,14 @@ func (s *service) startExec(ctx context.Context, sb Sandbox, p *process) error {
 	}
 	st.start(s.ctx)
 	p.setStreams(st)
-	p.setPid(vmmPid(sb.Pids()))
+	p.setPid(uint32(sb.VMMPid()))
 	return nil
 }
 
 // killAfterFailedStart SIGKILLs a process (an init with every process of
 // its container) whose start failed on the host side. Errors only mean
 // there is nothing to kill, or a dead agent: they are logged.
-func (s *service) killAfterFailedStart(ctx context.Context, sb Sandbox, p *process) {
+func (s *service) killAfterFailedStart(ctx context.Context, sb PodVM, p *process) {
 	if vmGone(sb) {
 		return
 	}

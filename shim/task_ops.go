@@ -95,7 +95,7 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 // (timeouts.agent_request): a SIGKILL must not fail, and a pod whose guest
 // is frozen must still stop and be removed. Every process of the sandbox
 // then exits with vmDeathExitStatus (watchVM).
-func (s *service) killUnresponsive(ctx context.Context, sb Sandbox, cause error) error {
+func (s *service) killUnresponsive(ctx context.Context, sb PodVM, cause error) error {
 	k, ok := sb.(vmKiller)
 	if !ok {
 		return cause

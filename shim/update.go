@@ -15,18 +15,10 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 )
 
-// Resizer is a sandbox that can grow its VM while it runs (CPU and memory
-// hotplug).
-type Resizer interface {
-	// Resize grows the VM to at least vcpus and memoryMiB (0 leaves a
-	// value alone); it never shrinks it.
-	Resize(ctx context.Context, vcpus uint32, memoryMiB uint64) error
-}
-
-// Update applies new resources to a container's cgroup in the guest. When
-// the new limits exceed what the VM was booted with, a sandbox that can
-// hotplug is grown first; one that cannot keeps its size, and the
-// container's limits are bounded by the VM's.
+// Update applies new resources to a container's cgroup in the guest. The
+// sandbox first fits the VM to them (PodVM.FitResources: it grows a VM
+// that can hotplug; one that cannot keeps its size, and the container's
+// limits are bounded by the VM's).
 func (s *service) Update(ctx context.Context, r *taskAPI.UpdateTaskRequest) (*emptypb.Empty, error) {
 	err := s.update(ctx, r)
 	if err != nil {
@@ -54,8 +46,8 @@ func (s *service) update(ctx context.Context, r *taskAPI.UpdateTaskRequest) erro
 	if err != nil {
 		return err
 	}
-	if err := s.growFor(ctx, sb, res); err != nil {
-		return err
+	if err := sb.FitResources(ctx, res); err != nil {
+		return fmt.Errorf("update container %s: %w", r.ID, err)
 	}
 	b, err := json.Marshal(res)
 	if err != nil {
@@ -65,42 +57,4 @@ func (s *service) update(ctx context.Context, r *taskAPI.UpdateTaskRequest) erro
 		return fromAgent(err, "sandbox %s: update container %s", sb.ID(), r.ID)
 	}
 	return nil
-}
-
-// growFor hotplugs vCPUs and memory when res asks for more than the VM
-// has: a CPU quota above the VM's vCPUs, or a memory limit above its
-// memory.
-func (s *service) growFor(ctx context.Context, sb Sandbox, res *specs.LinuxResources) error {
-	cfg := sb.Config()
-	vcpus, mem := wantedSize(res)
-	if vcpus <= cfg.Guest.VCPUs && mem <= uint64(cfg.Guest.MemoryMiB) {
-		return nil
-	}
-	rs, ok := sb.(Resizer)
-	if !ok {
-		log.G(ctx).WithFields(log.Fields{"vcpus": vcpus, "memory_mib": mem, "vm_vcpus": cfg.Guest.VCPUs, "vm_memory_mib": cfg.Guest.MemoryMiB}).
-			Warn("limits exceed the VM's size and this hypervisor cannot hotplug: the VM's size bounds them")
-		return nil
-	}
-	if err := rs.Resize(ctx, vcpus, mem); err != nil {
-		if errdefs.IsNotImplemented(err) {
-			log.G(ctx).WithError(err).Warn("limits exceed the VM's size: the VM's size bounds them")
-			return nil
-		}
-		return fmt.Errorf("sandbox %s: hotplug to %d vCPUs, %d MiB: %w", sb.ID(), vcpus, mem, err)
-	}
-	return nil
-}
-
-// wantedSize is the VM size a container's limits need: vCPUs enough for
-// its CPU quota, and MiB enough for its memory limit (0 when unlimited).
-func wantedSize(res *specs.LinuxResources) (vcpus uint32, memoryMiB uint64) {
-	if c := res.CPU; c != nil && c.Quota != nil && *c.Quota > 0 && c.Period != nil && *c.Period > 0 {
-		q, p := uint64(*c.Quota), *c.Period
-		vcpus = uint32((q + p - 1) / p)
-	}
-	if m := res.Memory; m != nil && m.Limit != nil && *m.Limit > 0 {
-		memoryMiB = (uint64(*m.Limit) + (1<<20 - 1)) >> 20
-	}
-	return vcpus, memoryMiB
 }

@@ -31,41 +31,36 @@ func (a *updateAgent) UpdateContainer(_ context.Context, r *api.UpdateContainerR
 	return &api.Empty{}, nil
 }
 
-// resizingSandbox is a sandbox whose VM can grow.
-type resizingSandbox struct {
+// agentSandbox is the fake sandbox with another agent.
+type agentSandbox struct {
 	*fakeSandbox
-	agent   api.AgentService
-	resizes [][2]uint64
-	err     error
+	agent ContainerAgent
 }
 
-func (s *resizingSandbox) Agent() api.AgentService { return s.agent }
-func (s *resizingSandbox) Resize(_ context.Context, vcpus uint32, mem uint64) error {
-	s.resizes = append(s.resizes, [2]uint64{uint64(vcpus), mem})
-	return s.err
-}
+func (s *agentSandbox) Agent() ContainerAgent { return s.agent }
 
+// TestUpdate checks that Update has the sandbox fit the VM to the new
+// limits (its sizing policy is runtime/sandbox's, tested there) before the
+// cgroup is updated, and that a failed fit leaves the cgroup alone.
 func TestUpdate(t *testing.T) {
 	i64 := func(v int64) *int64 { return &v }
 	u64 := func(v uint64) *uint64 { return &v }
 	for _, tc := range []struct {
-		name        string
-		res         *specs.LinuxResources
-		resizeErr   error
-		wantResizes [][2]uint64
-		wantErr     bool
+		name    string
+		res     *specs.LinuxResources
+		fitErr  error
+		wantErr bool
 	}{
 		{name: "within the VM: cgroup only", res: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(64 << 20)}}},
-		{name: "more memory than the VM: grow first", res: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(1 << 30)}}, wantResizes: [][2]uint64{{0, 1024}}},
-		{name: "more CPU than the VM: grow first", res: &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64(300000), Period: u64(100000)}}, wantResizes: [][2]uint64{{3, 0}}},
-		{name: "hypervisor cannot hotplug: cgroup only", res: &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64(300000), Period: u64(100000)}}, resizeErr: errdefs.ErrNotImplemented, wantResizes: [][2]uint64{{3, 0}}},
-		{name: "hotplug fails: error", res: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(1 << 30)}}, resizeErr: errdefs.ErrUnavailable, wantResizes: [][2]uint64{{0, 1024}}, wantErr: true},
+		{name: "more memory than the VM: grow first", res: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(1 << 30)}}},
+		{name: "more CPU than the VM: grow first", res: &specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64(300000), Period: u64(100000)}}},
+		{name: "hotplug fails: error", res: &specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(1 << 30)}}, fitErr: errdefs.ErrUnavailable, wantErr: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t)
 			agent := &updateAgent{fakeAgent: f.agent}
-			rs := &resizingSandbox{fakeSandbox: f.sb, agent: agent, err: tc.resizeErr}
-			f.l.sbOverride = rs
+			f.sb.fitErr = tc.fitErr
+			f.l.sbOverride = &agentSandbox{fakeSandbox: f.sb, agent: agent}
 			f.createAndStart(t, "c1", "")
 			any, err := typeurl.MarshalAnyToProto(tc.res)
 			if err != nil {
@@ -75,8 +70,8 @@ func TestUpdate(t *testing.T) {
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("Update: %v, want error %v", err, tc.wantErr)
 			}
-			if !reflect.DeepEqual(rs.resizes, tc.wantResizes) {
-				t.Fatalf("resizes %v, want %v", rs.resizes, tc.wantResizes)
+			if len(f.sb.fits) != 1 || !reflect.DeepEqual(f.sb.fits[0], tc.res) {
+				t.Fatalf("FitResources calls %v, want one with %+v", f.sb.fits, tc.res)
 			}
 			if tc.wantErr {
 				if len(agent.updates) != 0 {
@@ -108,7 +103,7 @@ func (a oomAgent) WaitProcess(ctx context.Context, r *api.ProcessRequest) (*api.
 
 func TestOOMPublishedBeforeExit(t *testing.T) {
 	f := newFixture(t)
-	f.l.sbOverride = &resizingSandbox{fakeSandbox: f.sb, agent: oomAgent{f.agent}}
+	f.l.sbOverride = &agentSandbox{fakeSandbox: f.sb, agent: oomAgent{f.agent}}
 	f.createAndStart(t, "c1", "")
 	f.agent.exitChan(procName("c1", "")) <- 137
 	f.pub.waitFor(t, "TaskExit", isExit("c1"))

@@ -132,29 +132,6 @@ func TestReadResolvConf(t *testing.T) {
 	}
 }
 
-func TestWantedSize(t *testing.T) {
-	i64 := func(v int64) *int64 { return &v }
-	u64 := func(v uint64) *uint64 { return &v }
-	for _, tc := range []struct {
-		name      string
-		res       specs.LinuxResources
-		wantCPUs  uint32
-		wantMemMB uint64
-	}{
-		{"nothing", specs.LinuxResources{}, 0, 0},
-		{"quota 1.5 cpus", specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64(150000), Period: u64(100000)}}, 2, 0},
-		{"unlimited quota", specs.LinuxResources{CPU: &specs.LinuxCPU{Quota: i64(-1), Period: u64(100000)}}, 0, 0},
-		{"memory rounds up", specs.LinuxResources{Memory: &specs.LinuxMemory{Limit: i64(512<<20 + 1)}}, 0, 513},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			c, m := wantedSize(&tc.res)
-			if c != tc.wantCPUs || m != tc.wantMemMB {
-				t.Fatalf("wantedSize = %d, %d; want %d, %d", c, m, tc.wantCPUs, tc.wantMemMB)
-			}
-		})
-	}
-}
-
 // TestOpenVolumeSource opens bind sources the way Create does and checks
 // the path they really are against the policy.
 func TestOpenVolumeSource(t *testing.T) {
