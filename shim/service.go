@@ -66,6 +66,12 @@ type service struct {
 	// creating holds the ids of Creates past their serialised half; the
 	// sandbox stays up for them.
 	creating map[string]bool
+	// paused holds the ids of the containers Pause paused: the VM is
+	// frozen while it is not empty (task_pause.go). pauseMu serialises
+	// freezing and thawing the VM with changes to it; it is taken before
+	// mu, and after lifecycle.
+	pauseMu sync.Mutex
+	paused  map[string]bool
 }
 
 // newService builds the task service and starts its event forwarder.
@@ -77,6 +83,7 @@ func newService(ctx context.Context, l Launcher, pub publisher, sd shutdowner) *
 		shutdown:   sd,
 		containers: map[string]*container{},
 		creating:   map[string]bool{},
+		paused:     map[string]bool{},
 	}
 	go s.forward(pub)
 	sd.RegisterCallback(s.cleanupAll)
@@ -148,9 +155,26 @@ func (s *service) getProcess(id, execID string) (*container, *process, error) {
 	return c, p, nil
 }
 
-// sandbox returns the running sandbox, or an error when there is none or
-// its VM died.
+// sandbox returns the running sandbox for a call to its agent, or an
+// error when there is none, its VM died, or it is paused (a frozen guest
+// would not answer; resume it, or SIGKILL, first).
 func (s *service) sandbox() (PodVM, error) {
+	sb, err := s.vm()
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	paused := len(s.paused)
+	s.mu.Unlock()
+	if paused > 0 {
+		return nil, fmt.Errorf("sandbox %s is paused (%d of its tasks): resume it first: %w", sb.ID(), paused, errdefs.ErrFailedPrecondition)
+	}
+	return sb, nil
+}
+
+// vm returns the sandbox whether or not it is paused, or an error when
+// there is none or its VM died.
+func (s *service) vm() (PodVM, error) {
 	s.mu.Lock()
 	sb := s.sb
 	s.mu.Unlock()
@@ -275,6 +299,9 @@ func (s *service) cleanupAll(ctx context.Context) error {
 		if err := removeFromShare(ctx, c.share, c.id); err != nil {
 			log.G(ctx).WithError(err).Warn("shutdown: remove container from the share")
 		}
+	}
+	if err := s.thaw(ctx, "the shim shuts down"); err != nil {
+		log.G(ctx).WithError(err).Warn("shutdown: resume the paused sandbox; stopping it anyway")
 	}
 	if err := s.stopSandbox(ctx, "the shim shuts down"); err != nil {
 		log.G(ctx).WithError(err).Error("shutdown: stop sandbox")

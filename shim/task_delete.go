@@ -51,6 +51,10 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	if _, err := checkDeletable(ctx, c.init); err != nil {
 		return nil, err
 	}
+	// The guest must answer for the container to go.
+	if err := s.thaw(ctx, "deleting container "+c.id); err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	last := len(s.containers) == 1 && len(s.creating) == 0
 	s.mu.Unlock()
@@ -112,6 +116,9 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 		return nil, err
 	}
 	if ps.State != stateCreated {
+		if s.frozen() {
+			return nil, fmt.Errorf("delete exec %s: its sandbox is paused: resume it first: %w", p.name(), errdefs.ErrFailedPrecondition)
+		}
 		if sb, err := s.sandbox(); err == nil {
 			if err := s.removeGuestExec(ctx, sb, p); err != nil {
 				return nil, err

@@ -28,11 +28,16 @@ func (s *service) State(ctx context.Context, r *taskAPI.StateRequest) (*taskAPI.
 		return nil, toService(err)
 	}
 	ps := p.status()
+	status := ps.State.taskStatus()
+	if ps.State == stateRunning && s.isPaused(r.ID) {
+		// Execs too, as with runc: the container as a whole is paused.
+		status = task.Status_PAUSED
+	}
 	resp := &taskAPI.StateResponse{
 		ID:         r.ID,
 		Bundle:     c.bundle,
 		Pid:        ps.Pid,
-		Status:     ps.State.taskStatus(),
+		Status:     status,
 		Stdin:      p.stdio.Stdin,
 		Stdout:     p.stdio.Stdout,
 		Stderr:     p.stdio.Stderr,
@@ -73,6 +78,12 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 	}
 	if p.status().State == stateStopped {
 		return errProcessFinished
+	}
+	if r.Signal == uint32(unix.SIGKILL) {
+		// A SIGKILL must work on a paused task, as with runc.
+		if err := s.thaw(ctx, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
+			return err
+		}
 	}
 	sb, err := s.sandbox()
 	if err != nil {
@@ -122,6 +133,9 @@ func (s *service) exec(r *taskAPI.ExecProcessRequest) error {
 	}
 	if st := c.init.status().State; st != stateRunning {
 		return fmt.Errorf("exec in %s: container is %s: %w", r.ID, st, errdefs.ErrFailedPrecondition)
+	}
+	if s.isPaused(r.ID) {
+		return fmt.Errorf("exec in %s: container is paused: %w", r.ID, errdefs.ErrFailedPrecondition)
 	}
 	spec := r.Spec.GetValue()
 	var proc specs.Process
@@ -211,16 +225,6 @@ func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*em
 	}
 	s.shutdown.Shutdown()
 	return empty, nil
-}
-
-// Pause is not implemented.
-func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
-	return nil, toService(fmt.Errorf("pause: %w", errdefs.ErrNotImplemented))
-}
-
-// Resume is not implemented.
-func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptypb.Empty, error) {
-	return nil, toService(fmt.Errorf("resume: %w", errdefs.ErrNotImplemented))
 }
 
 // Checkpoint is not implemented.
