@@ -7,9 +7,7 @@ import (
 	"sync"
 	"testing"
 
-	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
-	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/typeurl/v2"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -29,12 +27,6 @@ func (a *updateAgent) UpdateContainer(_ context.Context, r *api.UpdateContainerR
 	defer a.mu.Unlock()
 	a.updates = append(a.updates, r)
 	return &api.Empty{}, nil
-}
-
-// agentSandbox is the fake sandbox with another agent.
-type agentSandbox struct {
-	*fakeSandbox
-	agent ContainerAgent
 }
 
 func (s *agentSandbox) Agent() ContainerAgent { return s.agent }
@@ -90,36 +82,10 @@ func TestUpdate(t *testing.T) {
 	}
 }
 
-// oomAgent answers WaitProcess with an OOM kill.
-type oomAgent struct{ *fakeAgent }
-
 func (a oomAgent) WaitProcess(ctx context.Context, r *api.ProcessRequest) (*api.WaitResponse, error) {
 	resp, err := a.fakeAgent.WaitProcess(ctx, r)
 	if resp != nil {
 		resp.OomKilled = true
 	}
 	return resp, err
-}
-
-func TestOOMPublishedBeforeExit(t *testing.T) {
-	f := newFixture(t)
-	f.l.sbOverride = &agentSandbox{fakeSandbox: f.sb, agent: oomAgent{f.agent}}
-	f.createAndStart(t, "c1", "")
-	f.agent.exitChan(procName("c1", "")) <- 137
-	f.pub.waitFor(t, "TaskExit", isExit("c1"))
-	f.pub.mu.Lock()
-	evs := append([]events.Event(nil), f.pub.events...)
-	f.pub.mu.Unlock()
-	var seen []string
-	for _, e := range evs {
-		switch x := e.(type) {
-		case *eventstypes.TaskOOM:
-			seen = append(seen, "oom:"+x.ContainerID)
-		case *eventstypes.TaskExit:
-			seen = append(seen, "exit:"+x.ContainerID)
-		}
-	}
-	if !reflect.DeepEqual(seen, []string{"oom:c1", "exit:c1"}) {
-		t.Fatalf("events %v, want TaskOOM before TaskExit", seen)
-	}
 }
