@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // Create creates a container: it starts the sandbox VM for the first
@@ -51,11 +52,12 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		if retErr != nil {
-			s.abandonCreate(ctx, r.ID, pc.sb.Share())
-		}
-	}()
+	undo := cleanup.Stack{Timeout: stopTimeout}
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("prepared create of "+r.ID, func(ctx context.Context) error {
+		s.abandonCreate(ctx, r.ID, pc.sb.Share())
+		return nil
+	})
 	sb := pc.sb
 
 	spec, err := guestSpec(pc.bs.Spec)
@@ -136,24 +138,20 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	if err != nil {
 		return nil, err
 	}
-	var rollback []func()
-	defer func() {
-		if retErr != nil {
-			for i := len(rollback) - 1; i >= 0; i-- {
-				rollback[i]()
-			}
-		}
-	}()
+	// The undo steps log their own failures, as they always did.
+	undo := cleanup.Stack{Timeout: stopTimeout}
+	defer undo.OnError(ctx, &retErr)
 
 	sb, err := s.joinOrStartSandbox(ctx, r.ID, bs, configPath)
 	if err != nil {
 		return nil, err
 	}
 	if sb.started {
-		rollback = append(rollback, func() {
+		undo.Push("start of sandbox "+sb.ID(), func(ctx context.Context) error {
 			if err := s.stopSandbox(ctx, "its first container failed to create"); err != nil {
 				log.G(ctx).WithError(err).Error("rollback: stop sandbox")
 			}
+			return nil
 		})
 	}
 
@@ -172,10 +170,11 @@ func (s *service) prepareCreate(ctx context.Context, r *taskAPI.CreateTaskReques
 	if err != nil {
 		return nil, err
 	}
-	rollback = append(rollback, func() {
+	undo.Push("share of container "+r.ID, func(ctx context.Context) error {
 		if err := removeFromShare(ctx, sb.Share(), r.ID); err != nil {
 			log.G(ctx).WithError(err).Warn("rollback: remove container from the share")
 		}
+		return nil
 	})
 	bs.Spec.Mounts = plan.Mounts
 	startTime, err := processStartTime(os.Getpid())

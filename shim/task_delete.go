@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // Delete deletes an exec, or a container (its rootfs, and the sandbox
@@ -173,7 +174,11 @@ func (s *service) removeGuestContainer(ctx context.Context, sb PodVM, id string)
 	if vmGone(sb) {
 		return
 	}
-	_, err := sb.Agent().RemoveContainer(context.WithoutCancel(ctx), &api.RemoveContainerRequest{ContainerId: id, Force: true})
+	// Not cancelled with the failed request; bounded as every agent
+	// request is (timeouts.agent_request).
+	cctx, cancel := cleanup.Context(ctx, sb.Config().Timeouts.AgentRequest.Duration)
+	defer cancel()
+	_, err := sb.Agent().RemoveContainer(cctx, &api.RemoveContainerRequest{ContainerId: id, Force: true})
 	if err = fromAgent(err, "remove container %s after its failed create", id); err != nil && !errdefs.IsNotFound(err) {
 		log.G(ctx).WithError(err).Warn("rollback: remove container in the guest")
 	}

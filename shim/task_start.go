@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // Start starts a container's init process or an exec.
@@ -91,7 +92,11 @@ func (s *service) killAfterFailedStart(ctx context.Context, sb PodVM, p *process
 	if vmGone(sb) {
 		return
 	}
-	_, err := sb.Agent().SignalProcess(context.WithoutCancel(ctx), &api.SignalRequest{
+	// Not cancelled with the failed request; bounded as every agent
+	// request is (timeouts.agent_request).
+	cctx, cancel := cleanup.Context(ctx, sb.Config().Timeouts.AgentRequest.Duration)
+	defer cancel()
+	_, err := sb.Agent().SignalProcess(cctx, &api.SignalRequest{
 		ContainerId: p.containerID,
 		ExecId:      p.execID,
 		Signal:      uint32(unix.SIGKILL),

@@ -7,6 +7,7 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // oomScoreAdjuster is a sandbox whose host helpers take the
@@ -107,7 +108,7 @@ func (s *service) stopSandbox(ctx context.Context, why string) error {
 	}
 	close(stopping)
 	logger := log.G(ctx).WithFields(log.Fields{"sandbox": sb.ID(), "why": why})
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	sctx, cancel := cleanup.Context(ctx, stopTimeout)
 	defer cancel()
 	stopErr := sb.Stop(sctx)
 	if stopErr == nil {
@@ -115,7 +116,7 @@ func (s *service) stopSandbox(ctx context.Context, why string) error {
 		return nil
 	}
 	logger.WithError(stopErr).Error("stop sandbox failed; cleaning up what is left of it")
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
+	cctx, ccancel := cleanup.Context(ctx, stopTimeout)
 	defer ccancel()
 	l, err := launcherFor(s.launcher, configPath)
 	if err == nil {
