@@ -179,13 +179,9 @@ func (a *fakeAgent) RemoveProcess(ctx context.Context, r *api.ProcessRequest) (*
 	return &api.Empty{}, nil
 }
 
-func (a *fakeAgent) DestroySandbox(ctx context.Context, r *api.DestroySandboxRequest) (*api.Empty, error) {
-	return &api.Empty{}, nil
-}
-
-// fakeSandbox hands out socketpairs for streams; the guest ends are kept
+// fakePodVM hands out socketpairs for streams; the guest ends are kept
 // for the test.
-type fakeSandbox struct {
+type fakePodVM struct {
 	id      string
 	share   *fakeShare
 	agent   *fakeAgent
@@ -211,29 +207,29 @@ type fakeSandbox struct {
 	pauseErr, resumeErr error
 }
 
-func (s *fakeSandbox) Config() *config.Config { return config.Default() }
-func (s *fakeSandbox) ID() string             { return s.id }
-func (s *fakeSandbox) Share() containerShare  { return s.share }
-func (s *fakeSandbox) Agent() ContainerAgent  { return s.agent }
-func (s *fakeSandbox) Done() <-chan struct{}  { return s.done }
-func (s *fakeSandbox) VMMPid() int            { return 4242 }
-func (s *fakeSandbox) die()                   { s.dieOnce.Do(func() { close(s.done) }) }
+func (s *fakePodVM) Config() *config.Config { return config.Default() }
+func (s *fakePodVM) ID() string             { return s.id }
+func (s *fakePodVM) Share() containerShare  { return s.share }
+func (s *fakePodVM) Agent() ContainerAgent  { return s.agent }
+func (s *fakePodVM) Done() <-chan struct{}  { return s.done }
+func (s *fakePodVM) VMMPid() int            { return 4242 }
+func (s *fakePodVM) die()                   { s.dieOnce.Do(func() { close(s.done) }) }
 
-func (s *fakeSandbox) FitResources(_ context.Context, res *specs.LinuxResources) error {
+func (s *fakePodVM) FitResources(_ context.Context, res *specs.LinuxResources) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fits = append(s.fits, res)
 	return s.fitErr
 }
 
-func (s *fakeSandbox) Pause(context.Context) error {
+func (s *fakePodVM) Pause(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.pauses++
 	return s.pauseErr
 }
 
-func (s *fakeSandbox) Resume(context.Context) error {
+func (s *fakePodVM) Resume(context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.resumes++
@@ -241,7 +237,7 @@ func (s *fakeSandbox) Resume(context.Context) error {
 }
 
 // KillVM ends the fake VM (see vmKiller) and counts the calls.
-func (s *fakeSandbox) KillVM(ctx context.Context) error {
+func (s *fakePodVM) KillVM(ctx context.Context) error {
 	s.mu.Lock()
 	s.vmKills++
 	s.mu.Unlock()
@@ -249,7 +245,7 @@ func (s *fakeSandbox) KillVM(ctx context.Context) error {
 	return nil
 }
 
-func (s *fakeSandbox) Stop(ctx context.Context) error {
+func (s *fakePodVM) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
 	err := s.stopErr
@@ -258,7 +254,7 @@ func (s *fakeSandbox) Stop(ctx context.Context) error {
 	return err
 }
 
-func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
+func (s *fakePodVM) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
 	s.mu.Lock()
 	if _, ok := ctx.Deadline(); !ok {
 		s.undeadlined++
@@ -289,7 +285,7 @@ func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.C
 	return host, nil
 }
 
-func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Conn {
+func (s *fakePodVM) guestConn(t *testing.T, cid string, st api.Stream) net.Conn {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -301,7 +297,7 @@ func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Con
 }
 
 type fakeLauncher struct {
-	sb *fakeSandbox
+	sb *fakePodVM
 	// sbOverride, when set, is the sandbox Start returns (wrapping sb).
 	sbOverride PodVM
 
@@ -408,7 +404,7 @@ func (f *fakeShutdown) Done() <-chan struct{}                        { return f.
 type fixture struct {
 	svc    *service
 	l      *fakeLauncher
-	sb     *fakeSandbox
+	sb     *fakePodVM
 	agent  *fakeAgent
 	pub    *recordingPublisher
 	share  *fakeShare
@@ -422,7 +418,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(cancel)
 	agent := &fakeAgent{exits: map[string]chan uint32{}}
 	share := &fakeShare{added: map[string]statedir.ContainerFS{}}
-	sb := &fakeSandbox{share: share, agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
+	sb := &fakePodVM{share: share, agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
 	pub := &recordingPublisher{got: make(chan struct{}, 1)}
 	sd := &fakeShutdown{done: make(chan struct{})}
 	t.Cleanup(func() { close(sd.done) })
@@ -509,8 +505,8 @@ func writeFile(t *testing.T, dir, name, body string) {
 	}
 }
 
-// agentSandbox is the fake sandbox with another agent.
-type agentSandbox struct {
-	*fakeSandbox
+// agentPodVM is the fake sandbox with another agent.
+type agentPodVM struct {
+	*fakePodVM
 	agent ContainerAgent
 }

@@ -127,7 +127,7 @@ type oomAgent struct{ *fakeAgent }
 
 func TestOOMPublishedBeforeExit(t *testing.T) {
 	f := newFixture(t)
-	f.l.sbOverride = &agentSandbox{fakeSandbox: f.sb, agent: oomAgent{f.agent}}
+	f.l.sbOverride = &agentPodVM{fakePodVM: f.sb, agent: oomAgent{f.agent}}
 	f.createAndStart(t, "c1", "")
 	f.agent.exitChan(procName("c1", "")) <- 137
 	f.pub.waitFor(t, "TaskExit", isExit("c1"))

@@ -29,7 +29,7 @@ func (a *updateAgent) UpdateContainer(_ context.Context, r *api.UpdateContainerR
 	return &api.Empty{}, nil
 }
 
-func (s *agentSandbox) Agent() ContainerAgent { return s.agent }
+func (s *agentPodVM) Agent() ContainerAgent { return s.agent }
 
 // TestUpdate checks that Update has the sandbox fit the VM to the new
 // limits (its sizing policy is runtime/sandbox's, tested there) before the
@@ -52,7 +52,7 @@ func TestUpdate(t *testing.T) {
 			f := newFixture(t)
 			agent := &updateAgent{fakeAgent: f.agent}
 			f.sb.fitErr = tc.fitErr
-			f.l.sbOverride = &agentSandbox{fakeSandbox: f.sb, agent: agent}
+			f.l.sbOverride = &agentPodVM{fakePodVM: f.sb, agent: agent}
 			f.createAndStart(t, "c1", "")
 			any, err := typeurl.MarshalAnyToProto(tc.res)
 			if err != nil {
