@@ -29,7 +29,13 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 	if r.Signal == uint32(unix.SIGKILL) {
 		// A SIGKILL must work on a paused task, as with runc.
 		if err := s.thaw(ctx, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
-			return err
+			// A VM that cannot be thawed is ended: the SIGKILL must
+			// not fail.
+			sb, verr := s.vm()
+			if verr != nil {
+				return err
+			}
+			return s.killUnresponsive(ctx, sb, err)
 		}
 	}
 	sb, err := s.sandbox()

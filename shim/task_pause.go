@@ -28,7 +28,8 @@ import (
 //     waiting for a guest that cannot answer.
 //   - SIGKILL and Delete of a container thaw the VM first (every paused
 //     task is resumed, with TaskResumed), so that killing and removing
-//     never hang; with runc, SIGKILL of a paused container works too.
+//     never hang; with runc, SIGKILL of a paused container works too. A VM
+//     that does not thaw is ended on SIGKILL (as for a deaf agent).
 //
 // A hypervisor that cannot pause answers NotImplemented, and nothing
 // changes.

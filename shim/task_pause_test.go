@@ -241,6 +241,27 @@ func TestPauseResume(t *testing.T) {
 			wantEvents: []string{"paused:c1", "resumed:c1"}, wantPauses: 1, wantRes: 1,
 		},
 		{
+			name: "SIGKILL of a paused task whose VM does not thaw ends the VM",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				f.sb.resumeErr = errdefs.ErrUnavailable
+				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL), All: true}); err != nil {
+					t.Fatalf("SIGKILL: %v", err)
+				}
+				f.sb.mu.Lock()
+				kills := f.sb.vmKills
+				f.sb.mu.Unlock()
+				if kills != 1 {
+					t.Fatalf("KillVM calls %d, want 1", kills)
+				}
+				f.pub.waitFor(t, "TaskExit", isExit("c1"))
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1, wantRes: 1,
+		},
+		{
 			name: "Delete of a stopped task thaws the VM first",
 			run: func(t *testing.T, f *fixture) {
 				f.inPod(t)
