@@ -171,7 +171,7 @@ type recordingLauncher struct {
 	got SandboxOptions
 }
 
-func (l *recordingLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
+func (l *recordingLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (PodVM, error) {
 	l.got = opts
 	return l.Launcher.Start(ctx, id, opts)
 }

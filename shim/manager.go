@@ -19,6 +19,7 @@ import (
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 
+	"github.com/veil-runtime/veil/runtime/cleanup"
 	"github.com/veil-runtime/veil/runtime/version"
 )
 
@@ -88,12 +89,13 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	}
 	// The socket file outlives this process: the long-lived shim serves it.
 	listener.SetUnlinkOnClose(false)
-	defer func() {
-		if retErr != nil {
-			_ = listener.Close()
-			_ = cshim.RemoveSocket(address)
-		}
-	}()
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("shim socket "+address, func(context.Context) error {
+		_ = listener.Close()
+		_ = cshim.RemoveSocket(address)
+		return nil
+	})
 	sockFile, err := listener.File()
 	if err != nil {
 		return nil, fmt.Errorf("shim socket fd: %w", err)
@@ -108,11 +110,10 @@ func (m *manager) Start(ctx context.Context, params *bootapi.BootstrapParams) (_
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("spawn shim %s: %w", cmd.Path, err)
 	}
-	defer func() {
-		if retErr != nil {
-			_ = cmd.Process.Kill()
-		}
-	}()
+	undo.Push("spawned shim", func(context.Context) error {
+		_ = cmd.Process.Kill()
+		return nil
+	})
 	go func() { _ = cmd.Wait() }()
 	if err := cshim.AdjustOOMScore(cmd.Process.Pid); err != nil {
 		return nil, fmt.Errorf("adjust shim oom score: %w", err)

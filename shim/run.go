@@ -74,7 +74,7 @@ func initTaskService(ic *plugin.InitContext, newLauncher func() (Launcher, error
 // brokenLauncher reports why no sandbox can start.
 type brokenLauncher struct{ err error }
 
-func (b brokenLauncher) Start(context.Context, string, SandboxOptions) (Sandbox, error) {
+func (b brokenLauncher) Start(context.Context, string, SandboxOptions) (PodVM, error) {
 	return nil, fmt.Errorf("veil config: %w", b.err)
 }
 

@@ -6,13 +6,16 @@ import (
 	"sync"
 	"time"
 
-	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/core/runtime"
+	"github.com/containerd/containerd/v2/pkg/protobuf"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
+	"github.com/veil-runtime/veil/agent/api"
+	"google.golang.org/protobuf/types/known/emptypb"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 const (
@@ -55,7 +58,7 @@ type service struct {
 	lifecycle sync.Mutex
 
 	mu sync.Mutex
-	sb Sandbox
+	sb PodVM
 	// sbConfigPath is the runtime option ConfigPath sb was started with:
 	// its state_dir is where Cleanup finds the sandbox.
 	sbConfigPath string
@@ -66,6 +69,12 @@ type service struct {
 	// creating holds the ids of Creates past their serialised half; the
 	// sandbox stays up for them.
 	creating map[string]bool
+	// paused holds the ids of the containers Pause paused: the VM is
+	// frozen while it is not empty (task_pause.go). pauseMu serialises
+	// freezing and thawing the VM with changes to it; it is taken before
+	// mu, and after lifecycle.
+	pauseMu sync.Mutex
+	paused  map[string]bool
 }
 
 // newService builds the task service and starts its event forwarder.
@@ -77,6 +86,7 @@ func newService(ctx context.Context, l Launcher, pub publisher, sd shutdowner) *
 		shutdown:   sd,
 		containers: map[string]*container{},
 		creating:   map[string]bool{},
+		paused:     map[string]bool{},
 	}
 	go s.forward(pub)
 	sd.RegisterCallback(s.cleanupAll)
@@ -148,116 +158,6 @@ func (s *service) getProcess(id, execID string) (*container, *process, error) {
 	return c, p, nil
 }
 
-// sandbox returns the running sandbox, or an error when there is none or
-// its VM died.
-func (s *service) sandbox() (Sandbox, error) {
-	s.mu.Lock()
-	sb := s.sb
-	s.mu.Unlock()
-	if sb == nil {
-		return nil, fmt.Errorf("no sandbox: %w", errdefs.ErrFailedPrecondition)
-	}
-	select {
-	case <-sb.Done():
-		return nil, fmt.Errorf("sandbox %s: VM is not running: %w", sb.ID(), errdefs.ErrUnavailable)
-	default:
-		return sb, nil
-	}
-}
-
-// watchVM handles the death of the sandbox's VM: processes never started
-// are marked exited; running ones are finished by their waiters, whose
-// agent calls the VM's death cancels.
-func (s *service) watchVM(sb Sandbox, stopping <-chan struct{}) {
-	select {
-	case <-sb.Done():
-	case <-stopping:
-		return
-	}
-	select {
-	case <-stopping:
-		return
-	default:
-	}
-	log.G(s.ctx).WithField("sandbox", sb.ID()).Error("sandbox VM died; every process of it exits with status 255")
-	s.mu.Lock()
-	var cs []*container
-	for _, c := range s.containers {
-		cs = append(cs, c)
-	}
-	s.mu.Unlock()
-	now := time.Now()
-	for _, c := range cs {
-		for _, p := range c.all() {
-			if p.status().State == stateCreated {
-				p.markExited(vmDeathExitStatus, now, nil)
-				if st := p.getStreams(); st != nil {
-					st.abort()
-				}
-			}
-		}
-	}
-}
-
-// waitProcess waits for a running process to exit, for its output to be
-// copied to the host, and then records the exit and publishes TaskExit.
-// The VM's death ends the wait with vmDeathExitStatus.
-func (s *service) waitProcess(sb Sandbox, p *process) {
-	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
-	go func() {
-		select {
-		case <-sb.Done():
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	logger := log.G(s.ctx).WithField("process", p.name())
-	status, exitedAt := uint32(vmDeathExitStatus), time.Now()
-	resp, err := sb.Agent().WaitProcess(ctx, &waitRequest{ContainerId: p.containerID, ExecId: p.execID})
-	if err != nil {
-		logger.WithError(err).Warn("wait for process failed; reporting exit status 255")
-	} else {
-		status = resp.ExitStatus
-		if resp.ExitedAtUnixNano > 0 {
-			exitedAt = time.Unix(0, resp.ExitedAtUnixNano)
-		}
-		if resp.OomKilled {
-			// Before TaskExit, so that CRI reports the exit as OOMKilled.
-			logger.Info("the container's cgroup saw an OOM kill")
-			s.send(&eventstypes.TaskOOM{ContainerID: p.containerID})
-		}
-	}
-	if st := p.getStreams(); st != nil {
-		abort := ctx.Done()
-		if err != nil {
-			st.abort()
-		}
-		st.waitOutput(abort)
-	}
-	// TaskExit is queued before Wait returns or Delete proceeds, so it
-	// precedes TaskDelete.
-	p.markExited(status, exitedAt, func(ps processStatus) {
-		logger.WithField("exit_status", status).Debug("process exited")
-		s.send(&eventstypes.TaskExit{
-			ContainerID: p.containerID,
-			ID:          processEventID(p),
-			Pid:         ps.Pid,
-			ExitStatus:  ps.ExitStatus,
-			ExitedAt:    timestamp(ps.ExitedAt),
-		})
-	})
-}
-
-// processEventID is the id containerd expects in process events: the exec
-// id, or the container id for init.
-func processEventID(p *process) string {
-	if p.execID == "" {
-		return p.containerID
-	}
-	return p.execID
-}
-
 // cleanupAll runs at shim shutdown: it removes what is left.
 func (s *service) cleanupAll(ctx context.Context) error {
 	s.lifecycle.Lock()
@@ -276,8 +176,17 @@ func (s *service) cleanupAll(ctx context.Context) error {
 			log.G(ctx).WithError(err).Warn("shutdown: remove container from the share")
 		}
 	}
+	if err := s.thaw(ctx, "the shim shuts down"); err != nil {
+		log.G(ctx).WithError(err).Warn("shutdown: resume the paused sandbox; stopping it anyway")
+	}
 	if err := s.stopSandbox(ctx, "the shim shuts down"); err != nil {
 		log.G(ctx).WithError(err).Error("shutdown: stop sandbox")
 	}
 	return nil
 }
+
+type waitRequest = api.ProcessRequest
+
+func timestamp(t time.Time) *timestamppb.Timestamp { return protobuf.ToTimestamp(t) }
+
+var empty = &emptypb.Empty{}

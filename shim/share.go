@@ -11,6 +11,7 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/errdefs"
 
+	"github.com/veil-runtime/veil/runtime/cleanup"
 	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
@@ -32,7 +33,7 @@ const shareTimeout = 30 * time.Second
 // removeFromShare takes container id out of share, bounded by
 // shareTimeout whatever ctx says.
 func removeFromShare(ctx context.Context, share containerShare, id string) error {
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shareTimeout)
+	rctx, cancel := cleanup.Context(ctx, shareTimeout)
 	defer cancel()
 	return share.RemoveContainer(rctx, id)
 }

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // Delete deletes an exec, or a container (its rootfs, and the sandbox
@@ -49,6 +50,10 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 	s.lifecycle.Lock()
 	defer s.lifecycle.Unlock()
 	if _, err := checkDeletable(ctx, c.init); err != nil {
+		return nil, err
+	}
+	// The guest must answer for the container to go.
+	if err := s.thaw(ctx, "deleting container "+c.id); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -112,6 +117,9 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 		return nil, err
 	}
 	if ps.State != stateCreated {
+		if s.frozen() {
+			return nil, fmt.Errorf("delete exec %s: its sandbox is paused: resume it first: %w", p.name(), errdefs.ErrFailedPrecondition)
+		}
 		if sb, err := s.sandbox(); err == nil {
 			if err := s.removeGuestExec(ctx, sb, p); err != nil {
 				return nil, err
@@ -132,7 +140,7 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 // stopped; NotFound counts as done. When the guest still runs it (the
 // host's wait failed, or its start failed after the agent started it),
 // the process is killed and waited for (bounded) before the record goes.
-func (s *service) removeGuestExec(ctx context.Context, sb Sandbox, p *process) error {
+func (s *service) removeGuestExec(ctx context.Context, sb PodVM, p *process) error {
 	req := &api.ProcessRequest{ContainerId: p.containerID, ExecId: p.execID}
 	remove := func() error {
 		_, err := sb.Agent().RemoveProcess(ctx, req)
@@ -162,18 +170,22 @@ func (s *service) removeGuestExec(ctx context.Context, sb Sandbox, p *process) e
 
 // removeGuestContainer force-removes a container the agent may have
 // created although its CreateContainer call failed; errors are logged.
-func (s *service) removeGuestContainer(ctx context.Context, sb Sandbox, id string) {
+func (s *service) removeGuestContainer(ctx context.Context, sb PodVM, id string) {
 	if vmGone(sb) {
 		return
 	}
-	_, err := sb.Agent().RemoveContainer(context.WithoutCancel(ctx), &api.RemoveContainerRequest{ContainerId: id, Force: true})
+	// Not cancelled with the failed request; bounded as every agent
+	// request is (timeouts.agent_request).
+	cctx, cancel := cleanup.Context(ctx, sb.Config().Timeouts.AgentRequest.Duration)
+	defer cancel()
+	_, err := sb.Agent().RemoveContainer(cctx, &api.RemoveContainerRequest{ContainerId: id, Force: true})
 	if err = fromAgent(err, "remove container %s after its failed create", id); err != nil && !errdefs.IsNotFound(err) {
 		log.G(ctx).WithError(err).Warn("rollback: remove container in the guest")
 	}
 }
 
 // vmGone reports whether sb's VM died or was stopped.
-func vmGone(sb Sandbox) bool {
+func vmGone(sb PodVM) bool {
 	select {
 	case <-sb.Done():
 		return true

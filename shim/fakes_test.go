@@ -2,13 +2,10 @@ package shim
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -18,18 +15,18 @@ import (
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/containerd/v2/core/events"
 	"github.com/containerd/containerd/v2/pkg/namespaces"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/statedir"
+	"google.golang.org/protobuf/types/known/anypb"
 )
 
 // fakeAgent plays the guest agent: it records stream connections and
 // calls, and answers WaitProcess when the test says so.
 type fakeAgent struct {
-	api.AgentService // unimplemented methods panic
+	ContainerAgent // unimplemented methods panic
 
 	mu       sync.Mutex
 	startErr error
@@ -182,13 +179,9 @@ func (a *fakeAgent) RemoveProcess(ctx context.Context, r *api.ProcessRequest) (*
 	return &api.Empty{}, nil
 }
 
-func (a *fakeAgent) DestroySandbox(ctx context.Context, r *api.DestroySandboxRequest) (*api.Empty, error) {
-	return &api.Empty{}, nil
-}
-
-// fakeSandbox hands out socketpairs for streams; the guest ends are kept
+// fakePodVM hands out socketpairs for streams; the guest ends are kept
 // for the test.
-type fakeSandbox struct {
+type fakePodVM struct {
 	id      string
 	share   *fakeShare
 	agent   *fakeAgent
@@ -205,18 +198,46 @@ type fakeSandbox struct {
 	undeadlined int
 	// vmKills counts KillVM calls.
 	vmKills int
+	// fits records FitResources calls; fitErr is their answer.
+	fits   []*specs.LinuxResources
+	fitErr error
+	// pauses and resumes count Pause and Resume calls; pauseErr and
+	// resumeErr are their answers.
+	pauses, resumes     int
+	pauseErr, resumeErr error
 }
 
-func (s *fakeSandbox) Config() *config.Config  { return config.Default() }
-func (s *fakeSandbox) ID() string              { return s.id }
-func (s *fakeSandbox) Share() containerShare   { return s.share }
-func (s *fakeSandbox) Agent() api.AgentService { return s.agent }
-func (s *fakeSandbox) Done() <-chan struct{}   { return s.done }
-func (s *fakeSandbox) Pids() map[string]int    { return map[string]int{"qemu": 4242} }
-func (s *fakeSandbox) die()                    { s.dieOnce.Do(func() { close(s.done) }) }
+func (s *fakePodVM) Config() *config.Config { return config.Default() }
+func (s *fakePodVM) ID() string             { return s.id }
+func (s *fakePodVM) Share() containerShare  { return s.share }
+func (s *fakePodVM) Agent() ContainerAgent  { return s.agent }
+func (s *fakePodVM) Done() <-chan struct{}  { return s.done }
+func (s *fakePodVM) VMMPid() int            { return 4242 }
+func (s *fakePodVM) die()                   { s.dieOnce.Do(func() { close(s.done) }) }
+
+func (s *fakePodVM) FitResources(_ context.Context, res *specs.LinuxResources) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fits = append(s.fits, res)
+	return s.fitErr
+}
+
+func (s *fakePodVM) Pause(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pauses++
+	return s.pauseErr
+}
+
+func (s *fakePodVM) Resume(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.resumes++
+	return s.resumeErr
+}
 
 // KillVM ends the fake VM (see vmKiller) and counts the calls.
-func (s *fakeSandbox) KillVM(ctx context.Context) error {
+func (s *fakePodVM) KillVM(ctx context.Context) error {
 	s.mu.Lock()
 	s.vmKills++
 	s.mu.Unlock()
@@ -224,7 +245,7 @@ func (s *fakeSandbox) KillVM(ctx context.Context) error {
 	return nil
 }
 
-func (s *fakeSandbox) Stop(ctx context.Context) error {
+func (s *fakePodVM) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
 	err := s.stopErr
@@ -233,7 +254,7 @@ func (s *fakeSandbox) Stop(ctx context.Context) error {
 	return err
 }
 
-func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
+func (s *fakePodVM) DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error) {
 	s.mu.Lock()
 	if _, ok := ctx.Deadline(); !ok {
 		s.undeadlined++
@@ -264,7 +285,7 @@ func (s *fakeSandbox) DialStream(ctx context.Context, h api.StreamHeader) (net.C
 	return host, nil
 }
 
-func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Conn {
+func (s *fakePodVM) guestConn(t *testing.T, cid string, st api.Stream) net.Conn {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -276,16 +297,16 @@ func (s *fakeSandbox) guestConn(t *testing.T, cid string, st api.Stream) net.Con
 }
 
 type fakeLauncher struct {
-	sb *fakeSandbox
+	sb *fakePodVM
 	// sbOverride, when set, is the sandbox Start returns (wrapping sb).
-	sbOverride Sandbox
+	sbOverride PodVM
 
 	mu         sync.Mutex
 	cleanupErr error
 	cleaned    []string
 }
 
-func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error) {
+func (l *fakeLauncher) Start(ctx context.Context, id string, opts SandboxOptions) (PodVM, error) {
 	l.sb.id = id
 	if l.sbOverride != nil {
 		return l.sbOverride, nil
@@ -383,7 +404,7 @@ func (f *fakeShutdown) Done() <-chan struct{}                        { return f.
 type fixture struct {
 	svc    *service
 	l      *fakeLauncher
-	sb     *fakeSandbox
+	sb     *fakePodVM
 	agent  *fakeAgent
 	pub    *recordingPublisher
 	share  *fakeShare
@@ -397,7 +418,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(cancel)
 	agent := &fakeAgent{exits: map[string]chan uint32{}}
 	share := &fakeShare{added: map[string]statedir.ContainerFS{}}
-	sb := &fakeSandbox{share: share, agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
+	sb := &fakePodVM{share: share, agent: agent, done: make(chan struct{}), guest: map[api.StreamHeader]net.Conn{}}
 	pub := &recordingPublisher{got: make(chan struct{}, 1)}
 	sd := &fakeShutdown{done: make(chan struct{})}
 	t.Cleanup(func() { close(sd.done) })
@@ -442,155 +463,50 @@ func isExit(id string) func(events.Event) bool {
 	}
 }
 
-func TestExitPublishedAfterOutput(t *testing.T) {
-	f := newFixture(t)
-	path, r := stdoutFifo(t)
-	f.createAndStart(t, "c1", path)
-
-	out := f.sb.guestConn(t, "c1", api.StreamStdout)
-	if _, err := out.Write([]byte("hello\n")); err != nil {
-		t.Fatal(err)
-	}
-	f.agent.exitChan("c1") <- 3 // WaitProcess answers while output is still open
-
-	_, p, err := f.svc.getProcess("c1", "")
-	if err != nil {
-		t.Fatal(err)
-	}
+// within fails the test when ch does not deliver in time (a safety net
+// against deadlocks, not a synchronisation).
+func within[T any](t *testing.T, what string, ch <-chan T) T {
+	t.Helper()
 	select {
-	case <-p.exited:
-		t.Fatal("exit recorded before the stdout stream ended")
-	case <-time.After(100 * time.Millisecond):
-	}
-	_ = out.Close()
-
-	wctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
-	defer cancel()
-	w, err := f.svc.Wait(wctx, &taskAPI.WaitRequest{ID: "c1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.ExitStatus != 3 {
-		t.Fatalf("exit status %d, want 3", w.ExitStatus)
-	}
-	if err := syscall.SetNonblock(int(r.Fd()), false); err != nil {
-		t.Fatal(err)
-	}
-	got, err := io.ReadAll(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != "hello\n" {
-		t.Fatalf("stdout %q", got)
-	}
-	ev := f.pub.waitFor(t, "TaskExit", isExit("c1")).(*eventstypes.TaskExit)
-	if ev.ExitStatus != 3 || ev.ID != "c1" || ev.Pid != 4242 {
-		t.Fatalf("TaskExit %+v", ev)
-	}
-	// TaskStart precedes TaskExit.
-	f.pub.mu.Lock()
-	var order []string
-	for _, e := range f.pub.events {
-		switch e.(type) {
-		case *eventstypes.TaskCreate:
-			order = append(order, "create")
-		case *eventstypes.TaskStart:
-			order = append(order, "start")
-		case *eventstypes.TaskExit:
-			order = append(order, "exit")
-		}
-	}
-	f.pub.mu.Unlock()
-	if strings.Join(order, ",") != "create,start,exit" {
-		t.Fatalf("event order %v", order)
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+		var zero T
+		return zero
 	}
 }
 
-func TestVMDeathExitsEveryProcess(t *testing.T) {
-	f := newFixture(t)
-	f.createAndStart(t, "c1", "")
-	f.sb.die()
+// inPod makes the fixture's bundle put its containers into one pod.
+func (f *fixture) inPod(t *testing.T) {
+	t.Helper()
+	writeFile(t, f.bundle, specFile, `{"ociVersion":"1.0.2","annotations":{"io.containerd.veil.v2.group":"pod"}}`)
+}
 
-	wctx, cancel := context.WithTimeout(f.ctx, 5*time.Second)
-	defer cancel()
-	w, err := f.svc.Wait(wctx, &taskAPI.WaitRequest{ID: "c1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if w.ExitStatus != vmDeathExitStatus {
-		t.Fatalf("exit status %d, want %d", w.ExitStatus, vmDeathExitStatus)
-	}
-	f.pub.waitFor(t, "TaskExit", isExit("c1"))
+func (f *fixture) execRequest(id, execID string) *taskAPI.ExecProcessRequest {
+	return &taskAPI.ExecProcessRequest{ID: id, ExecID: execID, Spec: &anypb.Any{Value: []byte(`{"args":["true"],"cwd":"/"}`)}}
+}
 
-	// Kill of the dead process says it finished; Delete still cleans up.
-	_, err = f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: 15})
-	if status.Code(err) != codes.NotFound {
-		t.Fatalf("kill after death: %v", err)
+// startExec registers and starts exec x of a running c1.
+func (f *fixture) startExec(t *testing.T, execID string) {
+	t.Helper()
+	if _, err := f.svc.Exec(f.ctx, f.execRequest("c1", execID)); err != nil {
+		t.Fatalf("exec: %v", err)
 	}
-	if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
-		t.Fatal(err)
-	}
-	if f.share.count() != 0 {
-		t.Fatalf("still mounted: %v", f.share.added)
+	if _, err := f.svc.Start(f.ctx, &taskAPI.StartRequest{ID: "c1", ExecID: execID}); err != nil {
+		t.Fatalf("start exec: %v", err)
 	}
 }
 
-func TestStartErrorReachesClient(t *testing.T) {
-	f := newFixture(t)
-	f.agent.startErr = status.Error(codes.Unknown, `exec: "nosuchcmd": executable file not found in $PATH`)
-	if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: f.bundle}); err != nil {
+func writeFile(t *testing.T, dir, name, body string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
 		t.Fatal(err)
-	}
-	_, err := f.svc.Start(f.ctx, &taskAPI.StartRequest{ID: "c1"})
-	if err == nil || !strings.Contains(err.Error(), "nosuchcmd") || !strings.Contains(err.Error(), "not found") {
-		t.Fatalf("start error %v", err)
 	}
 }
 
-func TestDeleteLastContainerStopsSandbox(t *testing.T) {
-	cases := []struct {
-		name  string
-		start bool
-	}{
-		{name: "never started", start: false},
-		{name: "exited", start: true},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t)
-			if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: f.bundle}); err != nil {
-				t.Fatal(err)
-			}
-			if tc.start {
-				if _, err := f.svc.Start(f.ctx, &taskAPI.StartRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
-				_, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"})
-				if status.Code(err) != codes.FailedPrecondition {
-					t.Fatalf("delete of running container: %v", err)
-				}
-				f.agent.exitChan("c1") <- 0
-				f.pub.waitFor(t, "TaskExit", isExit("c1"))
-			}
-			if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
-				t.Fatal(err)
-			}
-			f.sb.mu.Lock()
-			stopped := f.sb.stopped
-			f.sb.mu.Unlock()
-			if !stopped || f.share.count() != 0 {
-				t.Fatalf("stopped=%v mounted=%v", stopped, f.share.added)
-			}
-			if len(f.agent.removed) != 1 {
-				t.Fatalf("agent removed %v", f.agent.removed)
-			}
-			_, err := f.svc.State(f.ctx, &taskAPI.StateRequest{ID: "c1"})
-			if status.Code(err) != codes.NotFound {
-				t.Fatalf("state after delete: %v", err)
-			}
-			if errors.Is(err, context.Canceled) {
-				t.Fatal(err)
-			}
-		})
-	}
+// agentPodVM is the fake sandbox with another agent.
+type agentPodVM struct {
+	*fakePodVM
+	agent ContainerAgent
 }

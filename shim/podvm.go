@@ -4,26 +4,41 @@ import (
 	"context"
 	"net"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
 )
 
-// Sandbox is what the task service needs of a running sandbox VM.
-type Sandbox interface {
+// PodVM is the pod's sandbox VM as the task service sees it: one per
+// shim, holding every container of the pod. runtime/sandbox.Sandbox is the
+// real one (wrapped in launcher.go).
+type PodVM interface {
 	// ID is the sandbox's id (the pod's, or the first container's).
 	ID() string
 	// Share shows containers' filesystems to the guest.
 	Share() containerShare
-	// Agent is the ttrpc client of the guest agent.
-	Agent() api.AgentService
+	// Agent is the guest agent, narrowed to the container and process
+	// calls the task service makes (ContainerAgent).
+	Agent() ContainerAgent
 	// DialStream opens one stdio stream connection (see api.StreamHeader).
 	DialStream(ctx context.Context, h api.StreamHeader) (net.Conn, error)
 	// Config is the sandbox's effective configuration.
 	Config() *config.Config
 	// Done is closed when the VM died or was stopped.
 	Done() <-chan struct{}
-	// Pids names the host processes of the sandbox (VMM and helpers).
-	Pids() map[string]int
+	// VMMPid is the host pid that stands for the sandbox's processes (the
+	// hypervisor's), or 0 when unknown.
+	VMMPid() int
+	// FitResources makes the VM big enough for a container's limits
+	// where the hypervisor can (the sizing policy is the sandbox's); a
+	// VM that cannot grow keeps its size and bounds the limits.
+	FitResources(ctx context.Context, res *specs.LinuxResources) error
+	// Pause freezes the whole VM (every container of the pod); Resume
+	// thaws it. Both fail with an error wrapping errdefs.ErrNotImplemented
+	// when the hypervisor cannot.
+	Pause(ctx context.Context) error
+	Resume(ctx context.Context) error
 	// Stop stops the VM and removes everything of the sandbox; it is
 	// idempotent.
 	Stop(ctx context.Context) error
@@ -66,22 +81,10 @@ type SandboxOptions struct {
 // Launcher starts sandboxes and cleans up after dead ones.
 type Launcher interface {
 	// Start boots a sandbox VM and returns once its agent answers.
-	Start(ctx context.Context, id string, opts SandboxOptions) (Sandbox, error)
+	Start(ctx context.Context, id string, opts SandboxOptions) (PodVM, error)
 	// Cleanup removes whatever a crashed shim left of sandbox id
 	// (processes, state dir); it is idempotent.
 	Cleanup(ctx context.Context, id string) error
 	// StateDir is the root under which sandboxes keep their state.
 	StateDir() string
-}
-
-// vmmPid returns the host pid that stands for the sandbox's processes
-// (the hypervisor's), or 0 when unknown. Sandbox.Pids keys the VMM by its
-// resolved hypervisor name.
-func vmmPid(pids map[string]int) uint32 {
-	for _, k := range []string{config.HypervisorQEMU, config.HypervisorCloudHypervisor} {
-		if p, ok := pids[k]; ok && p > 0 {
-			return uint32(p)
-		}
-	}
-	return 0
 }
