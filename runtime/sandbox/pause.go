@@ -5,14 +5,9 @@ import (
 	"fmt"
 
 	"github.com/containerd/errdefs"
-)
 
-// pausableVM is a VM whose guest's vCPUs can be stopped and restarted
-// while the VMM keeps running (hypervisor.Pauser).
-type pausableVM interface {
-	Pause(ctx context.Context) error
-	Resume(ctx context.Context) error
-}
+	"github.com/veil-runtime/veil/runtime/hypervisor"
+)
 
 // Pause freezes the whole sandbox: the VM's vCPUs stop, so every
 // container and the agent with them. It fails with NotImplemented when
@@ -43,8 +38,8 @@ func (s *Sandbox) Resume(ctx context.Context) error {
 	return nil
 }
 
-func (s *Sandbox) pausable(what string) (pausableVM, error) {
-	p, ok := s.vm.(pausableVM)
+func (s *Sandbox) pausable(what string) (hypervisor.Pauser, error) {
+	p, ok := s.vm.(hypervisor.Pauser)
 	if !ok {
 		return nil, fmt.Errorf("sandbox %s: hypervisor %s cannot %s the VM: %w", s.id, s.vmm, what, errdefs.ErrNotImplemented)
 	}
