@@ -7,19 +7,26 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
 	"github.com/mdlayher/vsock"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/container"
 	"github.com/veil-runtime/veil/agent/stream"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // shutdownTimeout bounds the cleanup when the agent is told to stop.
 const shutdownTimeout = 15 * time.Second
+
+// errServerEnded ends the serve group when a server returns without an
+// error of its own (it was closed): the other one stops too.
+var errServerEnded = errors.New("server ended")
 
 // Options configure Run.
 type Options struct {
@@ -86,12 +93,15 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.UnixDir == "" {
 		agentL, streamL = hostOnly{agentL, ctx}, hostOnly{streamL, ctx}
 		// The listeners queue connections from here on, so the host may
-		// dial before Serve accepts.
-		go func() {
+		// dial before Serve accepts. The notification is bounded
+		// (readyTimeout); Run waits for it before it returns.
+		var notified sync.WaitGroup
+		defer notified.Wait()
+		notified.Go(func() {
 			if err := notifyReady(ctx); err != nil {
 				log.G(ctx).WithError(err).Error("could not tell the host that the agent serves")
 			}
-		}()
+		})
 	}
 	return Serve(ctx, agentL, streamL, opts)
 }
@@ -112,32 +122,41 @@ func Serve(ctx context.Context, agentL, streamL net.Listener, opts Options) erro
 	}
 	api.RegisterAgentService(srv, svc)
 
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	streamErr := make(chan error, 1)
-	go func() { streamErr <- stream.Serve(sctx, streamL, reg) }()
-	ttrpcErr := make(chan error, 1)
-	go func() { ttrpcErr <- srv.Serve(sctx, agentL) }()
+	// The group owns both servers: the first to end (or ctx) ends the
+	// other, and Serve returns only once both have.
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer func() { _ = streamL.Close() }() // also when Serve failed by itself
+		if err := stream.Serve(gctx, streamL, reg); err != nil {
+			return fmt.Errorf("stream listener: %w", err)
+		}
+		return errServerEnded
+	})
+	g.Go(func() error {
+		if err := srv.Serve(gctx, agentL); err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
+			return fmt.Errorf("ttrpc server: %w", err)
+		}
+		return errServerEnded
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		// Stop accepting: ends srv.Serve, and stream.Serve (which
+		// closes streamL when its context ends).
+		_ = srv.Close()
+		return nil
+	})
 	log.G(ctx).WithFields(log.Fields{"agent": agentL.Addr().String(), "streams": streamL.Addr().String()}).Info("agent serving")
 
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case err := <-streamErr:
-		runErr = fmt.Errorf("stream listener: %w", err)
-	case err := <-ttrpcErr:
-		if err != nil && !errors.Is(err, ttrpc.ErrServerClosed) {
-			runErr = fmt.Errorf("ttrpc server: %w", err)
-		}
+	runErr := g.Wait()
+	if errors.Is(runErr, errServerEnded) {
+		runErr = nil
 	}
 	log.G(ctx).WithError(runErr).Info("agent stopping")
-	cancel()
-	cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownTimeout)
+	cctx, ccancel := cleanup.Context(ctx, shutdownTimeout)
 	defer ccancel()
 	if _, err := svc.DestroySandbox(cctx, &api.DestroySandboxRequest{}); err != nil {
 		log.G(ctx).WithError(err).Warn("cleanup at stop")
 	}
-	_ = srv.Close()
 	reg.Close()
 	return runErr
 }
