@@ -6,7 +6,9 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
+
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // Exec starts an extra process in a running container and returns its
@@ -48,13 +50,14 @@ func (m *Manager) Exec(ctx context.Context, id, execID string, procJSON []byte, 
 	}
 	c.execs[execID] = nil // reserved
 	c.mu.Unlock()
-	defer func() {
-		if retErr != nil {
-			c.mu.Lock()
-			delete(c.execs, execID)
-			c.mu.Unlock()
-		}
-	}()
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
+	undo.Push("reserve exec id "+execID, func(context.Context) error {
+		c.mu.Lock()
+		delete(c.execs, execID)
+		c.mu.Unlock()
+		return nil
+	})
 
 	// The wait for the streams runs unlocked; the container may be
 	// removed or its init may exit meanwhile, so look again under the

@@ -22,6 +22,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 const (
@@ -163,6 +164,8 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 		c.creating = false
 		m.mu.Unlock()
 	}()
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
 
 	cfg, err := specconv.CreateLibcontainerConfig(&specconv.CreateOpts{CgroupName: id, Spec: spec})
 	if err != nil {
@@ -175,13 +178,7 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 		}
 		return fmt.Errorf("create container %s: %w", id, err)
 	}
-	defer func() {
-		if retErr != nil {
-			if err := lc.Destroy(); err != nil {
-				log.G(ctx).WithError(err).WithField("container", id).Warn("rollback: destroy container")
-			}
-		}
-	}()
+	undo.Push("create container "+id, func(context.Context) error { return lc.Destroy() })
 
 	conns, err := m.takeStreams(ctx, id, "", sio)
 	if err != nil {

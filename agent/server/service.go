@@ -12,6 +12,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/container"
+	"github.com/veil-runtime/veil/runtime/cleanup"
 )
 
 // Containers is what the service needs from the container manager.
@@ -101,7 +102,7 @@ func (s *Service) CreateSandbox(ctx context.Context, r *api.CreateSandboxRequest
 	return &api.Empty{}, toStatus(s.createSandbox(ctx, r))
 }
 
-func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest) error {
+func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest) (retErr error) {
 	if err := api.ValidateID("sandbox id", r.SandboxId); err != nil {
 		return fmt.Errorf("create sandbox: %w", err)
 	}
@@ -110,6 +111,8 @@ func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest
 	if s.sandboxID != "" {
 		return fmt.Errorf("create sandbox %s: sandbox %s exists: %w", r.SandboxId, s.sandboxID, errdefs.ErrAlreadyExists)
 	}
+	var undo cleanup.Stack
+	defer undo.OnError(ctx, &retErr)
 	if r.Hostname != "" {
 		if err := s.guest.SetHostname(r.Hostname); err != nil {
 			return fmt.Errorf("create sandbox %s: %w", r.SandboxId, err)
@@ -120,18 +123,16 @@ func (s *Service) createSandbox(ctx context.Context, r *api.CreateSandboxRequest
 			return fmt.Errorf("create sandbox %s: %w", r.SandboxId, err)
 		}
 		s.shareDir = api.SharedDir
+		undo.Push("mount the share", func(ctx context.Context) error {
+			s.shareDir = ""
+			return s.guest.UnmountShare(ctx, api.SharedDir)
+		})
 	}
 	shm := r.ShmSizeBytes
 	if shm == 0 {
 		shm = DefaultShmSize
 	}
 	if err := s.guest.MountTmpfs(ctx, api.PodShmDir, shm); err != nil {
-		if s.shareDir != "" {
-			if uerr := s.guest.UnmountShare(ctx, s.shareDir); uerr != nil {
-				log.G(ctx).WithError(uerr).Warn("rollback: unmount share")
-			}
-			s.shareDir = ""
-		}
 		return fmt.Errorf("create sandbox %s: pod shm: %w", r.SandboxId, err)
 	}
 	s.shmDir = api.PodShmDir
