@@ -73,13 +73,6 @@ func TestMirrorHostsTOML(t *testing.T) {
 	}
 }
 
-func TestRepoRoot(t *testing.T) {
-	root := RepoRoot()
-	if root == "" || !isVeilModule(root+"/go.mod") {
-		t.Fatalf("RepoRoot() = %q, not Veil's module root", root)
-	}
-}
-
 // TestContainerdRunc runs busybox under runc through the private
 // containerd, then checks Stop leaves nothing behind.
 func TestContainerdRunc(t *testing.T) {
