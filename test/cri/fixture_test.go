@@ -200,25 +200,6 @@ func (f *fixture) waitExited(t testing.TB, id string, d time.Duration) *runtimea
 	return st
 }
 
-// eventually polls check until it returns nil or the deadline passes
-// (observing a condition, not sleeping in place of one).
-func eventually(t testing.TB, what string, d time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, d, err)
-		}
-		<-tick.C
-	}
-}
-
 // logHas returns nil once the container's log holds want.
 func logHas(path, want string) error {
 	l, err := ReadLog(path)
