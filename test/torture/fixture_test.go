@@ -71,52 +71,12 @@ type fixture struct {
 	logs     string
 }
 
-// newFixture starts the containerd; Cleanup stops it (the harness's own
-// leak census runs there). tune adjusts the Veil config.
+// newFixture starts the shared CRI fixture (cri.NewFixture); on failure
+// it logs containerd's warnings and errors. tune adjusts the Veil config.
 func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	t.Helper()
-	cfg := harness.SandboxConfig(t) // skips unless integration tests run
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	base := t.TempDir()
-	f := &fixture{ctx: ctx, cfg: cfg, logs: filepath.Join(base, "logs")}
-	for _, fn := range tune {
-		fn(cfg)
-	}
-	f.stateDir = cfg.StateDir
-	var err error
-	if f.cfgPath, err = harness.WriteConfig(cfg, base, "veil.toml"); err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer scancel()
-	c, err := harness.Start(sctx, harness.Options{
-		CRI:      &harness.CRIOptions{VeilConfig: f.cfgPath},
-		Env:      []string{config.EnvPath + "=" + f.cfgPath},
-		StateDir: cfg.StateDir,
-	})
-	if err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
-	f.c = c
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd log %s, its warnings and errors:\n%s", c.LogPath, problems(c.LogPath, 80))
-		}
-		if err := c.Stop(context.WithoutCancel(ctx)); err != nil {
-			t.Errorf("stop containerd: %v", err)
-		}
-	})
-	if f.cl, err = cri.New(c); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.cl.Close() })
-	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
-	defer pcancel()
-	if _, err := f.cl.Pull(pctx, criimage.Busybox, nil); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	s := cri.NewFixture(t, func(path string) string { return problems(path, 80) }, tune...)
+	return &fixture{ctx: s.Ctx, c: s.C, cl: s.Client, cfg: s.Config, cfgPath: s.ConfigPath, stateDir: s.StateDir, logs: s.Logs}
 }
 
 // pod is a running Veil pod of the test.
