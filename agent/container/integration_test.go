@@ -23,7 +23,6 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/stream"
-
 	"github.com/veil-runtime/veil/test/integration"
 )
 

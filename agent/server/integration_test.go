@@ -20,7 +20,6 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/container"
-
 	"github.com/veil-runtime/veil/test/integration"
 )
 

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
-
 	"github.com/veil-runtime/veil/test/integration"
 )
 
