@@ -37,7 +37,7 @@ type env struct {
 // make setup changed by opts.
 func setup(t *testing.T, hypervisor string, opts ...func(*config.Config)) *env {
 	t.Helper()
-	harness.Skip(t)
+	integration.Require(t, integration.Root, integration.VM)
 	cache := harness.CacheDir()
 	cfg, err := config.Load(harness.ConfigPath())
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/veil-runtime/veil/test/image"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 func TestConfig(t *testing.T) {
@@ -76,7 +77,7 @@ func TestMirrorHostsTOML(t *testing.T) {
 // TestContainerdRunc runs busybox under runc through the private
 // containerd, then checks Stop leaves nothing behind.
 func TestContainerdRunc(t *testing.T) {
-	Skip(t)
+	integration.Require(t, integration.Root)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -25,14 +25,6 @@ func OutputDir() string { return integration.OutputDir() }
 // ConfigPath is the Veil config `make setup` writes for this checkout.
 func ConfigPath() string { return integration.ConfigPath() }
 
-// Skip gates an integration test that needs root (integration.Require
-// with integration.Root): it skips t with a one-line reason unless
-// VEIL_INTEGRATION=1, and fails it when VEIL_INTEGRATION=1 but not root.
-func Skip(t testing.TB) {
-	t.Helper()
-	integration.Require(t, integration.Root)
-}
-
 // HelperPid reads the pid file of helper name (qemu, virtiofsd, ...) in
 // sandbox id's directory under stateDir, or fails t.
 func HelperPid(t testing.TB, stateDir, id, name string) int {
