@@ -23,6 +23,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/stream"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestMain lets libcontainer re-execute this test binary as `init` inside
@@ -37,19 +38,11 @@ func TestMain(m *testing.M) {
 
 const busybox = "/bin/busybox"
 
-// integration skips unless VEIL_INTEGRATION=1; then missing prerequisites
-// fail the test.
-func integration(t *testing.T) {
+// needHost gates a test on the integration gate (see test/integration):
+// root and busybox-static.
+func needHost(t *testing.T) {
 	t.Helper()
-	if os.Getenv("VEIL_INTEGRATION") != "1" {
-		t.Skip("needs root and busybox-static; set VEIL_INTEGRATION=1")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("VEIL_INTEGRATION=1 but not root")
-	}
-	if _, err := os.Stat(busybox); err != nil {
-		t.Fatalf("VEIL_INTEGRATION=1 but %s is missing (apt-get install busybox-static): %v", busybox, err)
-	}
+	integration.Require(t, integration.Root, integration.File(busybox, "apt-get install busybox-static"))
 }
 
 // fixture is a Manager over a temporary shared dir and state root, with
@@ -63,7 +56,7 @@ type fixture struct {
 }
 
 func newFixture(t *testing.T) *fixture {
-	integration(t)
+	needHost(t)
 	shared := t.TempDir()
 	reg := stream.NewRegistry(time.Minute)
 	t.Cleanup(reg.Close)

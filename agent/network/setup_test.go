@@ -10,7 +10,8 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
+	"github.com/veil-runtime/veil/test/testnet"
 )
 
 const (
@@ -21,7 +22,7 @@ const (
 // TestSetup applies requests inside a throwaway network namespace whose
 // links stand in for the VM's NICs.
 func TestSetup(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	full := validRequest()
 	full.Routes = append(full.Routes, &api.Route{Destination: "10.215.0.0/16", Gateway: "10.214.1.254", Device: "eth0"})
 	cases := []struct {
@@ -90,7 +91,7 @@ func TestSetup(t *testing.T) {
 			ns := testNetNS(t)
 			tc.links(t, ns)
 			resolv := filepath.Join(t.TempDir(), "resolv.conf")
-			c := New(Options{Handle: harness.NetlinkIn(t, ns), ResolvConf: resolv, LinkTimeout: 500 * time.Millisecond})
+			c := New(Options{Handle: testnet.NetlinkIn(t, ns), ResolvConf: resolv, LinkTimeout: 500 * time.Millisecond})
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			var err error
@@ -139,7 +140,7 @@ func TestSetup(t *testing.T) {
 // addresses, routes and neighbours as ip(8) prints them.
 func state(t *testing.T, ns string) string {
 	t.Helper()
-	h := harness.NetlinkIn(t, ns)
+	h := testnet.NetlinkIn(t, ns)
 	links, err := h.LinkList()
 	if err != nil {
 		t.Fatal(err)
@@ -163,14 +164,14 @@ func state(t *testing.T, ns string) string {
 
 func ipCmd(t *testing.T, args ...string) string {
 	t.Helper()
-	return harness.MustRun(t, "ip", args...)
+	return testnet.MustRun(t, "ip", args...)
 }
 
 // testNetNS creates a named network namespace that t's cleanup deletes,
 // with lo down as a fresh namespace has it (Setup must bring it up).
 func testNetNS(t *testing.T) string {
 	t.Helper()
-	ns := harness.NetNS(t, "veil-guest-")
+	ns := testnet.NetNS(t, "veil-guest-")
 	ipCmd(t, "-n", ns, "link", "set", "lo", "down")
 	return ns
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/container"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestMain lets libcontainer re-execute this test binary as `init`.
@@ -34,15 +35,10 @@ func TestMain(m *testing.M) {
 // TestServeOverTTRPC drives the whole server (ttrpc + stream listener +
 // containers) over Unix sockets, as the host does over hybrid vsock.
 func TestServeOverTTRPC(t *testing.T) {
-	if os.Getenv("VEIL_INTEGRATION") != "1" {
-		t.Skip("needs root and busybox-static; set VEIL_INTEGRATION=1")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("VEIL_INTEGRATION=1 but not root")
-	}
+	integration.Require(t, integration.Root, integration.File("/bin/busybox", "apt-get install busybox-static"))
 	bb, err := os.ReadFile("/bin/busybox")
 	if err != nil {
-		t.Fatalf("VEIL_INTEGRATION=1 but busybox-static is missing: %v", err)
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	shared := filepath.Join(dir, "shared")

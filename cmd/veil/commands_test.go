@@ -10,7 +10,7 @@ import (
 
 	"github.com/veil-runtime/veil/runtime/hostcheck"
 	"github.com/veil-runtime/veil/runtime/inspect"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // cmdCase is one veil invocation and what it must print.
@@ -147,14 +147,14 @@ func TestCheckCommand(t *testing.T) {
 // really tried (this test binary serves as its stage, see TestMain) and
 // QEMU's -sandbox probed.
 func TestCheckThisHost(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root, integration.VM)
 	w := newWorld(t)
 	e := w.env()
 	e.host = hostcheck.LocalHost()
 	var out bytes.Buffer
 	cmd := newRootCommandEnv(e)
 	cmd.SetOut(&out)
-	cmd.SetArgs([]string{"--config", harness.ConfigPath(), "check"})
+	cmd.SetArgs([]string{"--config", integration.ConfigPath(), "check"})
 	err := cmd.ExecuteContext(context.Background())
 	t.Logf("veil check:\n%s", out.String())
 	if err != nil {

@@ -20,6 +20,8 @@ import (
 	// rules (deny-all, given none) unless told to skip devices.
 	_ "github.com/opencontainers/cgroups/devices"
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // helperEnv makes the test binary a helper process (see TestMain).
@@ -80,27 +82,11 @@ func waitGo() {
 	_, _ = os.Stdin.Read(b[:])
 }
 
-// needCgroups skips t, with a one-line reason, unless it runs as root
-// with a cgroupfs to work in; with VEIL_INTEGRATION=1 it fails instead.
+// needCgroups gates t on the integration gate (see test/integration):
+// root and a cgroupfs to work in.
 func needCgroups(t *testing.T) {
 	t.Helper()
-	skip := func(why string) {
-		t.Helper()
-		if os.Getenv("VEIL_INTEGRATION") == "1" {
-			t.Fatalf("VEIL_INTEGRATION=1 but %s", why)
-		}
-		t.Skip(why)
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root to create cgroups")
-	}
-	if cgroups.IsCgroup2UnifiedMode() {
-		return
-	}
-	var st unix.Statfs_t
-	if err := unix.Statfs("/sys/fs/cgroup/memory", &st); err != nil || st.Type != unix.CGROUP_SUPER_MAGIC {
-		skip("no cgroupfs: neither cgroup2 nor a v1 memory hierarchy at /sys/fs/cgroup")
-	}
+	integration.Require(t, integration.Root, integration.Cgroups)
 }
 
 // testParent returns a parent cgroup path unique to t, and removes it,

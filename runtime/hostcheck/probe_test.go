@@ -11,14 +11,14 @@ import (
 
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/jail"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestMain lets the test binary serve as the jail stage (TryJail).
-func TestMain(m *testing.M) { harness.Main(m) }
+func TestMain(m *testing.M) { integration.Main(m) }
 
 func TestTryJailForReal(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	cfg := config.Default()
 	cases := []struct {
 		name string
@@ -47,8 +47,8 @@ func TestTryJailForReal(t *testing.T) {
 }
 
 func TestRunLocalHost(t *testing.T) {
-	harness.Skip(t)
-	cfg, err := config.Load(harness.ConfigPath())
+	integration.Require(t, integration.Root)
+	cfg, err := config.Load(integration.ConfigPath())
 	if err != nil {
 		t.Fatal(err)
 	}

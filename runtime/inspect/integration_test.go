@@ -12,7 +12,11 @@ import (
 	"github.com/veil-runtime/veil/runtime/sandbox"
 	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
+
+// busybox is the host's static busybox (busybox-static).
+const busybox = "/bin/busybox"
 
 // installBusybox copies the host's static busybox into a tools directory
 // with links for the commands the test runs, shows it to the guest
@@ -20,9 +24,9 @@ import (
 // "tools", and returns its guest path.
 func installBusybox(ctx context.Context, t *testing.T, share *statedir.Share) string {
 	t.Helper()
-	bb, err := os.ReadFile("/bin/busybox")
+	bb, err := os.ReadFile(busybox)
 	if err != nil {
-		t.Fatalf("VEIL_INTEGRATION=1 but busybox-static is missing: %v", err)
+		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "busybox"), bb, 0o755); err != nil {
@@ -47,6 +51,7 @@ const bootTimeout = 90 * time.Second
 // Stats (`veil sandbox metrics`), VM info, and several agent connections
 // besides the sandbox's own.
 func TestRunningSandbox(t *testing.T) {
+	integration.Require(t, integration.File(busybox, "apt-get install busybox-static"))
 	cfg := harness.SandboxConfig(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout)

@@ -15,10 +15,10 @@ import (
 
 	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/proc"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
-func TestMain(m *testing.M) { harness.Main(m) }
+func TestMain(m *testing.M) { integration.Main(m) }
 
 const testUID = 3_999_000_001
 
@@ -73,7 +73,7 @@ func status(t *testing.T, pid int) map[string]string {
 }
 
 func TestJailedHelper(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	adj := 321
 	spec := &jail.Spec{
 		UID: testUID, GID: testUID, Namespaces: true, OOMScoreAdj: &adj,
@@ -130,7 +130,7 @@ func TestJailedHelper(t *testing.T) {
 // holds /usr, the library links, /dev's basics and the binds, it cannot
 // write there, and a bind is read-only unless asked.
 func TestJailRootHoldsOnlyWhatItNeeds(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	src := t.TempDir()
 	if err := os.WriteFile(filepath.Join(src, "kernel"), []byte("k"), 0o644); err != nil {
 		t.Fatal(err)
@@ -169,7 +169,7 @@ func TestJailRootHoldsOnlyWhatItNeeds(t *testing.T) {
 
 // TestStageWaitsForRelease: a stage whose parent gives up runs nothing.
 func TestStageAbort(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	marker := filepath.Join(t.TempDir(), "ran")
 	cmd := exec.Command("sh", "-c", "touch "+marker)
 	st, err := jail.Prepare(cmd, &jail.Spec{})
@@ -195,7 +195,7 @@ func TestStageAbort(t *testing.T) {
 // through it (own namespaces, root, uid, rlimits) and wait for its exit,
 // against starting it directly.
 func BenchmarkStage(b *testing.B) {
-	harness.Skip(b)
+	integration.Require(b, integration.Root)
 	for _, tc := range []struct {
 		name string
 		spec *jail.Spec
@@ -223,7 +223,7 @@ func BenchmarkStage(b *testing.B) {
 // CAP_SYS_RESOURCE; without it (some hosts withhold it from root) the
 // helper keeps the inherited value instead of failing to start.
 func TestOOMScoreAdjLowering(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	cur, err := os.ReadFile("/proc/self/oom_score_adj")
 	if err != nil {
 		t.Fatal(err)

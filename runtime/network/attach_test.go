@@ -16,7 +16,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
+	"github.com/veil-runtime/veil/test/testnet"
 )
 
 // Addresses of the fixtures: private ranges unlikely to clash, and only
@@ -36,7 +37,7 @@ func podVeth(t *testing.T, pod, host, dev, hostDev, mac, mtu string) {
 }
 
 func TestAttach(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	cases := []struct {
 		name string
 		// setup shapes the pod namespace; host is the peer namespace.
@@ -96,12 +97,12 @@ func TestAttach(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
+			pod, host := testnet.NetNS(t, "veil-pod-"), testnet.NetNS(t, "veil-host-")
 			tc.setup(t, pod, host)
 			before := snapshot(t, pod)
 			ctx := context.Background()
 
-			e, err := Attach(ctx, harness.NetNSPath(pod))
+			e, err := Attach(ctx, testnet.NetNSPath(pod))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -109,7 +110,7 @@ func TestAttach(t *testing.T) {
 			if !slices.Equal(e.NICs, tc.wantNICs) {
 				t.Errorf("NICs = %+v, want %+v", e.NICs, tc.wantNICs)
 			}
-			h := harness.NetlinkIn(t, pod)
+			h := testnet.NetlinkIn(t, pod)
 			want := proto.Clone(tc.wantReq).(*api.SetupNetworkRequest)
 			if len(e.NICs) > 0 {
 				// The first NIC also carries the localhost forwarding: the
@@ -120,7 +121,7 @@ func TestAttach(t *testing.T) {
 				}
 				want.Interfaces[0].Addresses = append(want.Interfaces[0].Addresses, &api.IPAddress{Cidr: "169.254.77.2/30"})
 				want.Neighbors = append(want.Neighbors, &api.Neighbor{Ip: "169.254.77.1", Mac: tap.Attrs().HardwareAddr.String(), Device: want.Interfaces[0].Name})
-				nat := harness.MustRun(t, "nsenter", "--net="+harness.NetNSPath(pod), "iptables", "-t", "nat", "-S")
+				nat := testnet.MustRun(t, "nsenter", "--net="+testnet.NetNSPath(pod), "iptables", "-t", "nat", "-S")
 				for _, rule := range []string{"-j DNAT --to-destination 169.254.77.2", "-j SNAT --to-source 169.254.77.1"} {
 					if !strings.Contains(nat, rule) {
 						t.Errorf("nat table lacks %q:\n%s", rule, nat)
@@ -156,7 +157,7 @@ func TestAttach(t *testing.T) {
 // jailed Cloud Hypervisor, attaches to them by name as CH does; another
 // uid cannot, nor can that uid attach to Attach's root-owned taps.
 func TestAttachOwned(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	const uid, other = 3_999_200_001, 3_999_200_002
 	cases := []struct {
 		name    string
@@ -170,29 +171,29 @@ func TestAttachOwned(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
+			pod, host := testnet.NetNS(t, "veil-pod-"), testnet.NetNS(t, "veil-host-")
 			podVeth(t, pod, host, "eth0", "vh0", mac0, "1500")
 			ctx := context.Background()
 			var e *Endpoints
 			var err error
 			if tc.owner == 0 {
-				e, err = Attach(ctx, harness.NetNSPath(pod))
+				e, err = Attach(ctx, testnet.NetNSPath(pod))
 			} else {
-				e, err = AttachOwned(ctx, harness.NetNSPath(pod), tc.owner)
+				e, err = AttachOwned(ctx, testnet.NetNSPath(pod), tc.owner)
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = e.Detach(ctx) })
 			tapName := e.NICs[0].Tap
-			l, err := harness.NetlinkIn(t, pod).LinkByName(tapName)
+			l, err := testnet.NetlinkIn(t, pod).LinkByName(tapName)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if tap := l.(*netlink.Tuntap); tap.Owner != tc.owner || tap.Group != tc.owner {
 				t.Errorf("tap %s owned by %d:%d, want %d:%d", tapName, tap.Owner, tap.Group, tc.owner, tc.owner)
 			}
-			if err := attachAs(harness.NetNSPath(pod), tapName, tc.opener); !errors.Is(err, tc.wantErr) {
+			if err := attachAs(testnet.NetNSPath(pod), tapName, tc.opener); !errors.Is(err, tc.wantErr) {
 				t.Errorf("uid %d attaching to %s: %v, want %v", tc.opener, tapName, err, tc.wantErr)
 			}
 		})
@@ -243,7 +244,7 @@ func attachAs(nsPath, name string, uid uint32) error {
 }
 
 func TestAttachErrors(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	notNS := filepath.Join(t.TempDir(), "netns")
 	if err := os.WriteFile(notNS, nil, 0o644); err != nil {
 		t.Fatal(err)
@@ -267,10 +268,10 @@ func TestAttachErrors(t *testing.T) {
 		{
 			name: "namespace already attached",
 			path: func(t *testing.T) string {
-				pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
+				pod, host := testnet.NetNS(t, "veil-pod-"), testnet.NetNS(t, "veil-host-")
 				podVeth(t, pod, host, "eth0", "vh0", mac0, "1500")
 				ip(t, "-n", pod, "tuntap", "add", "tap0_veil", "mode", "tap")
-				return harness.NetNSPath(pod)
+				return testnet.NetNSPath(pod)
 			},
 			wantErr: []string{"already holds tap tap0_veil", "/run/netns/veil-pod-"},
 		},
@@ -293,7 +294,7 @@ func TestAttachErrors(t *testing.T) {
 }
 
 func TestCleanup(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root)
 	cases := []struct {
 		name string
 		// setup shapes the pod namespace before Attach.
@@ -314,26 +315,26 @@ func TestCleanup(t *testing.T) {
 		{
 			name: "a foreign ingress filter survives",
 			setup: func(t *testing.T, pod, host string) {
-				harness.MustRun(t, "tc", "-n", pod, "qdisc", "add", "dev", "eth0", "ingress")
-				harness.MustRun(t, "tc", "-n", pod, "filter", "add", "dev", "eth0", "ingress", "prio", "5", "protocol", "ip", "u32", "match", "u32", "0", "0", "flowid", "1:1")
+				testnet.MustRun(t, "tc", "-n", pod, "qdisc", "add", "dev", "eth0", "ingress")
+				testnet.MustRun(t, "tc", "-n", pod, "filter", "add", "dev", "eth0", "ingress", "prio", "5", "protocol", "ip", "u32", "match", "u32", "0", "0", "flowid", "1:1")
 			},
 			crash: func(t *testing.T, pod string) {},
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			pod, host := harness.NetNS(t, "veil-pod-"), harness.NetNS(t, "veil-host-")
+			pod, host := testnet.NetNS(t, "veil-pod-"), testnet.NetNS(t, "veil-host-")
 			podVeth(t, pod, host, "eth0", "vh0", mac0, "1500")
 			ip(t, "-n", pod, "addr", "add", "10.213.7.2/24", "dev", "eth0")
 			tc.setup(t, pod, host)
 			before := snapshot(t, pod)
 			ctx := context.Background()
-			if _, err := Attach(ctx, harness.NetNSPath(pod)); err != nil {
+			if _, err := Attach(ctx, testnet.NetNSPath(pod)); err != nil {
 				t.Fatal(err)
 			}
 			tc.crash(t, pod)
 			for i := range 2 {
-				if err := Cleanup(ctx, harness.NetNSPath(pod)); err != nil {
+				if err := Cleanup(ctx, testnet.NetNSPath(pod)); err != nil {
 					t.Fatalf("Cleanup #%d: %v", i+1, err)
 				}
 				if after := snapshot(t, pod); after != before {

@@ -23,8 +23,9 @@ const initramfsTimeout = 2 * time.Minute
 
 // TestVeilKernel boots a sandbox on the kernel `make kernel` builds
 // (everything built in, no modules) with an initramfs made for it, and runs
-// containers in it through the agent API. It skips when that kernel was
-// not built.
+// containers in it through the agent API. `make guest` builds that kernel
+// (it is the default guest kernel), so under VEIL_INTEGRATION=1 a missing
+// one fails the test.
 func TestVeilKernel(t *testing.T) {
 	cfg := harness.SandboxConfig(t)
 	useVeilKernel(t, cfg)
@@ -86,9 +87,11 @@ func TestVeilKernel(t *testing.T) {
 }
 
 // BenchmarkGuestKernels compares launch to agent ready (sandbox.Start plus
-// one Health round trip) on the configured kernel and initramfs (Debian's,
-// from make setup guest) with the veil kernel and its own initramfs, one
-// VM at a time, alternating. Run it on an otherwise idle host:
+// one Health round trip) on the configured kernel and initramfs (Veil's by
+// default; point VEIL_CONFIG at a config naming Debian's kernel from make
+// setup, with an initramfs holding its modules, to compare the two) with
+// the veil kernel and its own initramfs, one VM at a time, alternating.
+// Run it on an otherwise idle host:
 //
 //	VEIL_INTEGRATION=1 go test -run '^$' -bench GuestKernels -benchtime 1x ./test/agent/
 func BenchmarkGuestKernels(b *testing.B) {
@@ -155,14 +158,14 @@ func veilKernelRelease(t testing.TB) string {
 }
 
 // useVeilKernel points cfg at the veil kernel and an initramfs built for it
-// (no modules) under <output>/guest-veil. It skips when the kernel was not
-// built: CI does not run make kernel.
+// (no modules) under <output>/guest-veil. It fails when the kernel was not
+// built: `make guest`, which integration tests need, builds it.
 func useVeilKernel(t testing.TB, cfg *config.Config) {
 	t.Helper()
 	kdir := veilKernelDir()
 	vmlinux := filepath.Join(kdir, "vmlinux")
 	if _, err := os.Stat(vmlinux); errors.Is(err, os.ErrNotExist) {
-		t.Skipf("no veil kernel at %s: run make kernel", vmlinux)
+		t.Fatalf("no veil kernel at %s: run make guest (it builds the kernel)", vmlinux)
 	} else if err != nil {
 		t.Fatal(err)
 	}

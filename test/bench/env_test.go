@@ -13,6 +13,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/test/harness"
 	"github.com/veil-runtime/veil/test/image"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 const (
@@ -38,7 +39,7 @@ func veilConfig(b *testing.B) (*config.Config, string) {
 // busybox image imported.
 func startContainerd(b *testing.B) (*harness.Containerd, *config.Config) {
 	b.Helper()
-	harness.Skip(b)
+	integration.Require(b, integration.Root, integration.VM)
 	cfg, cfgPath := veilConfig(b)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // jailSamples is how many sandbox starts each side gets.
@@ -16,7 +16,7 @@ const jailSamples = 3
 // and cgroups.enabled on (the default) and off, one VM at a time,
 // interleaved so both sides see the same machine.
 func BenchmarkJailCost(b *testing.B) {
-	harness.Skip(b)
+	integration.Require(b, integration.Root)
 	cfg, _ := veilConfig(b)
 	on, off := *cfg, *cfg
 	on.Jail.Enabled, on.Cgroups.Enabled = true, true

@@ -14,7 +14,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/hypervisor"
 	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
 	"github.com/veil-runtime/veil/runtime/sandbox"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // launchSamples is how many boots each side gets (one VM at a time).
@@ -28,7 +28,7 @@ const launchSamples = 3
 // is reported too.
 // Target: sandbox / bare ≤ 1.10.
 func BenchmarkSandboxLaunch(b *testing.B) {
-	harness.Skip(b)
+	integration.Require(b, integration.Root, integration.VM)
 	cfg, _ := veilConfig(b)
 	var sb, bare, serving []time.Duration
 	var marker string

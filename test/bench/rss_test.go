@@ -2,13 +2,14 @@ package bench
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // BenchmarkSandboxRSS reports the host memory (VmRSS) of one running
@@ -33,7 +34,7 @@ func BenchmarkSandboxRSS(b *testing.B) {
 			pids[strings.TrimSuffix(filepath.Base(f), ".pid")] = pid
 		}
 	}
-	if pid := shimPid(id); pid > 0 {
+	if pid := integration.ShimPid(id); pid > 0 {
 		pids["shim"] = pid
 	}
 	var total int64
@@ -52,31 +53,6 @@ func BenchmarkSandboxRSS(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/1024, "total_MiB")
 	b.Logf("host RSS of one sandbox: %s; total %.1f MiB", strings.Join(parts, ", "), float64(total)/1024)
-}
-
-// shimPid finds the long-lived shim serving id by its command line.
-func shimPid(id string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		cl, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := bytes.Split(bytes.TrimRight(cl, "\x00"), []byte{0})
-		if len(args) == 0 || !bytes.HasSuffix(args[0], []byte("containerd-shim-veil-v2")) {
-			continue
-		}
-		for i := range args[:len(args)-1] {
-			if string(args[i]) == "-id" && string(args[i+1]) == id {
-				return pid
-			}
-		}
-	}
-	return 0
 }
 
 // vmRSS reads VmRSS (kB) from /proc/<pid>/status.

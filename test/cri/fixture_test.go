@@ -32,55 +32,18 @@ type fixture struct {
 	removed map[string]bool
 }
 
-// newFixture starts the containerd; everything is removed in Cleanup.
-// tune adjusts the Veil config the veil handler runs with.
+// newFixture starts the shared CRI fixture (NewFixture) with a Veil
+// config whose allowed volume root is the test's own. tune adjusts the
+// Veil config the veil handler runs with.
 func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	t.Helper()
-	cfg := harness.SandboxConfig(t) // skips unless integration tests run
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	f := &fixture{ctx: ctx, stateDir: cfg.StateDir, removed: map[string]bool{}}
-	base := t.TempDir()
-	f.volumes = filepath.Join(base, "volumes")
-	f.logs = filepath.Join(base, "logs")
-	for _, d := range []string{f.volumes, f.logs} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	cfg.Volumes.AllowedHostPaths = []string{f.volumes}
-	for _, fn := range tune {
-		fn(cfg)
-	}
-	cfgPath, err := harness.WriteConfig(cfg, base, "veil.toml")
-	if err != nil {
+	volumes := filepath.Join(t.TempDir(), "volumes")
+	if err := os.MkdirAll(volumes, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer scancel()
-	c, err := harness.Start(sctx, harness.Options{CRI: &harness.CRIOptions{VeilConfig: cfgPath}})
-	if err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
-	f.c = c
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd log tail:\n%s", logTail(c.LogPath))
-		}
-		if err := c.Stop(context.WithoutCancel(ctx)); err != nil {
-			t.Errorf("stop containerd: %v", err)
-		}
-	})
-	if f.cl, err = New(c); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.cl.Close() })
-	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
-	defer pcancel()
-	if _, err := f.cl.Pull(pctx, criimage.Busybox, nil); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	allow := func(cfg *config.Config) { cfg.Volumes.AllowedHostPaths = []string{volumes} }
+	s := NewFixture(t, logTail, append([]func(*config.Config){allow}, tune...)...)
+	return &fixture{ctx: s.Ctx, c: s.C, cl: s.Client, volumes: volumes, stateDir: s.StateDir, logs: s.Logs, removed: map[string]bool{}}
 }
 
 // podConfig is a pod sandbox config with the test's log directory.
@@ -198,25 +161,6 @@ func (f *fixture) waitExited(t testing.TB, id string, d time.Duration) *runtimea
 		t.Fatal(err)
 	}
 	return st
-}
-
-// eventually polls check until it returns nil or the deadline passes
-// (observing a condition, not sleeping in place of one).
-func eventually(t testing.TB, what string, d time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, d, err)
-		}
-		<-tick.C
-	}
 }
 
 // logHas returns nil once the container's log holds want.

@@ -12,6 +12,7 @@ import (
 
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestPodLifecycle runs one veil pod through containerd's CRI plugin and
@@ -39,7 +40,7 @@ func TestPodLifecycle(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"logs", func(t *testing.T) {
-			eventually(t, "log has 'started'", 30*time.Second, func() error { return logHas(mainLog, "started\n") })
+			integration.Eventually(t, "log has 'started'", 30*time.Second, func() error { return logHas(mainLog, "started\n") })
 		}},
 		{"exec runs in the guest kernel", func(t *testing.T) {
 			got := strings.TrimSpace(f.mustExec(t, mainID, "uname", "-r"))
@@ -170,7 +171,7 @@ func TestPodLifecycle(t *testing.T) {
 			again.Metadata.Attempt = 1
 			again.LogPath = "main-1.log"
 			id := f.startContainer(t, pod, podCfg, again)
-			eventually(t, "restarted container logs", 30*time.Second, func() error { return logHas(LogPath(podCfg, again), "again") })
+			integration.Eventually(t, "restarted container logs", 30*time.Second, func() error { return logHas(LogPath(podCfg, again), "again") })
 			if st := f.status(t, id); st.State != runtimeapi.ContainerState_CONTAINER_RUNNING {
 				t.Fatalf("state %v", st.State)
 			}

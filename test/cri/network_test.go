@@ -13,6 +13,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // httpServer is a container script that serves body on port with
@@ -80,7 +81,7 @@ func TestPodNetwork(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"host side reaches the pod IP", func(t *testing.T) {
-			eventually(t, "GET pod IP", 30*time.Second, func() error {
+			integration.Eventually(t, "GET pod IP", 30*time.Second, func() error {
 				body, err := f.get(f.ctx, "http://"+net.JoinHostPort(serverIP, "8080")+"/")
 				if err == nil && strings.TrimSpace(body) != "hello-from-veil" {
 					return fmt.Errorf("body %q", body)
@@ -89,7 +90,7 @@ func TestPodNetwork(t *testing.T) {
 			})
 		}},
 		{"host side reaches the hostPort", func(t *testing.T) {
-			eventually(t, "GET hostPort", 30*time.Second, func() error {
+			integration.Eventually(t, "GET hostPort", 30*time.Second, func() error {
 				body, err := f.get(f.ctx, "http://127.0.0.1:18080/")
 				if err == nil && strings.TrimSpace(body) != "hello-from-veil" {
 					return fmt.Errorf("body %q", body)

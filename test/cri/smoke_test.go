@@ -9,13 +9,14 @@ import (
 
 	"github.com/veil-runtime/veil/test/criimage"
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestSmoke runs, for each runtime handler, one pod with one container
 // that echoes, through containerd's CRI plugin: pull through the mirror,
 // RunPodSandbox, CreateContainer/StartContainer, the log, stop and remove.
 func TestSmoke(t *testing.T) {
-	harness.Skip(t)
+	integration.Require(t, integration.Root, integration.VM)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	c, err := harness.Start(ctx, harness.Options{CRI: &harness.CRIOptions{}})

@@ -21,6 +21,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/test/harness"
 	"github.com/veil-runtime/veil/test/image"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // env is one containerd with the busybox image, shared by the cases.
@@ -36,7 +37,7 @@ type env struct {
 // make setup changed by opts.
 func setup(t *testing.T, hypervisor string, opts ...func(*config.Config)) *env {
 	t.Helper()
-	harness.Skip(t)
+	integration.Require(t, integration.Root, integration.VM)
 	cache := harness.CacheDir()
 	cfg, err := config.Load(harness.ConfigPath())
 	if err != nil {
@@ -387,7 +388,7 @@ func taskPid(t *testing.T, e *env, id string) string {
 func testShimKilled(t *testing.T, e *env, id string) {
 	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
 	waitRunning(t, e, id)
-	pid := shimPid(id)
+	pid := integration.ShimPid(id)
 	if pid == 0 {
 		t.Fatalf("no shim process serving %s", id)
 	}
@@ -411,31 +412,6 @@ func testShimKilled(t *testing.T, e *env, id string) {
 	if err := harness.RemoveCtrFIFOs(id); err != nil {
 		t.Error(err)
 	}
-}
-
-// shimPid finds the long-lived Veil shim started for id.
-func shimPid(id string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, en := range entries {
-		pid, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if !strings.HasSuffix(args[0], "containerd-shim-veil-v2") {
-			continue
-		}
-		for i := 0; i+1 < len(args); i++ {
-			if args[i] == "-id" && args[i+1] == id {
-				return pid
-			}
-		}
-	}
-	return 0
 }
 
 // testMetrics: `ctr task metrics` shows the container's cgroup figures

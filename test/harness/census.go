@@ -295,10 +295,14 @@ func RemoveCtrFIFOs(id string) error {
 
 // Census counts the host now, including this containerd's state
 // directory (CRI's FIFOs, shim sockets): compare two with Since.
-func (c *Containerd) Census() *Census {
+func (c *Containerd) Census() *Census { return TakeCensus(c.CensusScope()) }
+
+// CensusScope is what Census counts: the host, Veil's state dir and this
+// containerd's state directory (for Settle).
+func (c *Containerd) CensusScope() CensusScope {
 	scope := c.censusScope
 	scope.Dirs = append(append([]string(nil), scope.Dirs...), filepath.Join(c.Dir, "state"))
-	return TakeCensus(scope)
+	return scope
 }
 
 // veilStateDir is the state_dir of the Veil config the shims of a

@@ -9,9 +9,11 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
-// SandboxConfig skips t unless integration tests run (see Skip), loads the
+// SandboxConfig skips t unless integration tests run (integration.Require
+// with root and a way to run VMs), loads the
 // Veil config ($VEIL_CONFIG, else the one make setup wrote) and points its
 // state dir at a fresh, short temp dir (Unix socket paths are limited to
 // 108 bytes). When t ends, the leak census (CheckLeaks) and an empty state
@@ -19,7 +21,7 @@ import (
 // check.
 func SandboxConfig(t testing.TB) *config.Config {
 	t.Helper()
-	Skip(t)
+	integration.Require(t, integration.Root, integration.VM)
 	path := os.Getenv(config.EnvPath)
 	if path == "" {
 		path = ConfigPath()

@@ -15,6 +15,8 @@ import (
 	"github.com/containerd/containerd/v2/core/mount"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // Options configures a private containerd.
@@ -131,7 +133,7 @@ func Start(ctx context.Context, opts Options) (_ *Containerd, retErr error) {
 
 	path := opts.Path
 	if path == nil {
-		path = []string{filepath.Join(OutputDir(), "bin"), filepath.Join(CacheDir(), "bin")}
+		path = integration.BinDirs()
 	}
 	c.env = environ(path, opts.Env)
 	containerdPath, err := lookPath("containerd", path)
@@ -354,16 +356,4 @@ func environ(dirs, extra []string) []string {
 }
 
 // lookPath finds name in dirs first, then on PATH.
-func lookPath(name string, dirs []string) (string, error) {
-	for _, d := range dirs {
-		p := filepath.Join(d, name)
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	p, err := exec.LookPath(name)
-	if err != nil {
-		return "", fmt.Errorf("%s not found in %s or PATH: run 'make setup': %w", name, strings.Join(dirs, ", "), err)
-	}
-	return p, nil
-}
+func lookPath(name string, dirs []string) (string, error) { return integration.LookPath(name, dirs) }

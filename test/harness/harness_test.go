@@ -9,6 +9,7 @@ import (
 
 	"github.com/moby/sys/mountinfo"
 	"github.com/veil-runtime/veil/test/image"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 func TestConfig(t *testing.T) {
@@ -73,17 +74,10 @@ func TestMirrorHostsTOML(t *testing.T) {
 	}
 }
 
-func TestRepoRoot(t *testing.T) {
-	root := RepoRoot()
-	if root == "" || !isVeilModule(root+"/go.mod") {
-		t.Fatalf("RepoRoot() = %q, not Veil's module root", root)
-	}
-}
-
 // TestContainerdRunc runs busybox under runc through the private
 // containerd, then checks Stop leaves nothing behind.
 func TestContainerdRunc(t *testing.T) {
-	Skip(t)
+	integration.Require(t, integration.Root)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestSetupConfig checks that what `make setup` wrote is a valid Veil
 // config whose binaries run and whose files exist.
 func TestSetupConfig(t *testing.T) {
-	Skip(t)
+	integration.Require(t, integration.Root)
 	cfg, err := config.Load(ConfigPath())
 	if err != nil {
 		t.Fatalf("%v (run make setup)", err)

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"github.com/veil-runtime/veil/test/cri"
 	"github.com/veil-runtime/veil/test/criimage"
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // counts sizes the load cases: CI-sized by default, the full
@@ -71,52 +71,12 @@ type fixture struct {
 	logs     string
 }
 
-// newFixture starts the containerd; Cleanup stops it (the harness's own
-// leak census runs there). tune adjusts the Veil config.
+// newFixture starts the shared CRI fixture (cri.NewFixture); on failure
+// it logs containerd's warnings and errors. tune adjusts the Veil config.
 func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	t.Helper()
-	cfg := harness.SandboxConfig(t) // skips unless integration tests run
-	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	base := t.TempDir()
-	f := &fixture{ctx: ctx, cfg: cfg, logs: filepath.Join(base, "logs")}
-	for _, fn := range tune {
-		fn(cfg)
-	}
-	f.stateDir = cfg.StateDir
-	var err error
-	if f.cfgPath, err = harness.WriteConfig(cfg, base, "veil.toml"); err != nil {
-		t.Fatal(err)
-	}
-	sctx, scancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer scancel()
-	c, err := harness.Start(sctx, harness.Options{
-		CRI:      &harness.CRIOptions{VeilConfig: f.cfgPath},
-		Env:      []string{config.EnvPath + "=" + f.cfgPath},
-		StateDir: cfg.StateDir,
-	})
-	if err != nil {
-		t.Fatalf("start containerd: %v", err)
-	}
-	f.c = c
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("containerd log %s, its warnings and errors:\n%s", c.LogPath, problems(c.LogPath, 80))
-		}
-		if err := c.Stop(context.WithoutCancel(ctx)); err != nil {
-			t.Errorf("stop containerd: %v", err)
-		}
-	})
-	if f.cl, err = cri.New(c); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = f.cl.Close() })
-	pctx, pcancel := context.WithTimeout(ctx, time.Minute)
-	defer pcancel()
-	if _, err := f.cl.Pull(pctx, criimage.Busybox, nil); err != nil {
-		t.Fatal(err)
-	}
-	return f
+	s := cri.NewFixture(t, func(path string) string { return problems(path, 80) }, tune...)
+	return &fixture{ctx: s.Ctx, c: s.C, cl: s.Client, cfg: s.Config, cfgPath: s.ConfigPath, stateDir: s.StateDir, logs: s.Logs}
 }
 
 // pod is a running Veil pod of the test.
@@ -213,38 +173,12 @@ func (f *fixture) remove(t testing.TB, p *pod) time.Duration {
 func (f *fixture) helperPid(t testing.TB, p *pod, name string) int {
 	t.Helper()
 	if name == "shim" {
-		if pid := shimPid(p.id); pid != 0 {
+		if pid := integration.ShimPid(p.id); pid != 0 {
 			return pid
 		}
 		t.Fatalf("no shim serves %s", p.id)
 	}
 	return harness.HelperPid(t, f.stateDir, p.id, name)
-}
-
-// shimPid finds the shim (Veil's or runc's) serving sandbox id; 0 when
-// there is none.
-func shimPid(id string) int {
-	entries, _ := os.ReadDir("/proc")
-	for _, en := range entries {
-		pid, err := strconv.Atoi(en.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join("/proc", en.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if !strings.HasPrefix(filepath.Base(args[0]), "containerd-shim-") {
-			continue
-		}
-		for i := 0; i+1 < len(args); i++ {
-			if args[i] == "-id" && args[i+1] == id {
-				return pid
-			}
-		}
-	}
-	return 0
 }
 
 // kill9 sends SIGKILL to pid.
@@ -279,17 +213,7 @@ func (c *census) clean(t testing.TB) string { t.Helper(); return c.cleanExcept(t
 // the cell) kept apart from the leaks.
 func (c *census) cleanExcept(t testing.TB, why string, owned func(item string) bool) string {
 	t.Helper()
-	deadline := time.Now().Add(settleBound)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	var leaks []string
-	for {
-		leaks = c.f.c.Census().Since(c.base)
-		if len(leaks) == 0 || time.Now().After(deadline) {
-			break
-		}
-		<-tick.C // polling the host: teardown ends with no event to wait on
-	}
+	leaks := harness.Settle(c.base, c.f.c.CensusScope(), settleBound)
 	var kept []string
 	if owned != nil {
 		var rest []string

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // helpers are the processes a sandbox runs on the host, by pid-file name
@@ -54,7 +55,7 @@ func TestKillHelperCtr(t *testing.T) {
 			cs.sample()
 			var pid int
 			if h.pidName == "shim" {
-				pid = shimPid(id)
+				pid = integration.ShimPid(id)
 			} else {
 				pid = f.helperPid(t, &pod{id: id}, h.pidName)
 			}

@@ -14,6 +14,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/cri"
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // TestRemoveDeadPodTwice: a pod whose VM died is stopped and removed,
@@ -136,7 +137,7 @@ func TestContainerdRestart(t *testing.T) {
 	}
 	// The CRI plugin answers "not initialized yet" while it recovers its
 	// state after the restart.
-	eventually(t, "CRI serving again", callBound, func() error {
+	integration.Eventually(t, "CRI serving again", callBound, func() error {
 		ctx, cancel := context.WithTimeout(f.ctx, 10*time.Second)
 		defer cancel()
 		_, err := f.cl.Runtime.ListContainers(ctx, &runtimeapi.ListContainersRequest{})
@@ -155,7 +156,7 @@ func TestContainerdRestart(t *testing.T) {
 		// The ticker keeps logging through the restarted containerd.
 		logPath := cri.LogPath(p.cfg, cri.Container("ticker", "", ""))
 		n := ticks(t, logPath)
-		eventually(t, "new log lines after the restart", 30*time.Second, func() error {
+		integration.Eventually(t, "new log lines after the restart", 30*time.Second, func() error {
 			if m := ticks(t, logPath); m <= n {
 				return errors.New("no new tick")
 			}
@@ -218,22 +219,4 @@ func (f *fixture) mustExec(t testing.TB, id string, cmd ...string) string {
 		t.Fatalf("%v exited %d: %s", cmd, resp.ExitCode, resp.Stderr)
 	}
 	return string(resp.Stdout)
-}
-
-// eventually polls check until it returns nil or d passes.
-func eventually(t testing.TB, what string, d time.Duration, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, d, err)
-		}
-		<-tick.C
-	}
 }

@@ -22,6 +22,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 // percentile is the p-th percentile (0-100) of ds, nearest rank.
@@ -151,7 +152,7 @@ func TestLoadExec(t *testing.T) {
 	cs := f.census()
 	p := f.runPod(t, "exec-load")
 	cid := f.start(t, p, "a", "exec sleep 100000")
-	shim := shimPid(p.id)
+	shim := integration.ShimPid(p.id)
 	f.mustExec(t, cid, "true") // warm: the first exec sets up what stays
 	base := f.shimFootprint(t, shim, p)
 	cs.sample()
@@ -251,7 +252,7 @@ func TestLoadStdout(t *testing.T) {
 		got.Write(buf[:k])
 		n += int64(k)
 		if shim == 0 {
-			shim = shimPid(id)
+			shim = integration.ShimPid(id)
 		}
 		if shim != 0 {
 			maxRSS = max(maxRSS, rssOf(shim))
@@ -346,7 +347,7 @@ func (f *fixture) goroutines(t testing.TB, pid int) int {
 		t.Fatalf("SIGUSR1 to shim %d: %v", pid, err)
 	}
 	var log string
-	eventually(t, "the shim's stack dump in the containerd log", 30*time.Second, func() error {
+	integration.Eventually(t, "the shim's stack dump in the containerd log", 30*time.Second, func() error {
 		log = read()
 		if strings.Count(log, dumpEnd) <= before {
 			return fmt.Errorf("no new dump")

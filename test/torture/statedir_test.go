@@ -117,13 +117,15 @@ func TestStateDirFull(t *testing.T) {
 	}
 }
 
-// stepOf is the part of a CRI error that the shim wrote (after "failed
-// to create shim task: "), ids shortened.
+// stepOf is the first line of the part of a CRI error that the shim
+// wrote (after "failed to create shim task: "), ids shortened: one table
+// cell.
 func stepOf(err error) string {
 	s := err.Error()
 	if i := strings.LastIndex(s, "failed to create shim task: "); i >= 0 {
 		s = s[i+len("failed to create shim task: "):]
 	}
+	s, _, _ = strings.Cut(s, "\n")
 	return hexID.ReplaceAllString(s, "<id>")
 }
 

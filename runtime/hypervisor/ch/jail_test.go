@@ -21,7 +21,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/jail"
 	"github.com/veil-runtime/veil/runtime/proc"
 	"github.com/veil-runtime/veil/runtime/statedir"
-	testharness "github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 const testJailUID = 3_999_100_001
@@ -427,7 +427,7 @@ func holdNetNS(t *testing.T) (path, id string) {
 // checks); the bytes it writes on its console socket reach the sink,
 // whose copy Stop ends; its pid was placed in the cgroup.
 func TestJailedFakeVMM(t *testing.T) {
-	testharness.Skip(t)
+	integration.Require(t, integration.Root)
 	own, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/test/integration"
 )
 
 func TestRestore(t *testing.T) {
@@ -124,12 +125,7 @@ func TestEveryEndpointExercised(t *testing.T) {
 // (through nsenter, as proc does it): a fresh namespace held by an
 // `unshare --net` child. It needs root.
 func TestStartInNetNS(t *testing.T) {
-	if os.Getenv("VEIL_INTEGRATION") != "1" {
-		t.Skip("needs root, unshare and nsenter; set VEIL_INTEGRATION=1")
-	}
-	if os.Geteuid() != 0 {
-		t.Fatal("VEIL_INTEGRATION=1 but not root: unshare and nsenter --net need CAP_SYS_ADMIN")
-	}
+	integration.Require(t, integration.Root, integration.Binaries("unshare", "nsenter"))
 	own, err := os.Readlink("/proc/self/ns/net")
 	if err != nil {
 		t.Fatal(err)
