@@ -12,7 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
-	"github.com/veil-runtime/veil/test/harness"
+	"github.com/veil-runtime/veil/test/testnet"
 )
 
 func TestReadResolvConf(t *testing.T) {
@@ -80,7 +80,7 @@ func TestCheckPodNamespaces(t *testing.T) {
 func TestCheckNetNS(t *testing.T) {
 	own := ""
 	if os.Geteuid() == 0 {
-		own = harness.NetNSPath(harness.NetNS(t, "veil-checknetns"))
+		own = testnet.NetNSPath(testnet.NetNS(t, "veil-checknetns"))
 	}
 	for _, tc := range []struct {
 		name, path, wantErr string

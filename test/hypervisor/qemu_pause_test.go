@@ -1,4 +1,4 @@
-package qemu
+package hypervisor
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"github.com/containerd/errdefs"
 
 	"github.com/veil-runtime/veil/runtime/hypervisor"
+	"github.com/veil-runtime/veil/runtime/hypervisor/qemu"
 	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/harness"
 )
@@ -18,7 +19,7 @@ import (
 // and drives it through Pause and Resume, reading QEMU's run state over
 // QMP after each step. The guest panics without its share; panic=0 keeps
 // the VM running (halted) instead of letting QEMU exit.
-func TestPauseResume(t *testing.T) {
+func TestQEMUPauseResume(t *testing.T) {
 	cfg := harness.SandboxConfig(t)
 	d, err := statedir.New(cfg.StateDir, "pause")
 	if err != nil {
@@ -34,7 +35,7 @@ func TestPauseResume(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	drv := &Driver{QEMUPath: cfg.Hypervisor.QEMUPath, VhostVsockPath: cfg.Hypervisor.VhostVsockPath, StopTimeout: time.Second}
+	drv := &qemu.Driver{QEMUPath: cfg.Hypervisor.QEMUPath, VhostVsockPath: cfg.Hypervisor.VhostVsockPath, StopTimeout: time.Second}
 	v, err := drv.Start(ctx, hypervisor.VMConfig{
 		ID: "pause", Dir: d.Path(),
 		Kernel: cfg.Guest.Kernel, Initrd: cfg.Guest.Initrd, Cmdline: "console=ttyS0 quiet panic=0",
@@ -55,7 +56,7 @@ func TestPauseResume(t *testing.T) {
 	if !ok {
 		t.Fatalf("%T is no hypervisor.Pauser", v)
 	}
-	remote := Connect(d.Path())
+	remote := qemu.Connect(d.Path())
 
 	steps := []struct {
 		name string
@@ -64,13 +65,13 @@ func TestPauseResume(t *testing.T) {
 		wantPrecondition bool
 		wantState        string
 	}{
-		{name: "boots running", do: func(context.Context) error { return nil }, wantState: statusRunning},
-		{name: "resume of a running VM", do: p.Resume, wantPrecondition: true, wantState: statusRunning},
-		{name: "pause", do: p.Pause, wantState: statusPaused},
-		{name: "pause of a paused VM", do: p.Pause, wantPrecondition: true, wantState: statusPaused},
-		{name: "resume", do: p.Resume, wantState: statusRunning},
-		{name: "pause again", do: p.Pause, wantState: statusPaused},
-		{name: "resume again", do: p.Resume, wantState: statusRunning},
+		{name: "boots running", do: func(context.Context) error { return nil }, wantState: "running"},
+		{name: "resume of a running VM", do: p.Resume, wantPrecondition: true, wantState: "running"},
+		{name: "pause", do: p.Pause, wantState: "paused"},
+		{name: "pause of a paused VM", do: p.Pause, wantPrecondition: true, wantState: "paused"},
+		{name: "resume", do: p.Resume, wantState: "running"},
+		{name: "pause again", do: p.Pause, wantState: "paused"},
+		{name: "resume again", do: p.Resume, wantState: "running"},
 	}
 	for _, s := range steps {
 		err := s.do(ctx)
