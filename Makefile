@@ -90,8 +90,8 @@ FUZZ_TARGETS := \
 	./agent/container:FuzzRewriteSpec \
 	./agent/container:FuzzParseProcess \
 	./agent/server:FuzzServiceRequests \
-	./shim:FuzzVolumePolicy \
-	./shim:FuzzPlanVolumes \
+	./shim/bundle:FuzzVolumePolicy \
+	./shim/bundle:FuzzPlanVolumes \
 	./runtime/statedir:FuzzBeneath
 FUZZTIME ?= 30s
 FUZZPARALLEL ?= 1

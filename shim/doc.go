@@ -2,38 +2,24 @@
 // (runtime type io.containerd.veil.v2) served on top of containerd's
 // pkg/shim, running every pod in its own Veil sandbox VM.
 //
-// It owns, by role (as containerd's runc shim splits manager, task and
-// runc/process):
+// Run, the entry point cmd/containerd-shim-veil-v2 calls, wires the
+// packages below, which split the shim by role as containerd's runc shim
+// does (manager, task, process/runc):
 //
-// Binary actions (run.go, manager.go, shimstate.go): Run, the entry point
-// cmd/containerd-shim-veil-v2 calls; the `start` action spawning the
-// long-lived shim (one per pod through grouping) and the `delete` action
-// cleaning up after a crashed one, from what a bundle records of its shim
-// (shimstate.go); features.go answers containerd's runtime info.
-//
-// The task service (service.go, one file per RPC family, each with its
-// _test.go beside it): task_create.go, task_start.go, task_exec.go (Exec,
-// ResizePty, CloseIO), task_kill.go, task_wait.go (Wait and the exit
-// bookkeeping every started process gets), task_state.go (State, Pids),
-// task_delete.go, task_update.go, task_stats.go, task_pause.go (Pause and
-// Resume: how a task's pause maps to freezing the pod's VM is documented
-// there), task_shutdown.go (Connect, Shutdown, Checkpoint). process.go
-// keeps containers and processes keyed by id with their state machine;
-// vm_lifecycle.go starts the pod's VM with its first container, watches it
-// and stops it with its last; errors.go converts errors at the ttrpc edge
-// only.
-//
-// The host filesystem and stdio: bundle.go (the OCI bundle and the spec
-// the guest gets), pod.go (what a container is within its pod and what it
-// may ask of the host), volumes.go and share.go (the container's root
-// filesystem and volumes, mounted into the sandbox's shared directory),
-// stdio.go (one guest stream connection per stdio stream, copied to and
-// from containerd's FIFOs), config.go (the Veil config a sandbox runs
-// with).
+//   - shim/manager: the binary's actions: `start` spawns the long-lived
+//     shim of a pod (one per sandbox through grouping), `delete` cleans up
+//     after a dead one; runtime info and features.
+//   - shim/task: the task service, one file per RPC family with its test
+//     beside it, the containers and processes it keeps, the pod VM's
+//     lifecycle and the stdio streams. It reaches the VM only through the
+//     small interfaces it owns: Launcher, PodVM, ContainerShare and
+//     ContainerAgent.
+//   - shim/bundle: a container's OCI bundle on the host: its spec (read,
+//     checked, rewritten for the guest), which host paths it may share
+//     with the guest, and the record the shim leaves in it for `delete`.
+//   - shim/launcher: runtime/sandbox adapted to the task service's
+//     interfaces, and the configuration each sandbox runs with.
 //
 // The VM itself (virtiofsd, the hypervisor, the agent connection, its
-// sizing, pausing) belongs to runtime/sandbox; this package reaches it
-// only through the small interfaces it owns: Launcher and PodVM
-// (podvm.go), and ContainerAgent (agent.go), the container and process
-// calls of the guest agent. launcher.go adapts runtime/sandbox to them.
+// sizing, pausing) belongs to runtime/sandbox.
 package shim

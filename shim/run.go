@@ -11,6 +11,10 @@ import (
 	"github.com/containerd/plugin"
 	"github.com/containerd/plugin/registry"
 	"golang.org/x/sys/unix"
+
+	"github.com/veil-runtime/veil/shim/launcher"
+	"github.com/veil-runtime/veil/shim/manager"
+	"github.com/veil-runtime/veil/shim/task"
 )
 
 // Run is the shim binary: it registers the task service with pkg/shim's
@@ -23,7 +27,6 @@ func Run(ctx context.Context) {
 	// then keep the dead shim's socket accepting connections and make its
 	// cleanup (`delete`) think the shim still lives.
 	unix.CloseOnExec(3)
-	newLauncher := newVMLauncher
 	registry.Register(&plugin.Registration{
 		Type:     plugins.TTRPCPlugin,
 		ID:       "task",
@@ -32,7 +35,7 @@ func Run(ctx context.Context) {
 			return initTaskService(ic, newLauncher)
 		},
 	})
-	cshim.RunShim(ctx, newManager(newLauncher), func(c *cshim.Config) {
+	cshim.RunShim(ctx, manager.New(cleanerFor), func(c *cshim.Config) {
 		// The shim waits for its own children (virtiofsd, QEMU, ...) with
 		// exec.Cmd; pkg/shim's reaper would reap them first and make
 		// every VM look dead at once. Nothing runs as an orphan under
@@ -42,9 +45,22 @@ func Run(ctx context.Context) {
 	})
 }
 
+// newLauncher is the launcher of real sandbox VMs, with the shim's config.
+func newLauncher() (task.Launcher, error) { return launcher.New() }
+
+// cleanerFor is what the `delete` action cleans a dead sandbox up with:
+// the VM launcher of the config file the sandbox was started with.
+func cleanerFor(configPath string) (manager.SandboxCleaner, error) {
+	l, err := launcher.New()
+	if err != nil {
+		return nil, err
+	}
+	return l.ForConfig(configPath)
+}
+
 // initTaskService builds the task service from the publisher and shutdown
 // plugins pkg/shim provides.
-func initTaskService(ic *plugin.InitContext, newLauncher func() (Launcher, error)) (any, error) {
+func initTaskService(ic *plugin.InitContext, newLauncher func() (task.Launcher, error)) (any, error) {
 	pp, err := ic.GetByID(plugins.EventPlugin, "publisher")
 	if err != nil {
 		return nil, fmt.Errorf("event publisher: %w", err)
@@ -60,26 +76,24 @@ func initTaskService(ic *plugin.InitContext, newLauncher func() (Launcher, error
 		// that containerd can clean up.
 		log.G(ctx).WithError(err).Error("load veil config")
 		l = brokenLauncher{err: err}
-	} else if vl, ok := l.(*vmLauncher); ok {
+	} else if vl, ok := l.(*launcher.Launcher); ok {
 		opts, _ := ctx.Value(cshim.OptsKey{}).(cshim.Opts)
-		if lvl := vl.cfg.LogLevel; lvl != "" && !opts.Debug {
+		if lvl := vl.Config().LogLevel; lvl != "" && !opts.Debug {
 			if err := log.SetLevel(lvl); err != nil {
 				log.G(ctx).WithError(err).Warn("config log_level")
 			}
 		}
 	}
-	return newService(ctx, l, pp.(publisher), ss.(shutdown.Service)), nil
+	return task.NewService(ctx, l, pp.(task.Publisher), ss.(shutdown.Service)), nil
 }
 
 // brokenLauncher reports why no sandbox can start.
 type brokenLauncher struct{ err error }
 
-func (b brokenLauncher) Start(context.Context, string, SandboxOptions) (PodVM, error) {
+func (b brokenLauncher) Start(context.Context, string, task.SandboxOptions) (task.PodVM, error) {
 	return nil, fmt.Errorf("veil config: %w", b.err)
 }
 
 func (b brokenLauncher) Cleanup(context.Context, string) error {
 	return fmt.Errorf("veil config: %w", b.err)
 }
-
-func (b brokenLauncher) StateDir() string { return "" }

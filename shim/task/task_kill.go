@@ -1,0 +1,72 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/log"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/veil-runtime/veil/agent/api"
+)
+
+// Kill signals a process (with All, every process of the container).
+func (s *service) Kill(ctx context.Context, r *taskAPI.KillRequest) (*emptypb.Empty, error) {
+	return empty, toService(s.kill(ctx, r))
+}
+
+func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
+	_, p, err := s.getProcess(r.ID, r.ExecID)
+	if err != nil {
+		return err
+	}
+	if p.status().State == stateStopped {
+		return errProcessFinished
+	}
+	if r.Signal == uint32(unix.SIGKILL) {
+		// A SIGKILL must work on a paused task, as with runc.
+		if err := s.thaw(ctx, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
+			// A VM that cannot be thawed is ended: the SIGKILL must
+			// not fail.
+			sb, verr := s.vm()
+			if verr != nil {
+				return err
+			}
+			return s.killUnresponsive(ctx, sb, err)
+		}
+	}
+	sb, err := s.sandbox()
+	if err != nil {
+		return fmt.Errorf("signal %s: %w", p.name(), err)
+	}
+	_, err = sb.Agent().SignalProcess(ctx, &api.SignalRequest{
+		ContainerId: r.ID,
+		ExecId:      r.ExecID,
+		Signal:      r.Signal,
+		All:         r.All,
+	})
+	err = fromAgent(err, "signal %d to %s", r.Signal, p.name())
+	if err != nil && r.Signal == uint32(unix.SIGKILL) && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		return s.killUnresponsive(ctx, sb, err)
+	}
+	return err
+}
+
+// killUnresponsive ends the VM of an agent that did not answer a SIGKILL
+// (timeouts.agent_request): a SIGKILL must not fail, and a pod whose guest
+// is frozen must still stop and be removed. Every process of the sandbox
+// then exits with vmDeathExitStatus (watchVM).
+func (s *service) killUnresponsive(ctx context.Context, sb PodVM, cause error) error {
+	k, ok := sb.(vmKiller)
+	if !ok {
+		return cause
+	}
+	log.G(ctx).WithError(cause).Error("the agent did not answer a SIGKILL: ending the VM; every process of the sandbox exits with status 255")
+	if err := k.KillVM(ctx); err != nil {
+		return errors.Join(cause, err)
+	}
+	return nil
+}

@@ -1,0 +1,312 @@
+package task
+
+import (
+	"reflect"
+	"syscall"
+	"testing"
+
+	eventstypes "github.com/containerd/containerd/api/events"
+	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/containerd/api/types/task"
+	"github.com/containerd/containerd/v2/core/events"
+	"github.com/containerd/errdefs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// pauseEvents returns the TaskPaused and TaskResumed events published so
+// far, as "paused:ID" and "resumed:ID". A marker event sent last and
+// waited for makes sure everything sent before it was published.
+func (f *fixture) pauseEvents(t *testing.T) []string {
+	t.Helper()
+	f.svc.send(&eventstypes.TaskCheckpointed{ContainerID: "marker"})
+	f.pub.waitFor(t, "marker", func(e events.Event) bool {
+		x, ok := e.(*eventstypes.TaskCheckpointed)
+		return ok && x.ContainerID == "marker"
+	})
+	f.pub.mu.Lock()
+	defer f.pub.mu.Unlock()
+	var got []string
+	for _, e := range f.pub.events {
+		switch x := e.(type) {
+		case *eventstypes.TaskPaused:
+			got = append(got, "paused:"+x.ContainerID)
+		case *eventstypes.TaskResumed:
+			got = append(got, "resumed:"+x.ContainerID)
+		}
+	}
+	return got
+}
+
+func (f *fixture) status(t *testing.T, id, execID string) task.Status {
+	t.Helper()
+	st, err := f.svc.State(f.ctx, &taskAPI.StateRequest{ID: id, ExecID: execID})
+	if err != nil {
+		t.Fatalf("State %s %s: %v", id, execID, err)
+	}
+	return st.Status
+}
+
+func (f *fixture) vmCalls() (pauses, resumes int) {
+	f.sb.mu.Lock()
+	defer f.sb.mu.Unlock()
+	return f.sb.pauses, f.sb.resumes
+}
+
+func codeOf(err error) codes.Code { return status.Code(err) }
+
+func TestPauseResume(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, f *fixture)
+		// wantEvents are the TaskPaused/TaskResumed events; wantVM the
+		// VM's Pause and Resume calls.
+		wantEvents          []string
+		wantPauses, wantRes int
+	}{
+		{
+			name: "pause then resume",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatalf("Pause: %v", err)
+				}
+				if st := f.status(t, "c1", ""); st != task.Status_PAUSED {
+					t.Fatalf("paused task is %v", st)
+				}
+				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c1"}); err != nil {
+					t.Fatalf("Resume: %v", err)
+				}
+				if st := f.status(t, "c1", ""); st != task.Status_RUNNING {
+					t.Fatalf("resumed task is %v", st)
+				}
+			},
+			wantEvents: []string{"paused:c1", "resumed:c1"}, wantPauses: 1, wantRes: 1,
+		},
+		{
+			name: "hypervisor cannot pause: NotImplemented, still running",
+			run: func(t *testing.T, f *fixture) {
+				f.sb.pauseErr = errdefs.ErrNotImplemented
+				f.createAndStart(t, "c1", "")
+				_, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"})
+				if codeOf(err) != codes.Unimplemented {
+					t.Fatalf("Pause: %v, want Unimplemented", err)
+				}
+				if st := f.status(t, "c1", ""); st != task.Status_RUNNING {
+					t.Fatalf("task is %v", st)
+				}
+			},
+			wantPauses: 1,
+		},
+		{
+			name: "created task: FailedPrecondition",
+			run: func(t *testing.T, f *fixture) {
+				if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: "c1", Bundle: f.bundle}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("Pause: %v, want FailedPrecondition", err)
+				}
+			},
+		},
+		{
+			name: "unknown task: NotFound",
+			run: func(t *testing.T, f *fixture) {
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "nope"}); codeOf(err) != codes.NotFound {
+					t.Fatalf("Pause: %v, want NotFound", err)
+				}
+				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "nope"}); codeOf(err) != codes.NotFound {
+					t.Fatalf("Resume: %v, want NotFound", err)
+				}
+			},
+		},
+		{
+			name: "twice, or resume of a running task: FailedPrecondition",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("Resume of running: %v, want FailedPrecondition", err)
+				}
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("second Pause: %v, want FailedPrecondition", err)
+				}
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1,
+		},
+		{
+			name: "VM resume fails: still paused",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				f.sb.resumeErr = errdefs.ErrUnavailable
+				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c1"}); codeOf(err) != codes.Unavailable {
+					t.Fatalf("Resume: %v, want Unavailable", err)
+				}
+				if st := f.status(t, "c1", ""); st != task.Status_PAUSED {
+					t.Fatalf("task is %v", st)
+				}
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1, wantRes: 1,
+		},
+		{
+			name: "two tasks of a pod: the VM is frozen while either is paused",
+			run: func(t *testing.T, f *fixture) {
+				f.inPod(t)
+				f.createAndStart(t, "c1", "")
+				f.createAndStart(t, "c2", "")
+				for _, id := range []string{"c1", "c2"} {
+					if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: id}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if p, r := f.vmCalls(); p != 1 || r != 0 {
+					t.Fatalf("VM pauses %d resumes %d with c2 paused; want 1, 0", p, r)
+				}
+				if a, b := f.status(t, "c1", ""), f.status(t, "c2", ""); a != task.Status_RUNNING || b != task.Status_PAUSED {
+					t.Fatalf("c1 %v, c2 %v", a, b)
+				}
+				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c2"}); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantEvents: []string{"paused:c1", "paused:c2", "resumed:c1", "resumed:c2"}, wantPauses: 1, wantRes: 1,
+		},
+		{
+			name: "exec into a paused task fails; a running exec shows PAUSED",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				f.startExec(t, "e1")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if st := f.status(t, "c1", "e1"); st != task.Status_PAUSED {
+					t.Fatalf("exec of a paused task is %v", st)
+				}
+				if _, err := f.svc.Exec(f.ctx, f.execRequest("c1", "e2")); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("Exec: %v, want FailedPrecondition", err)
+				}
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1,
+		},
+		{
+			name: "guest calls while paused fail at once",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Pids(f.ctx, &taskAPI.PidsRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("Pids: %v, want FailedPrecondition", err)
+				}
+				if _, err := f.svc.Stats(f.ctx, &taskAPI.StatsRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("Stats: %v, want FailedPrecondition", err)
+				}
+				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGTERM)}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("SIGTERM: %v, want FailedPrecondition", err)
+				}
+				if n := len(f.agent.signals); n != 0 {
+					t.Fatalf("%d signals reached the frozen guest", n)
+				}
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1,
+		},
+		{
+			name: "SIGKILL of a paused task thaws the VM first",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL), All: true}); err != nil {
+					t.Fatalf("SIGKILL: %v", err)
+				}
+				f.agent.mu.Lock()
+				n := len(f.agent.signals)
+				f.agent.mu.Unlock()
+				if n != 1 {
+					t.Fatalf("signals %d, want 1", n)
+				}
+				if st := f.status(t, "c1", ""); st != task.Status_RUNNING {
+					t.Fatalf("killed (not yet exited) task is %v", st)
+				}
+			},
+			wantEvents: []string{"paused:c1", "resumed:c1"}, wantPauses: 1, wantRes: 1,
+		},
+		{
+			name: "SIGKILL of a paused task whose VM does not thaw ends the VM",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				f.sb.resumeErr = errdefs.ErrUnavailable
+				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL), All: true}); err != nil {
+					t.Fatalf("SIGKILL: %v", err)
+				}
+				f.sb.mu.Lock()
+				kills := f.sb.vmKills
+				f.sb.mu.Unlock()
+				if kills != 1 {
+					t.Fatalf("KillVM calls %d, want 1", kills)
+				}
+				f.pub.waitFor(t, "TaskExit", isExit("c1"))
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1, wantRes: 1,
+		},
+		{
+			name: "Delete of a stopped task thaws the VM first",
+			run: func(t *testing.T, f *fixture) {
+				f.inPod(t)
+				f.createAndStart(t, "c1", "")
+				f.createAndStart(t, "c2", "")
+				f.agent.exitChan("c2") <- 0
+				f.pub.waitFor(t, "TaskExit", isExit("c2"))
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c2"}); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+				if f.agent.count("RemoveContainer") != 1 {
+					t.Fatalf("guest did not remove c2")
+				}
+			},
+			wantEvents: []string{"paused:c1", "resumed:c1"}, wantPauses: 1, wantRes: 1,
+		},
+		{
+			name: "Delete of a paused running task is refused and keeps it paused",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
+					t.Fatalf("Delete: %v, want FailedPrecondition", err)
+				}
+				if st := f.status(t, "c1", ""); st != task.Status_PAUSED {
+					t.Fatalf("task is %v", st)
+				}
+			},
+			wantEvents: []string{"paused:c1"}, wantPauses: 1,
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tc.run(t, f)
+			if got := f.pauseEvents(t); !reflect.DeepEqual(got, tc.wantEvents) {
+				t.Errorf("events %v, want %v", got, tc.wantEvents)
+			}
+			if p, r := f.vmCalls(); p != tc.wantPauses || r != tc.wantRes {
+				t.Errorf("VM pauses %d resumes %d, want %d, %d", p, r, tc.wantPauses, tc.wantRes)
+			}
+		})
+	}
+}
