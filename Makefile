@@ -18,7 +18,7 @@ GOLANGCI_LINT_VERSION := v2.6.2
 
 GOFLAGS_STATIC := -trimpath -ldflags '-s -w -extldflags -static'
 
-.PHONY: all setup build guest kernel protoc-check generate generate-check lint test unit-test fuzz fuzz-smoke torture demo bench conformance clean
+.PHONY: all setup build guest kernel protoc-check generate generate-check lint test unit-test fuzz fuzz-smoke torture demo bench conformance k8s k8s-test clean
 
 all: build
 
@@ -30,6 +30,13 @@ build:
 	$(GO) build -trimpath -o $(BIN)/veil ./cmd/veil
 	$(GO) build -trimpath -o $(BIN)/containerd-shim-veil-v2 ./cmd/containerd-shim-veil-v2
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_STATIC) -tags 'netgo osusergo seccomp' -o $(BIN)/veil-agent ./cmd/veil-agent
+
+# k8s builds the pinned Kubernetes (kube-apiserver, kubelet, kubectl) and
+# etcd the Kubernetes suite runs into $(CACHE)/kubernetes-<version>/bin
+# (test/kubernetes/build: a Go module of its own), reusing Go's build
+# cache; skipped while up to date.
+k8s:
+	@CACHE=$(CACHE) bash test/kubernetes/build/build.sh
 
 # guest builds the initramfs for Veil's own kernel (make kernel), the
 # default guest kernel: everything built in, so no modules to load.
@@ -117,7 +124,7 @@ fuzz-smoke:
 # test is what CI runs: setup, lint, generated-code drift, then every test
 # including the VM and containerd ones (root, /dev/net/tun; VMs boot under
 # TCG here, one test binary at a time so at most two VMs run at once).
-test: setup lint generate-check build guest
+test: setup lint generate-check build guest k8s
 	@mkdir -p $(OUT)
 	# The unit tests under the race detector (no VEIL_INTEGRATION: the
 	# integration tests skip here and run below).
@@ -128,6 +135,13 @@ test: setup lint generate-check build guest
 	$(MAKE) fuzz-smoke
 	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) \
 		$(GO) test -count=1 -p 1 -timeout 60m -v ./... 2>&1 | tee $(OUT)/test.log; exit $${PIPESTATUS[0]}
+
+# k8s-test runs only the Kubernetes suite (test/kubernetes; make test runs
+# it too): etcd, kube-apiserver and a kubelet on the harness's containerd,
+# the same pods on the runc and veil RuntimeClasses, driven by kubectl.
+k8s-test: setup build guest k8s
+	VEIL_INTEGRATION=1 VEIL_CACHE=$(CACHE) VEIL_OUTPUT=$(OUT) \
+		$(GO) test -count=1 -timeout 40m -v ./test/kubernetes/ 2>&1 | tee $(OUT)/k8s-test.log; exit $${PIPESTATUS[0]}
 
 # torture runs the fault-injection and load suite (test/torture) with the
 # full counts: 100 pod cycles, 10 pods started at once, 2,000 sequential

@@ -43,10 +43,10 @@ func (c *Containerd) CRIClient() (*CRIClient, error) {
 // Close closes the client's connection.
 func (c *CRIClient) Close() error { return c.conn.Close() }
 
-// removePods stops and removes every pod sandbox through CRI, so that
+// RemovePods stops and removes every pod sandbox through CRI, so that
 // CNI tears down their networks and the shims stop their pods; each call
 // is bounded by a minute.
-func (c *Containerd) removePods(ctx context.Context) error {
+func (c *Containerd) RemovePods(ctx context.Context) error {
 	cl, err := c.CRIClient()
 	if err != nil {
 		return err

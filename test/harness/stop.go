@@ -35,7 +35,7 @@ func (c *Containerd) Stop(ctx context.Context) error {
 	var errs []error
 
 	if c.cri != nil {
-		if err := c.removePods(ctx); err != nil {
+		if err := c.RemovePods(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
