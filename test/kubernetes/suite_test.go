@@ -166,3 +166,34 @@ func eventually(t *testing.T, what string, d time.Duration, check func() error) 
 		<-tick.C
 	}
 }
+
+// cases run in this order on each runtime class.
+var cases = []kcase{
+	{"running with overhead in the pod cgroup", testOverhead},
+	{"logs exec and port-forward", testStreaming},
+	{"liveness probe restarts in the same VM", testLiveness},
+	{"startup and readiness probes gate Ready", testProbes},
+	{"secret configmap downward-API and emptyDir volumes", testVolumes},
+	{"graceful deletion with preStop", testGracefulDeletion},
+	{"grace period ends a container that ignores SIGTERM", testGracePeriod},
+	{"init container runs first in the same VM", testInitContainer},
+	{"hostNetwork", testHostNetwork},
+}
+
+// podHead starts every pod manifest: named <Name>-<class>, on the node,
+// with the runtime class, without a service account token.
+const podHead = `apiVersion: v1
+kind: Pod
+metadata:
+  name: {{.Name}}-{{.Class}}
+  labels:
+    app: {{.Name}}
+spec:
+  runtimeClassName: {{.Class}}
+  nodeName: {{.Node}}
+  automountServiceAccountToken: false
+  enableServiceLinks: false
+  dnsPolicy: Default
+`
+
+func name(n, class string) string { return n + "-" + class }
