@@ -67,7 +67,19 @@ func testLiveness(t *testing.T, s *suite, class string) {
 		return nil
 	})
 	before := bootOf(s.kubectl(t, "logs", "--previous", pod))
-	after := bootOf(s.kubectl(t, "logs", pod))
+	// Ready says the new container runs, not that its first line has
+	// reached the log yet.
+	var after string
+	eventually(t, "the restarted container logs its boot id", time.Minute, func() error {
+		log, err := s.k.Kubectl(s.ctx, "logs", pod)
+		if err != nil {
+			return err
+		}
+		if after = bootOf(log); after == "" {
+			return fmt.Errorf("log so far: %q", log)
+		}
+		return nil
+	})
 	if before != after {
 		t.Errorf("the restarted container runs on another kernel: boot %s, then %s", before, after)
 	}
