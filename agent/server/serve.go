@@ -17,6 +17,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/agent/container"
+	"github.com/veil-runtime/veil/agent/guest"
 	"github.com/veil-runtime/veil/agent/stream"
 	"github.com/veil-runtime/veil/runtime/cleanup"
 )
@@ -145,7 +146,7 @@ func Serve(ctx context.Context, agentL, streamL net.Listener, opts Options) erro
 		_ = srv.Close()
 		return nil
 	})
-	log.G(ctx).WithFields(log.Fields{"agent": agentL.Addr().String(), "streams": streamL.Addr().String()}).Info("agent serving")
+	log.G(ctx).WithFields(log.Fields{"agent": agentL.Addr().String(), "streams": streamL.Addr().String(), "uptime": guest.Uptime()}).Info("agent serving")
 
 	runErr := g.Wait()
 	if errors.Is(runErr, errServerEnded) {

@@ -32,6 +32,7 @@ func (s *Sandbox) connectAgent(ctx context.Context, launch time.Time, ready <-ch
 	lg := logger(ctx, s.id)
 	select {
 	case <-ready:
+		s.readyAt = time.Now()
 		lg.WithField("after", time.Since(launch).Round(time.Millisecond)).Debug("agent reported ready")
 	case <-s.vm.Done():
 		return fmt.Errorf("VM exited before the agent reported ready\n%s", s.diagnostics())

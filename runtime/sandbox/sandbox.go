@@ -75,6 +75,11 @@ type Sandbox struct {
 	resizeMu sync.Mutex
 	size     hypervisor.Resize
 
+	// stages are how long each step of Start took; readyAt is when the
+	// agent's ready notification arrived.
+	stages  []Stage
+	readyAt time.Time
+
 	stopping chan struct{} // closed when Stop begins
 	stopOnce sync.Once
 	stopErr  error

@@ -76,10 +76,12 @@ func start(ctx context.Context, id string, cfg *config.Config, opts Options, ste
 	// rollback: taps are removed with nothing holding them.
 	defer r.close()
 	for _, st := range steps {
+		began := time.Now()
 		u, err := st.run(ctx, s, r)
 		if err != nil {
 			return nil, fmt.Errorf("sandbox %s: %s: %w", id, st.name, err)
 		}
+		s.recordStage(st.name, began, time.Now())
 		if u != nil {
 			undo.Push(st.name, u)
 		}
