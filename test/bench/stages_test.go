@@ -24,8 +24,10 @@ const stageSamples = 3
 // each host step of sandbox.Start as it timed it, and the boot (from the
 // end of "start VM" to the agent's ready notification) split with the
 // guest's own clock, which the agent's console lines carry (seconds since
-// the kernel started): QEMU to kernel, kernel to PID 1, PID 1's setup,
-// setup to the agent serving. The median of each over a few starts.
+// the kernel started): VM launch to kernel start (the vsock daemon, the
+// VMM's own start, loading the kernel and initramfs), kernel to PID 1,
+// PID 1's setup, setup to the agent serving. The median of each over a
+// few starts.
 func BenchmarkColdStartStages(b *testing.B) {
 	integration.Require(b, integration.Root, integration.VM)
 	cfg, _ := veilConfig(b)
@@ -46,7 +48,7 @@ func BenchmarkColdStartStages(b *testing.B) {
 				vm += st.Took
 			}
 		}
-		add("  QEMU start to kernel start", vm-guest.serving)
+		add("  VM launch to kernel start", vm-guest.serving)
 		add("  kernel start to PID 1", guest.pid1)
 		add("  PID 1 setup", guest.setUp-guest.pid1)
 		add("  setup to agent serving", guest.serving-guest.setUp)
