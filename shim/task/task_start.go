@@ -37,8 +37,12 @@ func (s *service) start(ctx context.Context, r *taskAPI.StartRequest) (*taskAPI.
 		return nil, err
 	}
 	if r.ExecID == "" {
+		began := time.Now()
 		_, err = sb.Agent().StartContainer(ctx, &api.ContainerRequest{ContainerId: c.id})
 		err = fromAgent(err, "sandbox %s", sb.ID())
+		if err == nil {
+			log.G(ctx).WithFields(log.Fields{"container": c.id, "took": time.Since(began)}).Info("container started")
+		}
 	} else {
 		err = s.startExec(ctx, sb, p)
 	}

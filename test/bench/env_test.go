@@ -81,6 +81,8 @@ func mustCtr(b *testing.B, c *harness.Containerd, args ...string) string {
 type timedRun struct {
 	firstOutput, eof, total time.Duration
 	bytes                   int64
+	// started is when ctr was launched.
+	started time.Time
 }
 
 // runTimed runs a container and times its output as ctr delivers it.
@@ -98,6 +100,7 @@ func runTimed(b *testing.B, c *harness.Containerd, runtime, id string, argv ...s
 	}
 	var r timedRun
 	start := time.Now()
+	r.started = start
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("ctr run: %v", err)
 	}
