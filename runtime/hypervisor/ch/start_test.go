@@ -58,7 +58,8 @@ func TestStart(t *testing.T) {
 					"fs": [{"tag": "veil", "socket": %[2]q, "num_queues": 1, "queue_size": 1024}],
 					"serial": {"mode": "Null"},
 					"console": {"mode": "Off"},
-					"rng": {"src": "/dev/urandom"}
+					"rng": {"src": "/dev/urandom"},
+					"balloon": {"size": 0, "free_page_reporting": true}
 				}`, filepath.Join(h.dir, statedir.VsockSocket), filepath.Join(h.dir, "virtiofsd.sock")))
 			},
 		},

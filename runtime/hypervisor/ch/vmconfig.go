@@ -18,6 +18,13 @@ const (
 // rngSource feeds the guest's virtio-rng.
 const rngSource = "/dev/urandom"
 
+// balloon is a balloon that never inflates, there for its free page
+// reporting: the guest hands back pages it freed, so a sandbox's host
+// memory shrinks after a container that used much of it exits.
+func balloon() *models.BalloonConfig {
+	return &models.BalloonConfig{Size: ptr(int64(0)), FreePageReporting: ptr(true)}
+}
+
 // sizing is the part of the VM's shape that is not in hypervisor.VMConfig.
 type sizing struct {
 	// maxVCPUs is the vCPU ceiling for hotplug; below the boot count it
@@ -31,7 +38,8 @@ type sizing struct {
 // sees them, are p. Guest memory is shared (vhost-user back-ends such as
 // virtiofsd map it); the serial port is served on the console socket when
 // the config has a sink, nowhere otherwise; the virtio console is off. A
-// jailed VMM applies Landlock at vm.create.
+// jailed VMM applies Landlock at vm.create. A balloon reports the guest's
+// free pages.
 func buildVMConfig(p vmmPaths, sz sizing) *models.VMConfig {
 	cfg := p.cfg
 	maxVCPUs := max(sz.maxVCPUs, cfg.VCPUs)
@@ -60,6 +68,7 @@ func buildVMConfig(p vmmPaths, sz sizing) *models.VMConfig {
 		Serial:  &models.SerialConfig{Mode: ptr(models.ConsoleModeNull)},
 		Console: &models.ConsoleConfig{Mode: ptr(models.ConsoleModeOff)},
 		Rng:     &models.RngConfig{Src: ptr(rngSource)},
+		Balloon: balloon(),
 	}
 	if cfg.Console != nil {
 		// The shim drains it into its bounded copy (runtime/console).

@@ -93,6 +93,11 @@ func buildArgs(cfg hypervisor.VMConfig, accel Accel, maxVCPUs uint32, fd fds, ja
 		"-mon", "chardev=qmp,mode=control",
 		"-chardev", fmt.Sprintf("socket,id=vsock,fd=%d", fd.Vsock),
 		"-device", "vhost-user-vsock-device,chardev=vsock,id="+vsockDeviceID,
+		// A balloon that never inflates, for its free page reporting: the
+		// guest hands pages it freed back (QEMU punches them out of the
+		// memfd), so a sandbox's host memory shrinks after a container
+		// that used much of it exits.
+		"-device", "virtio-balloon-device,free-page-reporting=on",
 	)
 	for i, fs := range cfg.Filesystems {
 		id := fmt.Sprintf("fs%d", i)

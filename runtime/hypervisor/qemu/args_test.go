@@ -51,6 +51,7 @@ func TestBuildArgs(t *testing.T) {
 				{"-mon", "chardev=qmp,mode=control"},
 				{"-chardev", "socket,id=vsock,fd=5"},
 				{"-device", "vhost-user-vsock-device,chardev=vsock,id=vsock0"},
+				{"-device", "virtio-balloon-device,free-page-reporting=on"},
 			},
 			notWant: []string{"-cpu", "vhost-user-fs-device", "-netdev", "virtio-net-device", "-sandbox", "path=", "file:", "/run/veil"},
 		},
