@@ -4,7 +4,9 @@
 # vmlinux with everything the guest needs built in and no modules, from
 # Debian's linux-source-6.1 package. It writes $CACHE/kernel-veil:
 #
-#   vmlinux   uncompressed ELF with a PVH entry note (QEMU microvm / CH boot it directly)
+#   vmlinux   uncompressed ELF with a PVH entry note (QEMU microvm / CH boot it directly),
+#             symbols stripped (objcopy --strip-all)
+#   System.map  the symbol addresses the stripped vmlinux no longer carries
 #   release   its `uname -r` (<version>-veil)
 #   config    the .config it was built with
 #   inputs    hash of the source version, the fragments and this script;
@@ -189,7 +191,10 @@ install_output() {
 	tmp=$CACHE/kernel-veil.tmp
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
-	cp "$OBJ/vmlinux" "$tmp/vmlinux"
+	# Symbols stripped: the VMM loads (and under TCG, reads) every byte of
+	# the ELF; System.map beside it keeps the addresses for debugging.
+	objcopy --strip-all "$OBJ/vmlinux" "$tmp/vmlinux"
+	cp "$OBJ/System.map" "$tmp/System.map"
 	cp "$OBJ/.config" "$tmp/config"
 	printf '%s\n' "$release" >"$tmp/release"
 	printf '%s\n' "$1" >"$tmp/inputs"
