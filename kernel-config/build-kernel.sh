@@ -120,8 +120,9 @@ configure() {
 	kmake -s olddefconfig >>"$BUILD/config.log" 2>&1 || die "make olddefconfig failed: $(tail -n5 "$BUILD/config.log")"
 }
 
-# verify checks that every CONFIG_*=y of the fragments is =y in .config
-# and every '# CONFIG_* is not set' is off.
+# verify checks that every CONFIG_*=y of the fragments is =y in .config,
+# every other CONFIG_*=<value> has that value, and every
+# '# CONFIG_* is not set' is off.
 verify() {
 	local f line opt missing=() optional=() total=0 where d
 	# Where an option is defined, for the message: other architectures'
@@ -137,6 +138,12 @@ verify() {
 				opt=${BASH_REMATCH[1]}
 				total=$((total + 1))
 				grep -qE "^$opt=[ym]" "$OBJ/.config" && missing+=("$opt must be off (${f##*/}) but is on")
+				continue
+			fi
+			if [[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=(.+)$ && ${BASH_REMATCH[2]} != y ]]; then
+				opt=${BASH_REMATCH[1]}
+				total=$((total + 1))
+				grep -qxF "$line" "$OBJ/.config" || missing+=("$opt must be ${BASH_REMATCH[2]} (${f##*/}) but is: $(grep -E "^(# )?$opt[= ]" "$OBJ/.config" || echo absent)")
 				continue
 			fi
 			[[ $line =~ ^(CONFIG_[A-Za-z0-9_]+)=y$ ]] || continue
@@ -156,12 +163,12 @@ verify() {
 		step "kernel: optional option not set (a dependency is missing): $o"
 	done
 	if ((${#missing[@]})); then
-		printf 'kernel: ERROR: %d of %d requested options are not =y after olddefconfig (a dependency is off: add it to a fragment):\n' \
+		printf 'kernel: ERROR: %d of %d requested options are not as asked after olddefconfig (a dependency is off: add it to a fragment):\n' \
 			"${#missing[@]}" "$total" >&2
 		printf '  %s\n' "${missing[@]}" >&2
 		exit 1
 	fi
-	step "kernel: config verified: all $((total - ${#optional[@]})) required options =y (${#optional[@]} optional missing)"
+	step "kernel: config verified: all $((total - ${#optional[@]})) required options as asked (${#optional[@]} optional missing)"
 }
 
 compile() {
@@ -186,14 +193,15 @@ install_output() {
 	local release tmp
 	release=$(kmake -s kernelrelease)
 	[[ -n $release ]] || die "make kernelrelease printed nothing"
-	readelf -n "$OBJ/vmlinux" | grep -A1 -E '^ +Xen ' | grep -qiE 'PHYS32_ENTRY|0x00000012' ||
-		die "$OBJ/vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): is CONFIG_PVH=y in $OBJ/.config?"
 	tmp=$CACHE/kernel-veil.tmp
 	rm -rf "$tmp"
 	mkdir -p "$tmp"
-	# Symbols stripped: the VMM loads (and under TCG, reads) every byte of
-	# the ELF; System.map beside it keeps the addresses for debugging.
+	# Symbols stripped: QEMU's ELF loader reads, sorts and keeps every
+	# symbol of the kernel it loads (on the host, KVM or not); System.map
+	# beside it keeps the addresses for debugging.
 	objcopy --strip-all "$OBJ/vmlinux" "$tmp/vmlinux"
+	readelf -n "$tmp/vmlinux" | grep -A1 -E '^ +Xen ' | grep -qiE 'PHYS32_ENTRY|0x00000012' ||
+		die "the stripped $OBJ/vmlinux has no PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY): is CONFIG_PVH=y in $OBJ/.config?"
 	cp "$OBJ/System.map" "$tmp/System.map"
 	cp "$OBJ/.config" "$tmp/config"
 	printf '%s\n' "$release" >"$tmp/release"
