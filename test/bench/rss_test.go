@@ -24,9 +24,10 @@ const fillMiB = 60
 // running single-container sandbox (the shim, QEMU, virtiofsd,
 // vhost-device-vsock): its RSS split into anonymous, file and shared
 // memory, idle and again after the container wrote fillMiB to a tmpfs and
-// removed it (the guest's free page reporting gives it back), and its PSS
-// while a second sandbox runs, which shares the binaries' pages: what one
-// more sandbox costs the host.
+// removed it (the guest's free page reporting gives it back), and, while a
+// second sandbox runs and shares the binaries' pages, its PSS (shared
+// pages divided among the processes that map them) and USS (its private
+// pages only: what one more sandbox costs the host, at least).
 func BenchmarkSandboxRSS(b *testing.B) {
 	c, cfg := startContainerd(b)
 	ids := []string{"bench-rss", "bench-rss-2"}
@@ -53,18 +54,21 @@ func BenchmarkSandboxRSS(b *testing.B) {
 		i, f := idle[n], freed[n]
 		b.ReportMetric(i.rss(), n+"_MiB")
 		b.ReportMetric(i.pss, n+"_pss_MiB")
+		b.ReportMetric(i.uss, n+"_uss_MiB")
 		b.ReportMetric(f.rss(), n+"_after_fill_MiB")
-		lines = append(lines, fmt.Sprintf("  %-20s %6.1f (%5.1f anon %5.1f file %5.1f shmem)  %6.1f  %6.1f (%5.1f anon %5.1f file %5.1f shmem)",
-			n, i.rss(), i.anon, i.file, i.shmem, i.pss, f.rss(), f.anon, f.file, f.shmem))
+		lines = append(lines, fmt.Sprintf("  %-20s %6.1f (%5.1f anon %5.1f file %5.1f shmem)  %6.1f  %6.1f  %6.1f (%5.1f anon %5.1f file %5.1f shmem)",
+			n, i.rss(), i.anon, i.file, i.shmem, i.pss, i.uss, f.rss(), f.anon, f.file, f.shmem))
 	}
 	it, ft := sum(idle, memory.rss), sum(freed, memory.rss)
 	ip := sum(idle, func(m memory) float64 { return m.pss })
+	iu := sum(idle, func(m memory) float64 { return m.uss })
 	b.ReportMetric(it, "total_MiB")
 	b.ReportMetric(ip, "total_pss_MiB")
+	b.ReportMetric(iu, "total_uss_MiB")
 	b.ReportMetric(ft, "total_after_fill_MiB")
 	// The table goes to stdout: a benchmark's log is cut at a few lines.
-	fmt.Printf("BenchmarkSandboxRSS: host memory of one sandbox, MiB: idle RSS, idle PSS (a second sandbox running), RSS after %d MiB written to the guest's tmpfs and removed\n%s\n  %-20s %6.1f %45.1f  %6.1f\n",
-		fillMiB, strings.Join(lines, "\n"), "total", it, ip, ft)
+	fmt.Printf("BenchmarkSandboxRSS: host memory of one sandbox, MiB: idle RSS, idle PSS and USS (a second sandbox running), RSS after %d MiB written to the guest's tmpfs and removed\n%s\n  %-20s %6.1f %45.1f  %6.1f  %6.1f\n",
+		fillMiB, strings.Join(lines, "\n"), "total", it, ip, iu, ft)
 }
 
 // sandboxPids are the sandbox's processes by name: each pid file in its
@@ -87,9 +91,10 @@ func sandboxPids(stateDir, id string) map[string]int {
 	return pids
 }
 
-// memory is one process's resident memory in MiB: RSS by kind, and PSS
-// (shared pages divided among the processes that map them).
-type memory struct{ anon, file, shmem, pss float64 }
+// memory is one process's resident memory in MiB: RSS by kind, PSS
+// (shared pages divided among the processes that map them) and USS (its
+// private pages).
+type memory struct{ anon, file, shmem, pss, uss float64 }
 
 func (m memory) rss() float64 { return m.anon + m.file + m.shmem }
 
@@ -102,8 +107,9 @@ func sum(ms map[string]memory, f func(memory) float64) float64 {
 }
 
 // settledMemory samples the processes' memory every half second until the
-// total moved less than 0.5 MiB over settleSamples samples (5 s: a guest
-// reports pages it freed two seconds after, in batches), or 60 s passed.
+// total moved less than 0.5 MiB over settleSamples samples (4.5 s: a
+// guest reports pages it freed two seconds after, in batches), or 60 s
+// passed, which it logs.
 func settledMemory(b *testing.B, pids map[string]int) map[string]memory {
 	b.Helper()
 	var last []float64
@@ -119,7 +125,11 @@ func settledMemory(b *testing.B, pids map[string]int) map[string]memory {
 			cur[name] = r
 		}
 		last = append(last, sum(cur, memory.rss))
-		if n := len(last); n >= settleSamples && slices.Max(last[n-settleSamples:])-slices.Min(last[n-settleSamples:]) < 0.5 || time.Now().After(deadline) {
+		if n := len(last); n >= settleSamples && slices.Max(last[n-settleSamples:])-slices.Min(last[n-settleSamples:]) < 0.5 {
+			return cur
+		}
+		if time.Now().After(deadline) {
+			b.Logf("memory still moving after a minute: the last totals %.1f MiB", last[max(0, len(last)-settleSamples):])
 			return cur
 		}
 		time.Sleep(500 * time.Millisecond)
@@ -127,15 +137,18 @@ func settledMemory(b *testing.B, pids map[string]int) map[string]memory {
 }
 
 // readMemory reads RssAnon, RssFile and RssShmem from
-// /proc/<pid>/status and Pss from /proc/<pid>/smaps_rollup.
+// /proc/<pid>/status, and Pss, Private_Clean and Private_Dirty from
+// /proc/<pid>/smaps_rollup.
 func readMemory(pid int) (memory, error) {
 	var m memory
 	if err := readKB(fmt.Sprintf("/proc/%d/status", pid), map[string]*float64{"RssAnon:": &m.anon, "RssFile:": &m.file, "RssShmem:": &m.shmem}); err != nil {
 		return memory{}, err
 	}
-	if err := readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), map[string]*float64{"Pss:": &m.pss}); err != nil {
+	var clean, dirty float64
+	if err := readKB(fmt.Sprintf("/proc/%d/smaps_rollup", pid), map[string]*float64{"Pss:": &m.pss, "Private_Clean:": &clean, "Private_Dirty:": &dirty}); err != nil {
 		return memory{}, err
 	}
+	m.uss = clean + dirty
 	return m, nil
 }
 
