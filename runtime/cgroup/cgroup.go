@@ -13,6 +13,7 @@ import (
 
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/cgroups/manager"
+	"golang.org/x/sys/unix"
 )
 
 // Cgroup is a sandbox cgroup.
@@ -223,12 +224,20 @@ func (c *Cgroup) set(l Limits) error {
 }
 
 // Pids returns the processes in the cgroup (or a cgroup below it), in any
-// hierarchy, sorted.
+// hierarchy, sorted. A hierarchy whose directory is gone, or is removed
+// while it is read, holds none.
 func (c *Cgroup) Pids() ([]int, error) {
 	var all []int
 	for _, d := range c.dirs {
 		pids, err := cgroups.GetAllPids(d)
-		if errors.Is(err, os.ErrNotExist) {
+		if removed(err) {
+			// Read again: a cgroup removed under the walk (another
+			// process deleting the same sandbox) makes its cgroup.procs
+			// unreadable; the directory is then gone, or what is left
+			// of the subtree is read as it is now.
+			pids, err = cgroups.GetAllPids(d)
+		}
+		if removed(err) {
 			continue
 		}
 		if err != nil {
@@ -238,4 +247,10 @@ func (c *Cgroup) Pids() ([]int, error) {
 	}
 	slices.Sort(all)
 	return slices.Compact(all), nil
+}
+
+// removed reports whether err is what reading a cgroup that was removed
+// meanwhile returns: ENODEV from its cgroup.procs, or ENOENT from the walk.
+func removed(err error) bool {
+	return errors.Is(err, unix.ENODEV) || errors.Is(err, os.ErrNotExist)
 }

@@ -596,3 +596,61 @@ func TestCreateRefuses(t *testing.T) {
 		})
 	}
 }
+
+// TestDeleteConcurrently deletes one cgroup from two handles at once, as
+// two shims cleaning up the same sandbox do: each Delete succeeds, whether
+// it finds the cgroup, finds it half removed (its cgroup.procs reads
+// ENODEV once the directory is removed), or finds it gone.
+func TestDeleteConcurrently(t *testing.T) {
+	needCgroups(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	parent := testParent(t)
+	for i := range 30 {
+		path := fmt.Sprintf("%s/twice-%d", parent, i)
+		if _, err := Create(ctx, path, Limits{Pids: 16}); err != nil {
+			t.Fatal(err)
+		}
+		handles := make([]*Cgroup, 2)
+		for j := range handles {
+			c, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			handles[j] = c
+		}
+		errs := make(chan error, len(handles))
+		for _, c := range handles {
+			go func() { errs <- c.Delete(ctx) }()
+		}
+		for range handles {
+			if err := <-errs; err != nil {
+				t.Fatalf("round %d: Delete beside another Delete: %v", i, err)
+			}
+		}
+		wantGone(t, handles[0])
+	}
+}
+
+func TestRemoved(t *testing.T) {
+	procs := "/sys/fs/cgroup/cpu/veil/x/cgroup.procs"
+	cases := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"cgroup.procs of a removed cgroup", &os.PathError{Op: "read", Path: procs, Err: unix.ENODEV}, true},
+		{"wrapped ENODEV", fmt.Errorf("walk: %w", &os.PathError{Op: "read", Path: procs, Err: unix.ENODEV}), true},
+		{"directory gone", &os.PathError{Op: "open", Path: procs, Err: unix.ENOENT}, true},
+		{"permission denied", &os.PathError{Op: "open", Path: procs, Err: unix.EACCES}, false},
+		{"other", errors.New("boom"), false},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := removed(tc.err); got != tc.want {
+				t.Errorf("removed(%v) = %v, want %v", tc.err, got, tc.want)
+			}
+		})
+	}
+}
