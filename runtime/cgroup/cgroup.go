@@ -230,7 +230,7 @@ func (c *Cgroup) Pids() ([]int, error) {
 	var all []int
 	for _, d := range c.dirs {
 		pids, err := cgroups.GetAllPids(d)
-		if removed(err) {
+		if errors.Is(err, unix.ENODEV) {
 			// Read again: a cgroup removed under the walk (another
 			// process deleting the same sandbox) makes its cgroup.procs
 			// unreadable; the directory is then gone, or what is left
