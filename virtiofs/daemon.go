@@ -67,7 +67,7 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, retErr error) {
 	if cache == "" {
 		cache = "auto"
 	}
-	socket := filepath.Join(cfg.Dir, socketName)
+	socket := socketPath(cfg.Dir)
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: socket, Net: "unix"})
 	if err != nil {
 		return nil, fmt.Errorf("virtiofsd: listen: %w", err)
@@ -111,6 +111,10 @@ func Start(ctx context.Context, cfg Config) (_ *Daemon, retErr error) {
 	}
 	return &Daemon{p: p, socket: socket}, nil
 }
+
+// socketPath is the vhost-user socket of the virtiofsd of the sandbox
+// directory dir.
+func socketPath(dir string) string { return filepath.Join(dir, socketName) }
 
 // nofile is the open-file bound virtiofsd gets: want (0: the default
 // 65536), but never above this process's hard limit, which virtiofsd

@@ -47,24 +47,34 @@ func (s Spec) LogPath() string { return statedir.HelperLogFile(s.Dir, s.Name) }
 // PidPath is the file that holds the process's pid.
 func (s Spec) PidPath() string { return statedir.HelperPidFile(s.Dir, s.Name) }
 
-// Process is a running helper. It is reaped by a goroutine; Done is
-// closed once it exited.
 // Placer puts a process into a cgroup (runtime/cgroup).
 type Placer interface {
 	Add(pid int) error
 }
 
+// Process is a running helper: a child started by Start, which a
+// goroutine reaps, or a process adopted from the runtime that started it
+// (Adopt), whose exit a goroutine learns from its pidfd. Done is closed
+// once it exited.
 type Process struct {
 	spec Spec
 	pid  int
 	done chan struct{}
-	err  error // valid after done
+	err  error // valid after done; nil for an adopted process
 
-	// mu orders signals against the reap: while reaped is false the
+	// pidfd is an adopted process's pidfd (nil for a child): its signals
+	// go through it, to the process alone. It is closed once the exit was
+	// seen (or on Release).
+	pidfd *os.File
+
+	// mu orders signals against the exit: while reaped is false a child's
 	// leader is not reaped, so its pid (which is also the group id) cannot
-	// have been reused and signalling the group is safe.
-	mu     sync.Mutex
-	reaped bool
+	// have been reused and signalling the group is safe; an adopted
+	// process's pidfd is open. For an adopted process reaped means its
+	// exit was seen (or it was released).
+	mu       sync.Mutex
+	reaped   bool
+	released bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -135,9 +145,6 @@ func Start(ctx context.Context, s Spec) (*Process, error) {
 	return p, nil
 }
 
-// reap waits for the leader to exit, kills what is left of its process
-// group while the leader is a zombie (its pid, the group id, still taken),
-// then reaps it and closes done.
 // placeAndRelease puts a started jail stage in its cgroup, then lets it
 // run the helper.
 func (s Spec) placeAndRelease(pid int, stage *jail.Stage) error {
@@ -150,6 +157,9 @@ func (s Spec) placeAndRelease(pid int, stage *jail.Stage) error {
 	return stage.Release()
 }
 
+// reap waits for the leader to exit, kills what is left of its process
+// group while the leader is a zombie (its pid, the group id, still taken),
+// then reaps it and closes done.
 func (p *Process) reap(cmd *exec.Cmd) {
 	var info unix.Siginfo
 	for {
@@ -174,26 +184,34 @@ func (p *Process) Pid() int { return p.pid }
 var ErrExited = errors.New("process has exited")
 
 // OpenNamespace opens the process's namespace of the given kind ("mnt",
-// "net", ...). While the process is not reaped its pid cannot name
-// another process, so the file is surely its namespace; once it was
-// reaped the call fails with ErrExited.
+// "net", ...). While a child is not reaped its pid cannot name another
+// process, so the file is surely its namespace; an adopted process is
+// checked through its pidfd to still hold its pid after the open. Once
+// the process is known to have exited the call fails with ErrExited.
 func (p *Process) OpenNamespace(kind string) (*os.File, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped {
 		return nil, fmt.Errorf("%s (pid %d): %w", p.spec.Name, p.pid, ErrExited)
 	}
-	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(p.pid), "ns", kind))
+	path := filepath.Join("/proc", strconv.Itoa(p.pid), "ns", kind)
+	if p.pidfd != nil {
+		return p.openAdoptedNamespace(kind, path)
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%s (pid %d): open %s namespace: %w", p.spec.Name, p.pid, kind, err)
 	}
 	return f, nil
 }
 
-// Done is closed when the process has exited and was reaped.
+// Done is closed when the process has exited and was reaped (an adopted
+// process: once its pidfd reported the exit).
 func (p *Process) Done() <-chan struct{} { return p.done }
 
-// Err is the exit error; it is valid once Done is closed.
+// Err is the exit error; it is valid once Done is closed. It is nil for
+// an adopted process: not being its parent, this process never learns
+// its exit status.
 func (p *Process) Err() error {
 	<-p.done
 	return p.err
@@ -210,7 +228,10 @@ func (p *Process) LogTail() string { return Tail(p.spec.LogPath(), 20) }
 func (p *Process) ExitError() error {
 	<-p.done
 	state := "exited"
-	if p.err != nil {
+	switch {
+	case p.pidfd != nil:
+		state = "exited (not a child of this process; status unknown)"
+	case p.err != nil:
 		state = p.err.Error()
 	}
 	return fmt.Errorf("%s (pid %d) %s; log %s:\n%s", p.spec.Name, p.Pid(), state, p.spec.LogPath(), p.LogTail())
@@ -219,7 +240,8 @@ func (p *Process) ExitError() error {
 // Stop sends SIGTERM to the process group, waits up to grace (or ctx),
 // then kills the group with SIGKILL and waits for the reap. It removes the
 // pid file. It is idempotent. A process that already exited is not
-// signalled: its group was killed when its exit was seen.
+// signalled: its group was killed when its exit was seen. An adopted
+// process is signalled alone (see signal), and Stop waits for its exit.
 func (p *Process) Stop(ctx context.Context, grace time.Duration) error {
 	p.stopOnce.Do(func() { p.stopErr = p.stop(ctx, grace) })
 	return p.stopErr
@@ -250,9 +272,10 @@ func (p *Process) stop(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
-// Kill sends SIGKILL to the process group and waits until it was reaped
-// (bounded by ctx); a process already reaped is not signalled. It keeps
-// the pid file; Stop removes it.
+// Kill sends SIGKILL to the process group (to an adopted process alone)
+// and waits until it was reaped, resp. its exit seen (bounded by ctx); a
+// process already reaped is not signalled. It keeps the pid file; Stop
+// removes it.
 func (p *Process) Kill(ctx context.Context) error {
 	p.kill()
 	select {
@@ -270,10 +293,19 @@ func (p *Process) kill() { p.signal(syscall.SIGKILL) }
 // reap the group may be empty and its number reused as the pid and group
 // id of an unrelated process (another sandbox's helper). Stray members
 // were killed by reap before the leader was reaped.
+//
+// An adopted process is signalled through its pidfd, and alone: its
+// parent may reap it at any time, unordered with this process, after
+// which its group id could name an unrelated group. Its stray children
+// are left to its parent's reap.
 func (p *Process) signal(sig syscall.Signal) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.reaped {
+		return
+	}
+	if p.pidfd != nil {
+		_ = pidfdSignal(p.pidfd, sig)
 		return
 	}
 	_ = syscall.Kill(-p.pid, sig)

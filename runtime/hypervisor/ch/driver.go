@@ -67,6 +67,10 @@ type Driver struct {
 var (
 	_ hypervisor.Hypervisor = (*Driver)(nil)
 	_ hypervisor.Restorer   = (*Driver)(nil)
+	// Adopt is the warm pool's take-over (runtime/sandbox's vmAdopter).
+	_ interface {
+		Adopt(context.Context, hypervisor.VMConfig) (hypervisor.VM, error)
+	} = (*Driver)(nil)
 )
 
 // Start launches cloud-hypervisor, creates the VM (vm.create), checks it
@@ -124,17 +128,7 @@ func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, snapshot s
 			return nil, err
 		}
 	}
-	v := &vm{
-		cfg:         cfg,
-		layout:      layout,
-		paths:       vmmView(cfg, layout, snapshot),
-		apiSock:     filepath.Join(cfg.Dir, apiSocketName),
-		consoleSock: filepath.Join(cfg.Dir, statedir.CHConsoleSocket),
-		stopTimeout: orDefault(d.StopTimeout, defaultStopTimeout),
-		apiTimeout:  orDefault(d.APITimeout, defaultAPITimeout),
-		bootTimeout: orDefault(d.BootTimeout, defaultBootTimeout),
-	}
-	v.api = newHTTPAPI(v.apiSock, v.apiTimeout)
+	v := d.newVM(cfg, layout, snapshot)
 	defer func() {
 		if retErr != nil {
 			// Cleanup must run even when ctx expired.
@@ -168,6 +162,56 @@ func (d *Driver) launch(ctx context.Context, cfg hypervisor.VMConfig, snapshot s
 		return nil, v.startError(err)
 	}
 	log.G(ctx).WithField("pid", v.proc.Pid()).Debug("cloud-hypervisor VM running")
+	return v, nil
+}
+
+// newVM is the vm Start, Restore and Adopt drive for cfg.
+func (d *Driver) newVM(cfg hypervisor.VMConfig, layout *jailLayout, snapshot string) *vm {
+	v := &vm{
+		cfg:         cfg,
+		layout:      layout,
+		paths:       vmmView(cfg, layout, snapshot),
+		apiSock:     filepath.Join(cfg.Dir, apiSocketName),
+		consoleSock: filepath.Join(cfg.Dir, statedir.CHConsoleSocket),
+		stopTimeout: orDefault(d.StopTimeout, defaultStopTimeout),
+		apiTimeout:  orDefault(d.APITimeout, defaultAPITimeout),
+		bootTimeout: orDefault(d.BootTimeout, defaultBootTimeout),
+	}
+	v.api = newHTTPAPI(v.apiSock, v.apiTimeout)
+	return v
+}
+
+// Adopt takes over a VM that Start ran with the same cfg in another
+// process of the runtime (a warm pool's keeper, which stays its parent
+// and keeps draining its serial console): the VMM's process by its pid
+// file (proc.Adopt), then its API, which must answer vmm.ping and report
+// the VM Running. On failure the VM keeps running and the error says
+// why.
+func (d *Driver) Adopt(ctx context.Context, cfg hypervisor.VMConfig) (hypervisor.VM, error) {
+	var layout *jailLayout
+	if cfg.Jail != nil {
+		var err error
+		if layout, err = newJailLayout(cfg, ""); err != nil {
+			return nil, err
+		}
+	}
+	v := d.newVM(cfg, layout, "")
+	p, err := proc.Adopt(ctx, proc.Spec{Name: processName, Dir: cfg.Dir})
+	if err != nil {
+		return nil, fmt.Errorf("cloud-hypervisor: adopt: %w", err)
+	}
+	v.proc = p
+	sctx, cancel := v.untilExit(ctx)
+	defer cancel()
+	err = v.waitReady(sctx, orDefault(d.ReadyTimeout, defaultReadyTimeout))
+	if err == nil {
+		err = v.wantState(sctx, models.VMStateRunning, "adopt")
+	}
+	if err != nil {
+		p.Release()
+		v.api.Close()
+		return nil, fmt.Errorf("cloud-hypervisor: adopt: %w", v.startError(err))
+	}
 	return v, nil
 }
 

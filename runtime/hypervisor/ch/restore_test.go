@@ -168,3 +168,66 @@ func TestStartInNetNS(t *testing.T) {
 	}
 	assertSequence(t, h.calls(t), append(append([]string{}, bootSequence...), "vmm.shutdown"))
 }
+
+// TestAdopt: a VM Start ran is taken over by a second driver, as a shim
+// takes over a warm pool VM its keeper started: the adopter pings the API
+// and checks the VM runs, and its Stop shuts the VMM down. A VMM that is
+// not running, or whose VM is not Running, is refused and left alone.
+func TestAdopt(t *testing.T) {
+	cases := []struct {
+		name    string
+		faults  map[string]fault
+		wantErr []string
+		wantSeq []string
+	}{
+		{
+			name:    "adopted and stopped",
+			wantSeq: []string{"vmm.ping", "vm.create", "vm.info", "vm.boot", "vm.info", "vmm.ping", "vm.info", "vmm.shutdown"},
+		},
+		{
+			name:    "vm.info fails",
+			faults:  map[string]fault{"vm.info": {Status: 500, Body: "VM is not booted"}},
+			wantErr: []string{"cloud-hypervisor: adopt:", "VM is not booted"},
+			wantSeq: []string{"vmm.ping", "vm.create", "vm.info", "vm.boot", "vm.info", "vmm.ping", "vm.info", "vmm.shutdown"},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, fakePlan{})
+			started := h.start(t)
+			if tc.faults != nil {
+				h.setFaults(t, tc.faults)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			adopter := *h.driver
+			v, err := adopter.Adopt(ctx, h.config())
+			assertErr(t, err, tc.wantErr)
+			if err != nil {
+				select {
+				case <-started.Done():
+					t.Fatal("a refused adoption ended the VM")
+				default:
+				}
+				return // the harness stops the VM it started
+			}
+			if v.Pid() != started.Pid() {
+				t.Errorf("adopted pid %d, started %d", v.Pid(), started.Pid())
+			}
+			stopVM(t, v)
+			select {
+			case <-started.Done():
+			case <-ctx.Done():
+				t.Fatal("the VMM survived the adopter's Stop")
+			}
+			assertSequence(t, h.calls(t), tc.wantSeq)
+			h.assertGone(t, started.Pid())
+		})
+	}
+}
+
+func TestAdoptNothingRunning(t *testing.T) {
+	h := newHarness(t, fakePlan{})
+	_, err := h.driver.Adopt(context.Background(), h.config())
+	assertErr(t, err, []string{"cloud-hypervisor: adopt:", "cloud-hypervisor.pid"})
+}

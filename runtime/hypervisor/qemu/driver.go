@@ -73,14 +73,7 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 	if vsockPath == "" {
 		vsockPath = DefaultVhostVsockBinary
 	}
-	v := &vm{
-		cfg:         cfg,
-		stopTimeout: d.StopTimeout,
-		qmpPath:     filepath.Join(cfg.Dir, qmpSocketName),
-		maxVCPUs:    max(d.MaxVCPUs, cfg.VCPUs),
-		done:        make(chan struct{}),
-		stopping:    make(chan struct{}),
-	}
+	v := d.newVM(cfg)
 	defer func() {
 		if retErr != nil {
 			// Cleanup must run even when ctx expired.
@@ -133,6 +126,20 @@ func (d *Driver) Start(ctx context.Context, cfg hypervisor.VMConfig) (_ hypervis
 	log.G(ctx).WithFields(log.Fields{"pid": v.qemu.Pid(), "accel": accel, "jailed": spec.Jail != nil}).Debug("qemu running")
 	go v.watch(context.WithoutCancel(ctx))
 	return v, nil
+}
+
+// newVM is the vm for cfg before its processes are started (Start) or
+// adopted (Adopt): both take its settings from here, so that they cannot
+// drift apart.
+func (d *Driver) newVM(cfg hypervisor.VMConfig) *vm {
+	return &vm{
+		cfg:         cfg,
+		stopTimeout: d.StopTimeout,
+		qmpPath:     filepath.Join(cfg.Dir, qmpSocketName),
+		maxVCPUs:    max(d.MaxVCPUs, cfg.VCPUs),
+		done:        make(chan struct{}),
+		stopping:    make(chan struct{}),
+	}
 }
 
 // drainConsole keeps the guest's console until QEMU closes it.
