@@ -35,11 +35,27 @@ func newFixture(t *testing.T) *fixture {
 
 func (f *fixture) reader() *Reader { return &Reader{StateDir: f.stateDir, ProcRoot: f.procRoot} }
 
-// sandbox creates sandbox id with helpers, containers and, with sock, a
-// listening vsock.sock (closed at the end of the test).
+// sandbox creates sandbox id's directory with helpers, containers and,
+// with sock, a listening vsock.sock (closed at the end of the test).
 func (f *fixture) sandbox(t *testing.T, id string, helpers []fakeHelper, containers []string, sock bool) string {
 	t.Helper()
-	dir := filepath.Join(f.stateDir, id)
+	return f.sandboxAt(t, filepath.Join(f.stateDir, id), helpers, containers, sock)
+}
+
+// poolVM creates the directory of warm pool VM vmid, as sandbox does a
+// sandbox's; with id, it links sandbox id to it as a claim does.
+func (f *fixture) poolVM(t *testing.T, vmid, id string, helpers []fakeHelper, containers []string, sock bool) string {
+	t.Helper()
+	dir := f.sandboxAt(t, filepath.Join(f.stateDir, ".pool", vmid), helpers, containers, sock)
+	if id != "" {
+		must(t, os.Symlink(".pool/"+vmid, filepath.Join(f.stateDir, id)))
+	}
+	return dir
+}
+
+// sandboxAt makes a sandbox directory at dir (see sandbox).
+func (f *fixture) sandboxAt(t *testing.T, dir string, helpers []fakeHelper, containers []string, sock bool) string {
+	t.Helper()
 	must(t, os.MkdirAll(filepath.Join(dir, "shared"), 0o700))
 	must(t, os.WriteFile(filepath.Join(dir, "console.log"), []byte("boot\nagent serving\n"), 0o640))
 	for _, c := range containers {

@@ -45,8 +45,13 @@ type Helper struct {
 
 // SandboxInfo is what the state directory tells about one sandbox.
 type SandboxInfo struct {
-	ID  string `json:"id"`
+	ID string `json:"id"`
+	// Dir is the sandbox's directory: for a sandbox that claimed a warm
+	// pool VM, the pool VM's (<state_dir>/.pool/<vmid>).
 	Dir string `json:"dir"`
+	// PoolVM is the id of the warm pool VM the sandbox claimed, "" when
+	// it booted its own.
+	PoolVM string `json:"pool_vm,omitempty"`
 	// Hypervisor is the VMM that runs it (from its pid file).
 	Hypervisor string `json:"hypervisor"`
 	// VMMPid is the VMM's pid, 0 when unknown.
@@ -73,8 +78,11 @@ type SandboxInfo struct {
 // ErrNotFound reports a sandbox id without a state directory.
 var ErrNotFound = errors.New("sandbox not found")
 
-// List reads every sandbox directory, sorted by id. A missing state
-// directory means no sandboxes.
+// List reads every sandbox, sorted by id: each directory in the state
+// directory, and each link there that names a pool VM's directory a
+// sandbox claimed (statedir.Open). Dot entries (the warm pool's .pool,
+// uid leases) are no sandboxes, nor are links Open refuses or whose pool
+// directory is gone. A missing state directory means no sandboxes.
 func (r *Reader) List() ([]SandboxInfo, error) {
 	ents, err := os.ReadDir(r.StateDir)
 	if errors.Is(err, os.ErrNotExist) {
@@ -85,7 +93,16 @@ func (r *Reader) List() ([]SandboxInfo, error) {
 	}
 	var out []SandboxInfo
 	for _, e := range ents {
-		if !e.IsDir() {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		switch {
+		case e.IsDir():
+		case e.Type()&os.ModeSymlink != 0:
+			if d, err := statedir.Open(r.StateDir, e.Name()); err != nil || !d.Pool() || !statedir.Exists(d) {
+				continue
+			}
+		default:
 			continue
 		}
 		sb, err := r.read(e.Name())
@@ -103,7 +120,8 @@ func (r *Reader) Get(id string) (SandboxInfo, error) {
 	return r.read(id)
 }
 
-// Dir is the state directory of sandbox id.
+// Dir is the state directory of sandbox id (for a sandbox that claimed a
+// pool VM, the pool VM's directory, not the link that names it).
 func (r *Reader) Dir(id string) (string, error) {
 	d, err := r.layout(id)
 	if err != nil {
@@ -112,9 +130,11 @@ func (r *Reader) Dir(id string) (string, error) {
 	return d.Path(), nil
 }
 
-// layout checks id and returns its directory, which must exist.
+// layout checks id and returns its directory (statedir.Open: a link to a
+// pool VM's directory is followed only as statedir allows), which must
+// exist.
 func (r *Reader) layout(id string) (statedir.Dir, error) {
-	d, err := statedir.New(r.StateDir, id)
+	d, err := statedir.Open(r.StateDir, id)
 	if err != nil {
 		return statedir.Dir{}, err
 	}
@@ -130,7 +150,7 @@ func (r *Reader) read(id string) (SandboxInfo, error) {
 		return SandboxInfo{}, err
 	}
 	dir := d.Path()
-	sb := SandboxInfo{ID: id, Dir: dir, State: StateUnknown, ConsoleLog: d.File(statedir.ConsoleLog),
+	sb := SandboxInfo{ID: id, Dir: dir, PoolVM: d.PoolID(), State: StateUnknown, ConsoleLog: d.File(statedir.ConsoleLog),
 		Helpers: []Helper{}, Sockets: []string{}, Logs: []string{}, Containers: []string{}}
 	ents, err := os.ReadDir(dir)
 	if err != nil {

@@ -22,20 +22,53 @@ import (
 // naming each path, and does not fail the removal (a delete must
 // complete). Only a failure to unmount or to open the state directory is
 // an error. A missing directory is not an error.
+//
+// For a pool directory it also removes the VM's lock file and, when
+// nothing else is left there, <state_dir>/.pool itself. For a claimed
+// pool directory (Open, Claimed) it then removes the link
+// <state_dir>/<id> as well, once the pool directory is gone and if the
+// link still names it; while something is left in the pool directory the
+// link stays, so that the sandbox is still found by id. A missing link is
+// not an error.
 func Remove(ctx context.Context, d Dir) error {
-	parent, err := openRoot(filepath.Dir(d.path))
-	if errors.Is(err, unix.ENOENT) {
-		return nil
-	}
+	gone, err := removeDir(ctx, d)
 	if err != nil {
 		return err
+	}
+	if d.pool != "" && gone {
+		removePoolLeftovers(d)
+	}
+	if d.link == "" {
+		return nil
+	}
+	if !gone {
+		log.G(ctx).WithField("sandbox", d.id).Warnf("kept the link %s: its pool directory %s is not empty", d.link, d.path)
+		return nil
+	}
+	if err := removeLink(ctx, d); err != nil {
+		return fmt.Errorf("remove sandbox link %s: %w", d.link, err)
+	}
+	return nil
+}
+
+// removeDir is Remove for the directory itself; it reports whether the
+// directory is gone.
+func removeDir(ctx context.Context, d Dir) (gone bool, _ error) {
+	parent, err := openRoot(filepath.Dir(d.path))
+	if errors.Is(err, unix.ENOENT) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
 	}
 	defer func() { _ = parent.Close() }()
 	var errs []error
 	if err := unmountHost(d); err != nil {
 		errs = append(errs, err)
 	}
-	left, err := removeTree(parent, d.id)
+	// The entry's own name: a claimed pool directory's is its pool VM id,
+	// not the sandbox id.
+	left, err := removeTree(parent, filepath.Base(d.path))
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -43,9 +76,9 @@ func Remove(ctx context.Context, d Dir) error {
 		log.G(ctx).WithField("sandbox", d.id).Warnf("left in the sandbox directory (not removed): %q", left)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("remove sandbox directory %s: %w", d.path, err)
+		return false, fmt.Errorf("remove sandbox directory %s: %w", d.path, err)
 	}
-	return nil
+	return len(left) == 0, nil
 }
 
 // unmountHost detaches the host-side mounts of the sandbox directory.
@@ -105,7 +138,8 @@ func hostMadeMountPoint(d Dir, mp string) bool {
 	return false
 }
 
-// Exists reports whether the sandbox directory is there.
+// Exists reports whether the sandbox directory is there (for a claimed
+// pool directory, the pool directory, not the link).
 func Exists(d Dir) bool {
 	_, err := os.Lstat(d.path)
 	return err == nil

@@ -41,4 +41,25 @@
 //	ch-api.sock        Cloud Hypervisor's API socket
 //	netns              the pod's network namespace path, for cleanup
 //	console.log, <helper>.log, <helper>.pid
+//
+// The warm pool boots VMs before any pod asks for one. Each has the same
+// layout in <state_dir>/.pool/<vmid>/ (NewPool; .pool can never be a
+// sandbox id). When a sandbox claims one, the VM goes on running there
+// (its helpers' arguments and sockets name that directory, and the
+// directory, a bind mount of itself, cannot be renamed), and Link makes
+// <state_dir>/<id> a relative symlink to .pool/<vmid>, so that whatever
+// finds a sandbox by id (Open: the cleanup after a crash, veil sandbox
+// ls/exec/console) finds it:
+//
+//	<state_dir>/
+//	  <id>/              a sandbox booted for it (the layout above)
+//	  <id> -> .pool/<vmid>
+//	                     a sandbox running in a claimed pool VM
+//	  .pool/<vmid>/      a pool VM's directory (the layout above)
+//	  .uid-<n>           jail uid leases (runtime/jail)
+//
+// Only host root writes the state directory, yet Open follows a link
+// only when its target is exactly .pool/<vmid> with a valid vmid and that
+// is a real directory; any other link is refused, naming it, and is never
+// resolved.
 package statedir

@@ -47,6 +47,9 @@ const (
 	CgroupFile = "cgroup"
 	// JailUIDFile records the sandbox's jail uid.
 	JailUIDFile = "jail-uid"
+	// ParkedNICsFile records a warm pool VM's NICs (taps and guest MACs)
+	// while they wait for a pod.
+	ParkedNICsFile = "parked-nics"
 
 	// PidSuffix and LogSuffix make a helper's pid and log file names
 	// (qemu.pid, virtiofsd.log, ...).
@@ -65,23 +68,45 @@ var socketNames = []string{
 	ReadySocket,
 }
 
-// Dir is the state directory of one sandbox. Its zero value is not
-// usable: New checks the id.
+// Dir is the state directory of one sandbox, or of one pool VM (see
+// pool.go). Its zero value is not usable: New, NewPool or Open check the
+// id.
 type Dir struct {
-	id, path string
+	// id names the directory: the sandbox id, or the pool VM id of an
+	// unclaimed pool directory.
+	id string
+	// path is the directory itself: <state_dir>/<id>, or
+	// <state_dir>/.pool/<vmid>.
+	path string
+	// pool is the pool VM id of a pool directory ("" for a plain one).
+	pool string
+	// link is <state_dir>/<id>, the symlink that names a claimed pool
+	// directory by sandbox id ("" for a plain or unclaimed directory).
+	link string
 }
 
 // New returns the directory of sandbox id under stateDir. It applies the
 // one id rule (api.ValidateID) and refuses an id whose socket paths would
 // not fit in a Unix socket address, naming the limit.
 func New(stateDir, id string) (Dir, error) {
-	if err := api.ValidateID("sandbox id", id); err != nil {
+	return newDir(stateDir, "sandbox id", id, "")
+}
+
+// newDir checks id (as what, in errors) and stateDir and returns the
+// directory <stateDir>/<sub>/<id>, refusing it when its longest socket
+// path would not fit in a Unix socket address. sub is "" for a sandbox
+// directory, PoolDirName for a pool VM's.
+func newDir(stateDir, what, id, sub string) (Dir, error) {
+	if err := api.ValidateID(what, id); err != nil {
 		return Dir{}, err
 	}
 	if !filepath.IsAbs(stateDir) {
 		return Dir{}, fmt.Errorf("state_dir %q is not an absolute path: %w", stateDir, errdefs.ErrInvalidArgument)
 	}
-	d := Dir{id: id, path: filepath.Join(filepath.Clean(stateDir), id)}
+	d := Dir{id: id, path: filepath.Join(filepath.Clean(stateDir), sub, id)}
+	if sub != "" {
+		d.pool = id
+	}
 	longest := ""
 	for _, s := range socketNames {
 		if len(s) > len(longest) {
@@ -89,16 +114,18 @@ func New(stateDir, id string) (Dir, error) {
 		}
 	}
 	if p := d.File(longest); len(p) > maxSocketPath {
-		return Dir{}, fmt.Errorf("sandbox id %q is too long for state_dir %s: its socket %s would be %d bytes, over the %d a Unix socket path may have (use an id of at most %d characters, or a shorter state_dir): %w",
-			id, stateDir, longest, len(p), maxSocketPath, len(id)-(len(p)-maxSocketPath), errdefs.ErrInvalidArgument)
+		return Dir{}, fmt.Errorf("%s %q is too long for state_dir %s: its socket %s would be %d bytes, over the %d a Unix socket path may have (use an id of at most %d characters, or a shorter state_dir): %w",
+			what, id, stateDir, longest, len(p), maxSocketPath, len(id)-(len(p)-maxSocketPath), errdefs.ErrInvalidArgument)
 	}
 	return d, nil
 }
 
-// ID is the sandbox id.
+// ID is the sandbox id (the pool VM id for a pool directory no sandbox
+// claimed yet).
 func (d Dir) ID() string { return d.id }
 
-// Path is the directory itself.
+// Path is the directory itself (for a claimed pool directory, the pool
+// directory, never the link that names it by sandbox id).
 func (d Dir) Path() string { return d.path }
 
 // File is the path of a file the sandbox directory holds directly (one of
