@@ -1622,9 +1622,13 @@ type Interface struct {
 	// name is the name the guest interface gets (the pod's, e.g. eth0).
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// mac is the hardware address, as the VM's NIC was given it.
-	Mac           string       `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
-	Mtu           uint32       `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
-	Addresses     []*IPAddress `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	Mac       string       `protobuf:"bytes,2,opt,name=mac,proto3" json:"mac,omitempty"`
+	Mtu       uint32       `protobuf:"varint,3,opt,name=mtu,proto3" json:"mtu,omitempty"`
+	Addresses []*IPAddress `protobuf:"bytes,4,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	// nic_mac, when set, is the address the VM's NIC has now, different
+	// from mac: a warm VM's NIC was made before the pod existed. The agent
+	// finds the NIC by nic_mac and gives it mac.
+	NicMac        string `protobuf:"bytes,5,opt,name=nic_mac,json=nicMac,proto3" json:"nic_mac,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1685,6 +1689,13 @@ func (x *Interface) GetAddresses() []*IPAddress {
 		return x.Addresses
 	}
 	return nil
+}
+
+func (x *Interface) GetNicMac() string {
+	if x != nil {
+		return x.NicMac
+	}
+	return ""
 }
 
 // Route is a guest route.
@@ -2225,12 +2236,13 @@ const file_agent_proto_rawDesc = "" +
 	"\x03oom\x18\x04 \x01(\x04R\x03oom\x12\x19\n" +
 	"\boom_kill\x18\x05 \x01(\x04R\aoomKill\"\x1f\n" +
 	"\tIPAddress\x12\x12\n" +
-	"\x04cidr\x18\x01 \x01(\tR\x04cidr\"{\n" +
+	"\x04cidr\x18\x01 \x01(\tR\x04cidr\"\x94\x01\n" +
 	"\tInterface\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x10\n" +
 	"\x03mac\x18\x02 \x01(\tR\x03mac\x12\x10\n" +
 	"\x03mtu\x18\x03 \x01(\rR\x03mtu\x126\n" +
-	"\taddresses\x18\x04 \x03(\v2\x18.veil.agent.v1.IPAddressR\taddresses\"\x89\x01\n" +
+	"\taddresses\x18\x04 \x03(\v2\x18.veil.agent.v1.IPAddressR\taddresses\x12\x17\n" +
+	"\anic_mac\x18\x05 \x01(\tR\x06nicMac\"\x89\x01\n" +
 	"\x05Route\x12 \n" +
 	"\vdestination\x18\x01 \x01(\tR\vdestination\x12\x18\n" +
 	"\agateway\x18\x02 \x01(\tR\agateway\x12\x16\n" +

@@ -27,10 +27,13 @@ type plan struct {
 }
 
 type ifacePlan struct {
-	name  string
-	mac   net.HardwareAddr
-	mtu   int // 0: keep
-	addrs []*netlink.Addr
+	name string
+	mac  net.HardwareAddr
+	// nicMAC is the address the NIC is found by: mac, or the warm VM
+	// NIC's own (api.Interface.nic_mac), which configure replaces by mac.
+	nicMAC net.HardwareAddr
+	mtu    int // 0: keep
+	addrs  []*netlink.Addr
 }
 
 // routePlan is a route whose LinkIndex is filled in once device is found.
@@ -66,8 +69,12 @@ func parse(r *api.SetupNetworkRequest) (*plan, error) {
 		if other, ok := macs[ip.mac.String()]; ok {
 			return nil, invalid("interface %q: MAC %s already belongs to %q", ip.name, ip.mac, other)
 		}
+		if other, ok := macs[ip.nicMAC.String()]; ok && ip.nicMAC.String() != ip.mac.String() {
+			return nil, invalid("interface %q: NIC MAC %s already belongs to %q", ip.name, ip.nicMAC, other)
+		}
 		names[ip.name] = true
 		macs[ip.mac.String()] = ip.name
+		macs[ip.nicMAC.String()] = ip.name
 		p.ifaces = append(p.ifaces, ip)
 	}
 	known := func(dev string) error {
@@ -133,7 +140,14 @@ func parseInterface(in *api.Interface) (ifacePlan, error) {
 	if err != nil || len(mac) != 6 {
 		return ip, invalid("invalid MAC %q", in.GetMac())
 	}
-	ip.mac = mac
+	ip.mac, ip.nicMAC = mac, mac
+	if in.GetNicMac() != "" {
+		nic, err := net.ParseMAC(in.GetNicMac())
+		if err != nil || len(nic) != 6 {
+			return ip, invalid("invalid NIC MAC %q", in.GetNicMac())
+		}
+		ip.nicMAC = nic
+	}
 	if ip.mtu != 0 && ip.mtu < minMTU {
 		return ip, invalid("MTU %d below %d", ip.mtu, minMTU)
 	}

@@ -137,13 +137,13 @@ func (c *Configurator) waitLinks(ctx context.Context, ifaces []ifacePlan) ([]net
 		var missing []string
 		for i, ip := range ifaces {
 			for _, l := range all {
-				if l.Attrs().HardwareAddr.String() == ip.mac.String() {
+				if a := l.Attrs().HardwareAddr.String(); a == ip.nicMAC.String() || a == ip.mac.String() {
 					found[i] = l
 					break
 				}
 			}
 			if found[i] == nil {
-				missing = append(missing, fmt.Sprintf("%s (%s)", ip.name, ip.mac))
+				missing = append(missing, fmt.Sprintf("%s (%s)", ip.name, ip.nicMAC))
 			}
 		}
 		if len(missing) == 0 {
@@ -196,11 +196,18 @@ func (c *Configurator) rename(ifaces []ifacePlan, links []netlink.Link) error {
 	return nil
 }
 
-// configure sets the link down, sets its MTU, replaces its global
+// configure sets the link down, sets its MAC and MTU, replaces its global
 // addresses with the wanted ones and sets it up.
 func (c *Configurator) configure(ip ifacePlan, l netlink.Link) error {
 	if err := c.nl.LinkSetDown(l); err != nil {
 		return fmt.Errorf("set down: %w", err)
+	}
+	if l.Attrs().HardwareAddr.String() != ip.mac.String() {
+		// A warm VM's NIC takes the pod's address; the device tells the
+		// VMM, whose receive filter follows.
+		if err := c.nl.LinkSetHardwareAddr(l, ip.mac); err != nil {
+			return fmt.Errorf("set MAC %s: %w", ip.mac, err)
+		}
 	}
 	if ip.mtu != 0 && l.Attrs().MTU != ip.mtu {
 		if err := c.nl.LinkSetMTU(l, ip.mtu); err != nil {

@@ -80,6 +80,18 @@ func TestSetup(t *testing.T) {
 			wantResolv: "nameserver 10.214.1.53",
 		},
 		{
+			// A warm VM's NIC booted with its own MAC; the pod's replaces it.
+			name: "NIC found by its warm MAC takes the pod's",
+			links: func(t *testing.T, ns string) {
+				ipCmd(t, "-n", ns, "link", "add", "nic0", "address", macB, "type", "veth", "peer", "name", "peer0")
+			},
+			setups: []*api.SetupNetworkRequest{{Interfaces: []*api.Interface{
+				{Name: "eth0", Mac: macA, NicMac: macB, Addresses: []*api.IPAddress{{Cidr: "10.214.1.2/24"}}},
+			}}},
+			want:    []string{"eth0 " + macA + " mtu 1500 up", "eth0    inet 10.214.1.2/24"},
+			notWant: []string{macB},
+		},
+		{
 			name:    "NIC never appears",
 			links:   func(t *testing.T, ns string) {},
 			setups:  []*api.SetupNetworkRequest{{Interfaces: []*api.Interface{{Name: "eth0", Mac: macA}}}},

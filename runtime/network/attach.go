@@ -57,21 +57,48 @@ func Attach(ctx context.Context, netnsPath string) (*Endpoints, error) {
 // number) may open without privilege: a jailed VMM that opens its taps by
 // name (Cloud Hypervisor). 0 makes them root's.
 func AttachOwned(ctx context.Context, netnsPath string, uid uint32) (_ *Endpoints, retErr error) {
-	n, err := openNetNS(netnsPath)
+	n, links, err := openPodNetNS(netnsPath)
 	if err != nil {
-		return nil, fmt.Errorf("attach: %w", err)
+		return nil, err
 	}
 	defer n.Close()
+	return n.attach(ctx, links, func(_ int, name string, mtu int) (netlink.Link, string, error) {
+		tap, err := n.createTap(name, mtu, uid)
+		return tap, "", err
+	})
+}
+
+// openPodNetNS opens the pod's namespace and lists its links; one of
+// this package's taps there already is an error.
+func openPodNetNS(netnsPath string) (*nsHandle, []netlink.Link, error) {
+	n, err := openNetNS(netnsPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("attach: %w", err)
+	}
 	links, err := n.nl.LinkList()
 	if err != nil {
-		return nil, fmt.Errorf("attach: netns %s: list links: %w", netnsPath, err)
+		n.Close()
+		return nil, nil, fmt.Errorf("attach: netns %s: list links: %w", netnsPath, err)
 	}
 	for _, l := range links {
 		if isTap(l) {
-			return nil, fmt.Errorf("attach: netns %s already holds tap %s: another sandbox uses it, or a crashed one was not cleaned up", netnsPath, l.Attrs().Name)
+			n.Close()
+			return nil, nil, fmt.Errorf("attach: netns %s already holds tap %s: another sandbox uses it, or a crashed one was not cleaned up", netnsPath, l.Attrs().Name)
 		}
 	}
+	return n, links, nil
+}
 
+// tapMaker makes the tap named name for the i-th pod interface, with
+// the interface's MTU, set up in the pod's namespace; nicMAC, when not
+// empty, is the address the VM's NIC behind it has already.
+type tapMaker func(i int, name string, mtu int) (tap netlink.Link, nicMAC string, err error)
+
+// attach gives every pod interface among links a tap from makeTap,
+// redirects traffic both ways between them, and describes the
+// interfaces for the guest. On error nothing it made is left behind.
+func (n *nsHandle) attach(ctx context.Context, links []netlink.Link, makeTap tapMaker) (_ *Endpoints, retErr error) {
+	netnsPath := n.path
 	e := &Endpoints{NetNSPath: netnsPath, Request: &api.SetupNetworkRequest{}}
 	created := map[string]bool{}
 	var undo cleanup.Stack
@@ -90,9 +117,9 @@ func AttachOwned(ctx context.Context, netnsPath string, uid uint32) (_ *Endpoint
 		if err != nil {
 			return nil, fail("describe", err)
 		}
-		tapName := fmt.Sprintf("tap%d%s", i, TapSuffix)
+		tapName := TapName(i)
 		created[tapName] = true
-		tap, err := n.createTap(tapName, l.Attrs().MTU, uid)
+		tap, nicMAC, err := makeTap(i, tapName, l.Attrs().MTU)
 		if err != nil {
 			return nil, fail("create tap "+tapName, err)
 		}
@@ -105,6 +132,7 @@ func AttachOwned(ctx context.Context, netnsPath string, uid uint32) (_ *Endpoint
 			}
 		}
 		e.NICs = append(e.NICs, NIC{Interface: name, Tap: tapName, MAC: iface.Mac})
+		iface.NicMac = nicMAC
 		e.Request.Interfaces = append(e.Request.Interfaces, iface)
 		for _, r := range routes {
 			if r.Gateway == "" {
@@ -120,6 +148,9 @@ func AttachOwned(ctx context.Context, netnsPath string, uid uint32) (_ *Endpoint
 	e.Request.Routes = append(linkRoutes, gwRoutes...)
 	return e, nil
 }
+
+// TapName is the name of the tap of the i-th pod interface.
+func TapName(i int) string { return fmt.Sprintf("tap%d%s", i, TapSuffix) }
 
 // podLinks are the links a VM gets a NIC for: Ethernet links that are not
 // loopback and not this package's taps (tunnel fallback devices such as
