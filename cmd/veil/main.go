@@ -74,6 +74,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newConfigCommand(g),
 		newSandboxCommand(g, e),
 		newVMCommand(g, e),
+		newPoolCommand(g),
 	)
 	return cmd
 }

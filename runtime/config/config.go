@@ -36,6 +36,7 @@ type Config struct {
 	Jail       Jail       `toml:"jail"`
 	Cgroups    Cgroups    `toml:"cgroups"`
 	Console    Console    `toml:"console"`
+	Pool       Pool       `toml:"pool"`
 }
 
 // Jail confines the host helpers of each sandbox (the VMM and
@@ -205,6 +206,7 @@ func Default() *Config {
 			PidsLimit:         1024,
 		},
 		Console: Console{MaxBytes: 1 << 20},
+		Pool:    defaultPool(),
 		Timeouts: Timeouts{
 			VMStart:   Duration{30 * time.Second},
 			AgentDial: Duration{45 * time.Second},
@@ -306,6 +308,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Cgroups.validate(); err != nil {
+		return err
+	}
+	if err := c.Pool.validate(); err != nil {
 		return err
 	}
 	if c.Virtiofs.RlimitNofile < 1024 {

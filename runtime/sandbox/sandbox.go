@@ -66,6 +66,9 @@ type Sandbox struct {
 	net   *network.Endpoints // nil without a network namespace
 	vm    hypervisor.VM
 	agent *agentclient.Client
+	// keeper is the warm pool process that started the VM, for a
+	// sandbox that was claimed from the pool (Adopt); nil otherwise.
+	keeper Keeper
 
 	// oomMu guards oomAdj, the helpers' oom_score_adj.
 	oomMu  sync.Mutex
@@ -114,14 +117,18 @@ func (s *Sandbox) Done() <-chan struct{} { return s.vm.Done() }
 // sandbox on the host.
 func (s *Sandbox) VMMPid() int { return s.vm.Pid() }
 
-// Pids maps "qemu" (the VMM), "virtiofsd" and the VMM's helper processes
-// ("vhost-device-vsock") to their host pids.
+// Pids maps "qemu" (the VMM), "virtiofsd", the VMM's helper processes
+// ("vhost-device-vsock") and, for a sandbox claimed from the warm pool,
+// its "keeper" to their host pids.
 func (s *Sandbox) Pids() map[string]int {
 	pids := map[string]int{s.vmm: s.vm.Pid(), "virtiofsd": s.fsd.Pid()}
 	if h, ok := s.vm.(hypervisor.HelperPids); ok {
 		for k, v := range h.HelperPids() {
 			pids[k] = v
 		}
+	}
+	if s.keeper != nil {
+		pids["keeper"] = s.keeper.Pid()
 	}
 	return pids
 }

@@ -42,7 +42,7 @@ func TestStartStages(t *testing.T) {
 				}),
 				step("CreateSandbox", nil),
 			}
-			s, err := start(context.Background(), "sb", cfg, Options{}, steps)
+			s, err := start(context.Background(), mustDir(t, cfg, "sb"), cfg, Options{}, steps)
 			if err != nil {
 				t.Fatal(err)
 			}

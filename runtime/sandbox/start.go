@@ -28,7 +28,11 @@ const logTailLines = 15
 // cancellation does not reach; the error names the step and quotes the
 // relevant logs.
 func Start(ctx context.Context, id string, cfg *config.Config, opts Options) (*Sandbox, error) {
-	return start(ctx, id, cfg, opts, startSteps())
+	dir, err := statedir.New(cfg.StateDir, id)
+	if err != nil {
+		return nil, err
+	}
+	return start(ctx, dir, cfg, opts, startSteps())
 }
 
 // startStep is one step of Start. run does it and returns how to undo
@@ -62,11 +66,8 @@ func (r *startRun) close() {
 
 // start runs steps in order; when one fails it undoes those done, in
 // reverse order.
-func start(ctx context.Context, id string, cfg *config.Config, opts Options, steps []startStep) (_ *Sandbox, retErr error) {
-	dir, err := statedir.New(cfg.StateDir, id)
-	if err != nil {
-		return nil, err
-	}
+func start(ctx context.Context, dir statedir.Dir, cfg *config.Config, opts Options, steps []startStep) (_ *Sandbox, retErr error) {
+	id := dir.ID()
 	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{}), oomAdj: *oomOrZero(opts.OOMScoreAdj)}
 	r := &startRun{opts: opts, launch: time.Now()}
 	var undo cleanup.Stack
@@ -213,21 +214,26 @@ func startSteps() []startStep {
 
 // startVirtiofsd starts the share's server.
 func startVirtiofsd(ctx context.Context, s *Sandbox, r *startRun) (func(context.Context) error, error) {
-	fsd, err := virtiofs.Start(ctx, virtiofs.Config{
-		Path:         s.cfg.Virtiofs.Path,
-		SharedDir:    s.dir.SharedDir(),
-		Dir:          s.dir.Path(),
-		Cache:        s.cfg.Virtiofs.Cache,
-		Jail:         s.virtiofsdJail(r.opts.OOMScoreAdj),
-		RlimitNofile: s.cfg.Virtiofs.RlimitNofile,
-		Cgroup:       s.placer(),
-	})
+	fsd, err := virtiofs.Start(ctx, s.virtiofsConfig(r.opts.OOMScoreAdj))
 	if err != nil {
 		return nil, err
 	}
 	s.fsd = fsd
 	s.share.SetServer(fsd)
 	return fsd.Stop, nil
+}
+
+// virtiofsConfig is how the sandbox runs virtiofsd.
+func (s *Sandbox) virtiofsConfig(oom *int) virtiofs.Config {
+	return virtiofs.Config{
+		Path:         s.cfg.Virtiofs.Path,
+		SharedDir:    s.dir.SharedDir(),
+		Dir:          s.dir.Path(),
+		Cache:        s.cfg.Virtiofs.Cache,
+		Jail:         s.virtiofsdJail(oom),
+		RlimitNofile: s.cfg.Virtiofs.RlimitNofile,
+		Cgroup:       s.placer(),
+	}
 }
 
 // startVM starts the VM the selected hypervisor runs, within
@@ -239,25 +245,36 @@ func startVM(ctx context.Context, s *Sandbox, r *startRun) (func(context.Context
 	}
 	vmctx, cancel := context.WithTimeout(ctx, s.cfg.Timeouts.VMStart.Duration)
 	defer cancel()
-	vm, err := r.hv.Start(vmctx, hypervisor.VMConfig{
-		ID:          s.id,
-		Dir:         s.dir.Path(),
-		Kernel:      s.cfg.Guest.Kernel,
-		Initrd:      s.cfg.Guest.Initrd,
-		Cmdline:     hypervisor.Cmdline(tsc, s.cfg.Guest.KernelParams),
-		VCPUs:       s.cfg.Guest.VCPUs,
-		MemoryMiB:   s.cfg.Guest.MemoryMiB,
-		VsockSocket: s.vsockPath(),
-		Filesystems: []hypervisor.Filesystem{{Tag: SharedFSTag, Socket: s.fsd.Socket()}},
-		NetNSPath:   r.opts.NetNSPath,
-		NICs:        s.nics(r.taps),
-		Console:     s.cons,
-		Jail:        s.vmmJail(r.opts.OOMScoreAdj),
-		Cgroup:      s.placer(),
-	})
+	vmcfg := s.vmConfig(hypervisor.Cmdline(tsc, s.cfg.Guest.KernelParams))
+	vmcfg.NetNSPath = r.opts.NetNSPath
+	if vmcfg.NetNSPath == "" && s.net != nil {
+		// A warm pool VM's NICs wait in its keeper's namespace.
+		vmcfg.NetNSPath = s.net.NetNSPath
+	}
+	vmcfg.NICs = s.nics(r.taps)
+	vmcfg.Console = s.cons
+	vmcfg.Jail = s.vmmJail(r.opts.OOMScoreAdj)
+	vm, err := r.hv.Start(vmctx, vmcfg)
 	if err != nil {
 		return nil, fmt.Errorf("%w\nvirtiofsd log:\n%s", err, s.fsd.LogTail())
 	}
 	s.vm = vm
 	return vm.Stop, nil
+}
+
+// vmConfig is the part of the VM's configuration that follows from the
+// sandbox's config and directory alone.
+func (s *Sandbox) vmConfig(cmdline string) hypervisor.VMConfig {
+	return hypervisor.VMConfig{
+		ID:          s.id,
+		Dir:         s.dir.Path(),
+		Kernel:      s.cfg.Guest.Kernel,
+		Initrd:      s.cfg.Guest.Initrd,
+		Cmdline:     cmdline,
+		VCPUs:       s.cfg.Guest.VCPUs,
+		MemoryMiB:   s.cfg.Guest.MemoryMiB,
+		VsockSocket: s.vsockPath(),
+		Filesystems: []hypervisor.Filesystem{{Tag: SharedFSTag, Socket: s.fsd.Socket()}},
+		Cgroup:      s.placer(),
+	}
 }

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // recordedSteps are Start's steps, named as Start names them, with runs
@@ -84,7 +86,7 @@ func TestStartRollback(t *testing.T) {
 				before = cancel
 			}
 			rec := fakeSteps(c.fail, cause, before)
-			s, err := start(ctx, "sb", cfg, Options{}, rec.steps)
+			s, err := start(ctx, mustDir(t, cfg, "sb"), cfg, Options{}, rec.steps)
 			if s != nil || err == nil {
 				t.Fatalf("start = %v, %v; want an error", s, err)
 			}
@@ -121,7 +123,7 @@ func TestStartSucceeds(t *testing.T) {
 	rec := fakeSteps(-1, nil, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	s, err := start(ctx, "sb", cfg, Options{}, rec.steps)
+	s, err := start(ctx, mustDir(t, cfg, "sb"), cfg, Options{}, rec.steps)
 	if err != nil || s == nil || s.ID() != "sb" {
 		t.Fatalf("start = %v, %v", s, err)
 	}
@@ -135,9 +137,11 @@ func TestStartSucceeds(t *testing.T) {
 func TestStartRejectsBadID(t *testing.T) {
 	cfg := config.Default()
 	cfg.StateDir = t.TempDir()
-	rec := fakeSteps(-1, nil, nil)
-	if _, err := start(context.Background(), "../etc", cfg, Options{}, rec.steps); err == nil || len(rec.did) != 0 {
-		t.Fatalf("start = %v after %q; want an error before any step", err, rec.did)
+	if _, err := Start(context.Background(), "../etc", cfg, Options{}); err == nil {
+		t.Fatal("Start(../etc) succeeded; want an error before any step")
+	}
+	if ents, _ := os.ReadDir(cfg.StateDir); len(ents) != 0 {
+		t.Fatalf("state dir holds %d entries after a refused id", len(ents))
 	}
 }
 
@@ -159,4 +163,13 @@ func TestStartStepOrder(t *testing.T) {
 	if !slices.Equal(got, want) {
 		t.Fatalf("steps %q, want %q", got, want)
 	}
+}
+
+func mustDir(t *testing.T, cfg *config.Config, id string) statedir.Dir {
+	t.Helper()
+	d, err := statedir.New(cfg.StateDir, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

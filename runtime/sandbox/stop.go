@@ -50,8 +50,15 @@ func (s *Sandbox) stop(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("stop virtiofsd: %w", err))
 	}
 	_ = s.share.Close()
-	if err := s.cons.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("console: %w", err))
+	if s.cons != nil {
+		if err := s.cons.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("console: %w", err))
+		}
+	}
+	if s.keeper != nil {
+		if err := s.keeper.Release(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("pool keeper: %w", err))
+		}
 	}
 	if s.cg != nil {
 		if err := s.cg.Delete(ctx); err != nil {
@@ -82,13 +89,23 @@ func (s *Sandbox) stop(ctx context.Context) error {
 // mount with it), removes the taps from the pod's network namespace
 // recorded there, and removes the directory with the share's host-side
 // mounts. Nothing there is not an error.
+//
+// A sandbox claimed from the warm pool is found through its link
+// (statedir.Open), and its pool directory goes with the link.
 func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
-	dir, err := statedir.New(cfg.StateDir, id)
+	dir, err := statedir.Open(cfg.StateDir, id)
 	if err != nil {
 		return err
 	}
+	return CleanupDir(ctx, cfg, dir)
+}
+
+// CleanupDir is Cleanup of the sandbox or pool VM directory dir.
+func CleanupDir(ctx context.Context, cfg *config.Config, dir statedir.Dir) error {
+	id := dir.ID()
 	if !statedir.Exists(dir) {
-		return nil
+		// A dangling link is all that is left.
+		return statedir.Remove(ctx, dir)
 	}
 	pidFiles, err := filepath.Glob(dir.PidFile("*"))
 	if err != nil {
@@ -104,6 +121,9 @@ func Cleanup(ctx context.Context, cfg *config.Config, id string) error {
 		}
 	}
 	if err := cleanupConfinement(ctx, cfg.StateDir, dir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := cleanupPoolCgroup(ctx, cfg, dir); err != nil {
 		errs = append(errs, err)
 	}
 	if err := cleanupNetwork(ctx, dir); err != nil {

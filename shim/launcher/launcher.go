@@ -33,7 +33,7 @@ func (l *Launcher) Start(ctx context.Context, id string, opts task.SandboxOption
 	if err != nil {
 		return nil, err
 	}
-	sb, err := sandbox.Start(ctx, id, cfg, sandbox.Options{
+	sbopts := sandbox.Options{
 		NetNSPath:    opts.NetNSPath,
 		Hostname:     opts.Hostname,
 		DNS:          opts.DNS,
@@ -41,7 +41,11 @@ func (l *Launcher) Start(ctx context.Context, id string, opts task.SandboxOption
 		CgroupsPath:  opts.CgroupsPath,
 		CRI:          opts.CRI,
 		OOMScoreAdj:  opts.OOMScoreAdj,
-	})
+	}
+	if sb := startWarm(ctx, id, cfg, sbopts); sb != nil {
+		return podVM{sb}, nil
+	}
+	sb, err := sandbox.Start(ctx, id, cfg, sbopts)
 	if err != nil {
 		return nil, err
 	}
