@@ -88,9 +88,15 @@ type timedRun struct {
 // runTimed runs a container and times its output as ctr delivers it.
 func runTimed(b *testing.B, c *harness.Containerd, runtime, id string, argv ...string) timedRun {
 	b.Helper()
+	return runTimedFlags(b, c, nil, runtime, id, argv...)
+}
+
+// runTimedFlags is runTimed with more flags for ctr run.
+func runTimedFlags(b *testing.B, c *harness.Containerd, flags []string, runtime, id string, argv ...string) timedRun {
+	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	args := append([]string{"run", "--rm", "--runtime", runtime, imageRef, id}, argv...)
+	args := append(append(append([]string{"run", "--rm", "--runtime", runtime}, flags...), imageRef, id), argv...)
 	cmd := c.Ctr(ctx, args...)
 	var errb bytes.Buffer
 	cmd.Stderr = &errb

@@ -27,6 +27,71 @@ type Fixture struct {
 	StateDir   string
 	// Logs is the pods' log directory.
 	Logs string
+	// Pool is the warm pool's daemon when the config turns the pool on
+	// (WarmPool), nil otherwise.
+	Pool *harness.Pool
+}
+
+// WarmPool turns the warm pool on with size VMs of one NIC (a CRI pod's
+// eth0), its socket beside the state dir; NewFixture then runs its
+// daemon.
+func WarmPool(size int) func(*config.Config) {
+	return func(cfg *config.Config) {
+		cfg.Pool.Size, cfg.Pool.NICs, cfg.Pool.Socket = size, 1, cfg.StateDir+"-pool.sock"
+	}
+}
+
+// startPool runs the pool daemon from after containerd's leak census to
+// before its last one, and waits until the pool is full.
+func (f *Fixture) startPool(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(f.Ctx, 2*time.Minute)
+	defer cancel()
+	p, err := harness.StartPool(ctx, f.ConfigPath, filepath.Join(filepath.Dir(f.ConfigPath), "pool.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered after containerd's stop, so it runs first.
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(f.Ctx), time.Minute)
+		defer cancel()
+		if err := p.Stop(sctx); err != nil {
+			t.Errorf("stop the pool: %v", err)
+		}
+		if left := harness.PoolDirs(f.StateDir); len(left) > 0 {
+			t.Errorf("pool VMs left after the daemon stopped: %q", left)
+		}
+	})
+	if err := p.Wait(ctx, f.Config.Pool.Size); err != nil {
+		t.Fatal(err)
+	}
+	f.Pool = p
+}
+
+// WaitPoolFull waits, when the pool is on, until it holds pool.size
+// ready VMs.
+func (f *Fixture) WaitPoolFull(t testing.TB) {
+	t.Helper()
+	if f.Pool == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(f.Ctx, 2*time.Minute)
+	defer cancel()
+	if err := f.Pool.Wait(ctx, f.Config.Pool.Size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// CheckWarm fails t when the pool is on and sandbox id did not start
+// from it.
+func (f *Fixture) CheckWarm(t testing.TB, id string) {
+	t.Helper()
+	if f.Pool == nil {
+		return
+	}
+	if warm, err := harness.IsWarm(f.StateDir, id); err != nil || !warm {
+		t.Fatalf("sandbox %s started cold with the warm pool on (%v)", id, err)
+	}
 }
 
 // NewFixture starts the containerd; Cleanup stops it (the harness's own
@@ -70,6 +135,9 @@ func NewFixture(t testing.TB, logOnFailure func(logPath string) string, tune ...
 			t.Errorf("stop containerd: %v", err)
 		}
 	})
+	if cfg.Pool.Size > 0 {
+		f.startPool(t)
+	}
 	if f.Client, err = New(c); err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ type fixture struct {
 	logs string
 	// removed records the pods removePod removed.
 	removed map[string]bool
+	// shared is the fixture this one was made of.
+	shared *Fixture
 }
 
 // newFixture starts the shared CRI fixture (NewFixture) with a Veil
@@ -43,7 +45,14 @@ func newFixture(t testing.TB, tune ...func(*config.Config)) *fixture {
 	}
 	allow := func(cfg *config.Config) { cfg.Volumes.AllowedHostPaths = []string{volumes} }
 	s := NewFixture(t, logTail, append([]func(*config.Config){allow}, tune...)...)
-	return &fixture{ctx: s.Ctx, c: s.C, cl: s.Client, volumes: volumes, stateDir: s.StateDir, logs: s.Logs, removed: map[string]bool{}}
+	return &fixture{ctx: s.Ctx, c: s.C, cl: s.Client, volumes: volumes, stateDir: s.StateDir, logs: s.Logs, removed: map[string]bool{}, shared: s}
+}
+
+// modes runs test once with the pool off (cold starts) and once with a
+// warm pool of two VMs, where every veil pod must start warm.
+func modes(t *testing.T, test func(t *testing.T, f *fixture), tune ...func(*config.Config)) {
+	t.Run("cold", func(t *testing.T) { test(t, newFixture(t, tune...)) })
+	t.Run("warm", func(t *testing.T) { test(t, newFixture(t, append(tune, WarmPool(2))...)) })
 }
 
 // podConfig is a pod sandbox config with the test's log directory.
@@ -57,11 +66,17 @@ func (f *fixture) runPod(t testing.TB, handler string, cfg *runtimeapi.PodSandbo
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 2*time.Minute)
 	defer cancel()
+	if handler == harness.HandlerVeil {
+		f.shared.WaitPoolFull(t)
+	}
 	id, err := f.cl.RunPod(ctx, cfg, handler)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.removePod(t, id, handler) })
+	if handler == harness.HandlerVeil {
+		f.shared.CheckWarm(t, id)
+	}
 	return id
 }
 

@@ -113,9 +113,10 @@ func sameFile(a, b string) bool {
 // its seccomp filter); every helper sits in the sandbox cgroup below
 // the pod's cgroup parent, with the pod's oom_score_adj and bounded
 // rlimits; a second pod's QEMU has another uid.
-func TestJailedHelpers(t *testing.T) {
-	var cfg *config.Config
-	f := newFixture(t, func(c *config.Config) { cfg = c })
+func TestJailedHelpers(t *testing.T) { modes(t, testJailedHelpers) }
+
+func testJailedHelpers(t *testing.T, f *fixture) {
+	cfg := f.shared.Config
 	parent := "/veil-test-pods/jailed-" + strconv.Itoa(os.Getpid())
 	removeCgroupWhenDone(t, parent)
 	podCfg := f.privilegedPod("jailed", parent)
@@ -220,9 +221,16 @@ func sandboxCgroup(t testing.TB, path string) *cgroup.Cgroup {
 // the sandbox cgroup, within its limit; a guest that onlines its reserve
 // vCPU and keeps two busy stays within the quota of the one vCPU the
 // host gave it.
+//
+// Warm, the VM's boot memory stays charged where it was (the pool's
+// cgroup, then its parent): what the guest touches after the claim is
+// the pod's.
 func TestSandboxCgroupCharges(t *testing.T) {
-	var cfg *config.Config
-	f := newFixture(t, func(c *config.Config) { c.Guest.MaxVCPUs = 2; cfg = c })
+	modes(t, testSandboxCgroupCharges, func(c *config.Config) { c.Guest.MaxVCPUs = 2 })
+}
+
+func testSandboxCgroupCharges(t *testing.T, f *fixture) {
+	cfg := f.shared.Config
 	parent := "/veil-test-pods/charges-" + strconv.Itoa(os.Getpid())
 	removeCgroupWhenDone(t, parent)
 	podCfg := f.privilegedPod("charges", parent)

@@ -20,7 +20,10 @@ import (
 // containers share it, and everything goes when the pod is removed.
 func TestPodLifecycle(t *testing.T) {
 	// A spare vCPU for the hotplug case (QEMU holds it offline).
-	f := newFixture(t, func(c *config.Config) { c.Guest.MaxVCPUs = c.Guest.VCPUs + 1 })
+	modes(t, testPodLifecycle, func(c *config.Config) { c.Guest.MaxVCPUs = c.Guest.VCPUs + 1 })
+}
+
+func testPodLifecycle(t *testing.T, f *fixture) {
 	podCfg := f.podConfig("lifecycle")
 	podCfg.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"veil-test.svc.cluster.local"}, Options: []string{"ndots:5"}}
 	pod := f.runPod(t, harness.HandlerVeil, podCfg)

@@ -64,8 +64,9 @@ func (f *fixture) get(ctx context.Context, url string) (string, error) {
 // pod network, on its pod IP and on a hostPort; it reaches a server in
 // another network namespace (the host side's); and two veil pods reach
 // each other. Every address lives in namespaces the harness created.
-func TestPodNetwork(t *testing.T) {
-	f := newFixture(t)
+func TestPodNetwork(t *testing.T) { modes(t, testPodNetwork) }
+
+func testPodNetwork(t *testing.T, f *fixture) {
 	serverCfg := f.podConfig("web")
 	serverCfg.PortMappings = []*runtimeapi.PortMapping{{Protocol: runtimeapi.Protocol_TCP, ContainerPort: 8080, HostPort: 18080, HostIp: "127.0.0.1"}}
 	server := f.runPod(t, harness.HandlerVeil, serverCfg)

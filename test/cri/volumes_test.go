@@ -15,8 +15,9 @@ import (
 // TestPodVolumes checks volumes through virtio-fs: directory and file
 // binds, read-write and read-only (enforced in the guest), an emptyDir
 // shared by two containers, the pod's /dev/shm, and a refused source.
-func TestPodVolumes(t *testing.T) {
-	f := newFixture(t)
+func TestPodVolumes(t *testing.T) { modes(t, testPodVolumes) }
+
+func testPodVolumes(t *testing.T, f *fixture) {
 	dirs := map[string]string{}
 	for _, d := range []string{"rw", "ro", "empty", "cfg"} {
 		dirs[d] = filepath.Join(f.volumes, d)

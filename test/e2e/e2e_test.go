@@ -31,6 +31,8 @@ type env struct {
 	cache    string
 	// cfgPath is the Veil config the shim uses ($VEIL_CONFIG).
 	cfgPath string
+	// pool, when set, is the warm pool every case must start from.
+	pool *harness.Pool
 }
 
 // setup starts containerd for the hypervisor, with the Veil config of
@@ -119,10 +121,118 @@ func testCtr(t *testing.T, e *env) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Cleanup(func() { forceRemove(t, e, tc.id) })
+			claims := e.waitPoolFull(t)
 			tc.run(t, e, tc.id)
 			// After a case its sandbox must be gone entirely.
 			checkNoLeftovers(t, e.stateDir, tc.id)
+			e.checkClaimed(t, claims)
 		})
+	}
+}
+
+// TestCtrWarm runs TestCtr's cases on QEMU with the warm pool on: every
+// case's sandbox must be claimed from the pool (a silent cold start
+// fails the case), and after each only the pool's own ready VMs are left
+// in it.
+func TestCtrWarm(t *testing.T) {
+	testCtr(t, setupWarm(t, 2, 0))
+}
+
+// setupWarm is setup on QEMU with a warm pool of size VMs with nics NICs,
+// whose daemon runs from after containerd's leak census to before its
+// last one.
+func setupWarm(t *testing.T, size, nics int) *env {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "pool.sock")
+	e := setup(t, config.HypervisorQEMU, func(c *config.Config) {
+		c.Pool.Size, c.Pool.NICs, c.Pool.Socket = size, nics, sock
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	p, err := harness.StartPool(ctx, e.cfgPath, filepath.Join(t.TempDir(), "pool.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Registered after containerd's stop, so it runs first; a test may
+	// have replaced the daemon (e.pool).
+	t.Cleanup(func() {
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		p := e.pool
+		if err := p.Stop(sctx); err != nil {
+			t.Errorf("stop the pool: %v", err)
+		}
+		if left := harness.PoolDirs(e.stateDir); len(left) > 0 {
+			t.Errorf("pool VMs left after the daemon stopped: %q", left)
+		}
+		if t.Failed() {
+			b, _ := os.ReadFile(p.LogPath)
+			t.Logf("pool daemon log %s:\n%s", p.LogPath, b)
+		}
+	})
+	e.pool = p
+	return e
+}
+
+// warmStarts counts the claims the pool served and the sandboxes the
+// shims started warm so far.
+type warmStarts struct{ claims, adopted int }
+
+func (e *env) warmStarts() warmStarts {
+	b, _ := os.ReadFile(e.c.LogPath)
+	return warmStarts{e.pool.Claims(), strings.Count(string(b), `msg="sandbox started warm"`)}
+}
+
+// waitPoolFull waits until the warm pool (if any) is full and returns
+// the warm starts so far.
+func (e *env) waitPoolFull(t *testing.T) warmStarts {
+	t.Helper()
+	if e.pool == nil {
+		return warmStarts{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := e.pool.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.Wait(ctx, st.Size); err != nil {
+		t.Fatal(err)
+	}
+	return e.warmStarts()
+}
+
+// checkClaimed fails t unless the pool served a claim and a shim
+// started a sandbox warm since before, and unless the pool holds no VM
+// directory beyond its ready VMs'.
+func (e *env) checkClaimed(t *testing.T, before warmStarts) {
+	t.Helper()
+	if e.pool == nil {
+		return
+	}
+	if got := e.warmStarts(); got.claims <= before.claims || got.adopted <= before.adopted {
+		t.Errorf("the case's sandbox started cold: claims %d → %d, warm starts %d → %d", before.claims, got.claims, before.adopted, got.adopted)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := e.pool.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.pool.Wait(ctx, st.Size); err != nil {
+		t.Fatal(err)
+	}
+	if st, err = e.pool.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, v := range st.VMs {
+		known[v.Dir] = true
+	}
+	for _, d := range harness.PoolDirs(e.stateDir) {
+		if !known[d] {
+			t.Errorf("pool directory %s left by the case", d)
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,6 +138,10 @@ func (c *Census) processes() {
 }
 
 func isSandboxProcess(args []string) bool {
+	// The warm pool's daemon and keepers: `veil ... pool serve|keep`.
+	if filepath.Base(args[0]) == "veil" && slices.Contains(args, "pool") {
+		return true
+	}
 	for i, a := range args {
 		if i == 0 {
 			a = filepath.Base(a)

@@ -37,7 +37,7 @@ func Leftovers(stateDir, id string) []string {
 			out = append(out, "process "+e.Name()+" in the sandbox cgroup: "+args)
 		}
 	}
-	if _, err := os.Stat(dir); err == nil {
+	if _, err := os.Lstat(dir); err == nil {
 		out = append(out, "state dir "+dir)
 	}
 	out = append(out, cgroupDirs(id)...)
