@@ -171,11 +171,6 @@ func closeFiles(files []*os.File) {
 	}
 }
 
-func closeFile(f *os.File) {
-	if f != nil {
-		_ = f.Close()
-	}
-}
 
 // unixConn makes a connection of a socket descriptor; f stays the
 // caller's to close.

@@ -163,6 +163,13 @@ func (s *Sandbox) RaiseOOMScoreAdj(adj int) error {
 			pids = append(pids, p)
 		}
 	}
+	s.oomAdj = adj
+	return writeOOMScoreAdj(pids, adj)
+}
+
+// writeOOMScoreAdj gives each of pids oom_score_adj adj; a process that
+// exited meanwhile is not an error.
+func writeOOMScoreAdj(pids []int, adj int) error {
 	var errs []error
 	for _, pid := range pids {
 		p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
@@ -170,6 +177,5 @@ func (s *Sandbox) RaiseOOMScoreAdj(adj int) error {
 			errs = append(errs, err)
 		}
 	}
-	s.oomAdj = adj
 	return errors.Join(errs...)
 }

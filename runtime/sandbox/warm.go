@@ -6,8 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"maps"
 	"path"
-	"strconv"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -349,15 +350,8 @@ func (s *Sandbox) takeCgroup(ctx context.Context, opts Options) (retErr error) {
 func (s *Sandbox) setOOMScoreAdj(adj int) error {
 	s.oomMu.Lock()
 	defer s.oomMu.Unlock()
-	var errs []error
-	for _, pid := range s.Pids() {
-		p := fmt.Sprintf("/proc/%d/oom_score_adj", pid)
-		if err := os.WriteFile(p, []byte(strconv.Itoa(adj)), 0); err != nil && !errors.Is(err, os.ErrNotExist) && !errors.Is(err, unix.ESRCH) {
-			errs = append(errs, err)
-		}
-	}
 	s.oomAdj = adj
-	return errors.Join(errs...)
+	return writeOOMScoreAdj(slices.Collect(maps.Values(s.Pids())), adj)
 }
 
 // removeEmptyCgroup removes the cgroup at p in every hierarchy where it
