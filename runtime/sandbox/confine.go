@@ -133,6 +133,13 @@ func cleanupConfinement(ctx context.Context, stateDir string, dir statedir.Dir) 
 			}
 		}
 	}
+	return releaseStaleLease(stateDir, dir)
+}
+
+// releaseStaleLease removes the uid lease recorded in dir when no one
+// holds it any more (its holder died, or was a warm pool keeper that
+// exited).
+func releaseStaleLease(stateDir string, dir statedir.Dir) error {
 	if b, err := os.ReadFile(dir.File(statedir.JailUIDFile)); err == nil {
 		if uid, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 32); err == nil {
 			if err := jail.ReleaseStale(stateDir, uint32(uid)); err != nil {

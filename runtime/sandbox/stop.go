@@ -59,11 +59,20 @@ func (s *Sandbox) stop(ctx context.Context) error {
 		if err := s.keeper.Release(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("pool keeper: %w", err))
 		}
+		// The keeper held the jail uid; a keeper that was killed could
+		// not give it back.
+		if err := releaseStaleLease(s.cfg.StateDir, s.dir); err != nil {
+			errs = append(errs, fmt.Errorf("jail uid: %w", err))
+		}
 	}
 	if s.cg != nil {
 		if err := s.cg.Delete(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("sandbox cgroup: %w", err))
 		}
+	}
+	if s.dir.Pool() {
+		// The pool's parent cgroup goes with its last VM.
+		RemovePoolCgroup(s.cfg)
 	}
 	if err := s.lease.Release(); err != nil {
 		errs = append(errs, fmt.Errorf("jail uid: %w", err))

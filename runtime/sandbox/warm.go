@@ -388,6 +388,6 @@ func cleanupPoolCgroup(ctx context.Context, cfg *config.Config, dir statedir.Dir
 	if err != nil {
 		return fmt.Errorf("remove pool cgroup %s: %w", p, err)
 	}
-	removeEmptyCgroup(path.Dir(p))
+	RemovePoolCgroup(cfg)
 	return nil
 }

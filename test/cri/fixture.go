@@ -51,11 +51,13 @@ func (f *Fixture) startPool(t testing.TB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Registered after containerd's stop, so it runs first.
+	f.Pool = p
+	// Registered after containerd's stop, so it runs first; a test may
+	// have replaced the daemon (f.Pool).
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(f.Ctx), time.Minute)
 		defer cancel()
-		if err := p.Stop(sctx); err != nil {
+		if err := f.Pool.Stop(sctx); err != nil {
 			t.Errorf("stop the pool: %v", err)
 		}
 		if left := harness.PoolDirs(f.StateDir); len(left) > 0 {
@@ -65,7 +67,6 @@ func (f *Fixture) startPool(t testing.TB) {
 	if err := p.Wait(ctx, f.Config.Pool.Size); err != nil {
 		t.Fatal(err)
 	}
-	f.Pool = p
 }
 
 // WaitPoolFull waits, when the pool is on, until it holds pool.size
