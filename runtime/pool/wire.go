@@ -171,7 +171,6 @@ func closeFiles(files []*os.File) {
 	}
 }
 
-
 // unixConn makes a connection of a socket descriptor; f stays the
 // caller's to close.
 func unixConn(f *os.File) (*net.UnixConn, error) {
