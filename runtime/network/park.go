@@ -86,6 +86,9 @@ func AttachParked(ctx context.Context, parkedNS, podNS string, parked []NIC) (*E
 		if err != nil {
 			return nil, "", fmt.Errorf("parked tap %s: %w", name, err)
 		}
+		if !isTap(l) {
+			return nil, "", fmt.Errorf("parked link %s in %s is a %s, not a tap", name, parkedNS, l.Type())
+		}
 		if err := from.nl.LinkSetNsFd(l, int(podNSHandle)); err != nil {
 			return nil, "", fmt.Errorf("move parked tap %s: %w", name, err)
 		}

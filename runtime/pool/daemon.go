@@ -135,6 +135,9 @@ func (d *Daemon) removeEmpty() {
 // listens on is a dead daemon's and is replaced; a live one is an error.
 func listen(path string) (*net.UnixListener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
+		return nil, fmt.Errorf("pool socket directory: %w", err)
+	}
+	if err := ownedDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -452,4 +455,23 @@ func lockDaemon(socket string) (*os.File, error) {
 		return nil, fmt.Errorf("pool daemon lock %s: another daemon serves this pool: %w", p, err)
 	}
 	return f, nil
+}
+
+// ownedDir checks that dir is a directory of this process's user that
+// no one else may write: where the pool's socket may be (no other user
+// can put a socket of theirs in its place).
+func ownedDir(dir string) error {
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return fmt.Errorf("pool socket directory %s: %w", dir, err)
+	}
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFDIR:
+		return fmt.Errorf("pool socket directory %s is not a directory", dir)
+	case int(st.Uid) != os.Geteuid():
+		return fmt.Errorf("pool socket directory %s belongs to uid %d, not %d", dir, st.Uid, os.Geteuid())
+	case st.Mode&0o022 != 0 && st.Mode&unix.S_ISVTX == 0:
+		return fmt.Errorf("pool socket directory %s is writable by others (mode %#o)", dir, st.Mode&0o7777)
+	}
+	return nil
 }
