@@ -1160,6 +1160,12 @@ type StatsResponse struct {
 	// uptime_seconds is from /proc/uptime.
 	UptimeSeconds float64           `protobuf:"fixed64,7,opt,name=uptime_seconds,json=uptimeSeconds,proto3" json:"uptime_seconds,omitempty"`
 	Containers    []*ContainerStats `protobuf:"bytes,8,rep,name=containers,proto3" json:"containers,omitempty"`
+	// processes is the number of processes (/proc/<pid> directories);
+	// tasks and tasks_running are /proc/loadavg's scheduling entities
+	// (threads) in all and runnable now.
+	Processes     uint32 `protobuf:"varint,9,opt,name=processes,proto3" json:"processes,omitempty"`
+	Tasks         uint32 `protobuf:"varint,10,opt,name=tasks,proto3" json:"tasks,omitempty"`
+	TasksRunning  uint32 `protobuf:"varint,11,opt,name=tasks_running,json=tasksRunning,proto3" json:"tasks_running,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1248,6 +1254,27 @@ func (x *StatsResponse) GetContainers() []*ContainerStats {
 		return x.Containers
 	}
 	return nil
+}
+
+func (x *StatsResponse) GetProcesses() uint32 {
+	if x != nil {
+		return x.Processes
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetTasks() uint32 {
+	if x != nil {
+		return x.Tasks
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetTasksRunning() uint32 {
+	if x != nil {
+		return x.TasksRunning
+	}
+	return 0
 }
 
 type CPUStats struct {
@@ -2191,7 +2218,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x10stdout_truncated\x18\x04 \x01(\bR\x0fstdoutTruncated\x12)\n" +
 	"\x10stderr_truncated\x18\x05 \x01(\bR\x0fstderrTruncated\x12\x1b\n" +
 	"\ttimed_out\x18\x06 \x01(\bR\btimedOut\"\x0e\n" +
-	"\fStatsRequest\"\xc8\x02\n" +
+	"\fStatsRequest\"\xa1\x03\n" +
 	"\rStatsResponse\x12,\n" +
 	"\x12memory_total_bytes\x18\x01 \x01(\x04R\x10memoryTotalBytes\x124\n" +
 	"\x16memory_available_bytes\x18\x02 \x01(\x04R\x14memoryAvailableBytes\x12)\n" +
@@ -2202,7 +2229,11 @@ const file_agent_proto_rawDesc = "" +
 	"\x0euptime_seconds\x18\a \x01(\x01R\ruptimeSeconds\x12=\n" +
 	"\n" +
 	"containers\x18\b \x03(\v2\x1d.veil.agent.v1.ContainerStatsR\n" +
-	"containers\"\x98\x02\n" +
+	"containers\x12\x1c\n" +
+	"\tprocesses\x18\t \x01(\rR\tprocesses\x12\x14\n" +
+	"\x05tasks\x18\n" +
+	" \x01(\rR\x05tasks\x12#\n" +
+	"\rtasks_running\x18\v \x01(\rR\ftasksRunning\"\x98\x02\n" +
 	"\bCPUStats\x12\x1b\n" +
 	"\tuser_usec\x18\x01 \x01(\x04R\buserUsec\x12\x1b\n" +
 	"\tnice_usec\x18\x02 \x01(\x04R\bniceUsec\x12\x1f\n" +

@@ -70,6 +70,9 @@ func ReadStats(procRoot string, cgroups map[string]string) (*api.StatsResponse, 
 	if err := readUptime(filepath.Join(procRoot, "uptime"), resp); err != nil {
 		return nil, err
 	}
+	if resp.Processes, err = countProcesses(procRoot); err != nil {
+		return nil, err
+	}
 	ids := make([]string, 0, len(cgroups))
 	for id := range cgroups {
 		ids = append(ids, id)
@@ -170,7 +173,33 @@ func readLoad(path string, resp *api.StatsResponse) error {
 			return fmt.Errorf("stats: %s: %w", path, err)
 		}
 	}
+	// The fourth field is runnable/all scheduling entities.
+	if len(f) > 3 {
+		if running, all, ok := strings.Cut(f[3], "/"); ok {
+			r, err1 := strconv.ParseUint(running, 10, 32)
+			a, err2 := strconv.ParseUint(all, 10, 32)
+			if err := errors.Join(err1, err2); err != nil {
+				return fmt.Errorf("stats: %s: tasks %q: %w", path, f[3], err)
+			}
+			resp.TasksRunning, resp.Tasks = uint32(r), uint32(a)
+		}
+	}
 	return nil
+}
+
+// countProcesses counts the numeric entries of procRoot.
+func countProcesses(procRoot string) (uint32, error) {
+	ents, err := os.ReadDir(procRoot)
+	if err != nil {
+		return 0, fmt.Errorf("stats: %w", err)
+	}
+	var n uint32
+	for _, e := range ents {
+		if _, err := strconv.ParseUint(e.Name(), 10, 32); err == nil && e.IsDir() {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func readUptime(path string, resp *api.StatsResponse) error {

@@ -38,7 +38,8 @@ type fakeCgroupContainers struct {
 func (f *fakeCgroupContainers) CgroupPaths() map[string]string { return f.paths }
 
 func TestStats(t *testing.T) {
-	proc := map[string]string{"meminfo": testMeminfo, "stat": testStat, "loadavg": "0.50 0.25 0.10 1/50 99\n", "uptime": "12.34 20.00\n"}
+	proc := map[string]string{"meminfo": testMeminfo, "stat": testStat, "loadavg": "0.50 0.25 0.10 2/50 99\n", "uptime": "12.34 20.00\n",
+		"1/status": "Name: init\n", "42/status": "Name: sh\n", "sys/kernel/x": "1\n"}
 	cases := []struct {
 		name    string
 		proc    map[string]string
@@ -56,6 +57,9 @@ func TestStats(t *testing.T) {
 			}
 			if r.Load1 != 0.5 || r.Load15 != 0.1 || r.UptimeSeconds != 12.34 || len(r.Containers) != 0 {
 				t.Errorf("load %v %v uptime %v containers %d", r.Load1, r.Load15, r.UptimeSeconds, len(r.Containers))
+			}
+			if r.Processes != 2 || r.Tasks != 50 || r.TasksRunning != 2 {
+				t.Errorf("processes %d tasks %d running %d, want 2 50 2", r.Processes, r.Tasks, r.TasksRunning)
 			}
 		}},
 		{name: "containers", proc: proc,

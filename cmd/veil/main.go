@@ -75,6 +75,7 @@ func newRootCommandEnv(e *env) *cobra.Command {
 		newSandboxCommand(g, e),
 		newVMCommand(g, e),
 		newPoolCommand(g),
+		newMonitorCommand(g, e),
 	)
 	return cmd
 }

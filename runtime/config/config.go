@@ -37,6 +37,7 @@ type Config struct {
 	Cgroups    Cgroups    `toml:"cgroups"`
 	Console    Console    `toml:"console"`
 	Pool       Pool       `toml:"pool"`
+	Monitor    Monitor    `toml:"monitor"`
 }
 
 // Jail confines the host helpers of each sandbox (the VMM and
@@ -207,6 +208,7 @@ func Default() *Config {
 		},
 		Console: Console{MaxBytes: 1 << 20},
 		Pool:    defaultPool(),
+		Monitor: defaultMonitor(),
 		Timeouts: Timeouts{
 			VMStart:   Duration{30 * time.Second},
 			AgentDial: Duration{45 * time.Second},
@@ -311,6 +313,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Pool.validate(); err != nil {
+		return err
+	}
+	if err := c.Monitor.validate(); err != nil {
 		return err
 	}
 	if c.Virtiofs.RlimitNofile < 1024 {

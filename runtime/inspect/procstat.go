@@ -22,6 +22,8 @@ type ProcUsage struct {
 	SystemTime time.Duration `json:"system_time_ns"`
 	// Threads is Threads from /proc/<pid>/status.
 	Threads int `json:"threads"`
+	// OpenFDs counts /proc/<pid>/fd's entries.
+	OpenFDs int `json:"open_fds"`
 }
 
 // Usage reads pid's resource use from ProcRoot.
@@ -74,5 +76,10 @@ func (r *Reader) Usage(pid int) (ProcUsage, error) {
 	}
 	u.UserTime = time.Duration(ut) * time.Second / clockTick
 	u.SystemTime = time.Duration(st) * time.Second / clockTick
+	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
+	if err != nil {
+		return u, fmt.Errorf("pid %d: %w", pid, err)
+	}
+	u.OpenFDs = len(fds)
 	return u, nil
 }

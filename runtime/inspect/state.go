@@ -70,6 +70,11 @@ type SandboxInfo struct {
 	ConsoleLog string `json:"console_log"`
 	// Containers are the directories under shared/.
 	Containers []string `json:"containers"`
+	// Pod names the Kubernetes pod (zero for a sandbox CRI did not make,
+	// or whose record is unreadable).
+	Pod statedir.Pod `json:"pod"`
+	// Cgroup is the sandbox cgroup's path, "" without one.
+	Cgroup string `json:"cgroup,omitempty"`
 	// Kernel and Initrd are the guest images the config names.
 	Kernel string `json:"kernel,omitempty"`
 	Initrd string `json:"initrd,omitempty"`
@@ -192,6 +197,10 @@ func (r *Reader) read(id string) (SandboxInfo, error) {
 		}
 	}
 	sb.Created = created
+	// Both records are the host's own; one it cannot read leaves the
+	// field empty rather than hiding the sandbox.
+	sb.Pod, _ = statedir.ReadPod(d)
+	sb.Cgroup, _ = statedir.CgroupPath(d)
 	// The share's root is written by the host only (the guest sees it
 	// read-only), so its entries are the containers the shim added.
 	if ents, err := os.ReadDir(d.SharedDir()); err == nil {

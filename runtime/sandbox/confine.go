@@ -122,15 +122,13 @@ func (s *Sandbox) placer() interface{ Add(int) error } {
 // cleanupConfinement removes a dead sandbox's cgroup, killing what is
 // left in it, and its uid lease file when no one holds it.
 func cleanupConfinement(ctx context.Context, stateDir string, dir statedir.Dir) error {
-	if b, err := os.ReadFile(dir.File(statedir.CgroupFile)); err == nil {
-		if p := strings.TrimSpace(string(b)); p != "" {
-			cg, err := cgroup.Load(p)
-			if err == nil {
-				err = cg.Delete(ctx)
-			}
-			if err != nil {
-				return fmt.Errorf("remove cgroup %s: %w", p, err)
-			}
+	if p, err := statedir.CgroupPath(dir); err == nil && p != "" {
+		cg, err := cgroup.Load(p)
+		if err == nil {
+			err = cg.Delete(ctx)
+		}
+		if err != nil {
+			return fmt.Errorf("remove cgroup %s: %w", p, err)
 		}
 	}
 	return releaseStaleLease(stateDir, dir)

@@ -49,6 +49,9 @@ type Options struct {
 	// OOMScoreAdj is the pod's oom_score_adj (its sandbox container's),
 	// which every helper takes; nil leaves 0.
 	OOMScoreAdj *int
+	// Pod names the Kubernetes pod, recorded in the sandbox directory for
+	// the tools that read it (runtime/inspect); zero for none.
+	Pod statedir.Pod
 }
 
 // Sandbox is a running sandbox VM with its agent connection.

@@ -100,6 +100,7 @@ func startSteps() []startStep {
 			}
 			return func(ctx context.Context) error { return statedir.Remove(ctx, s.dir) }, nil
 		}},
+		{"record the pod", recordPod},
 		// The jail's uid and the sandbox cgroup, which every helper enters
 		// before it runs.
 		{"jail uid", func(_ context.Context, s *Sandbox, _ *startRun) (func(context.Context) error, error) {
@@ -210,6 +211,12 @@ func startSteps() []startStep {
 			return nil, nil
 		}},
 	}
+}
+
+// recordPod writes the pod's names into the sandbox directory (the
+// directory's removal takes them away).
+func recordPod(_ context.Context, s *Sandbox, r *startRun) (func(context.Context) error, error) {
+	return nil, statedir.WritePod(s.dir, r.opts.Pod)
 }
 
 // startVirtiofsd starts the share's server.

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"slices"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -275,7 +274,7 @@ func adoptSteps(keeper Keeper) []startStep {
 	}
 	for _, st := range startSteps() {
 		switch st.name {
-		case "CreateSandbox", "SetupNetwork", "watch virtiofsd":
+		case "record the pod", "CreateSandbox", "SetupNetwork", "watch virtiofsd":
 			steps = append(steps, st)
 		}
 	}
@@ -287,13 +286,12 @@ func adoptSteps(keeper Keeper) []startStep {
 // failure it removes both, which ends the VM's processes.
 func (s *Sandbox) takeCgroup(ctx context.Context, opts Options) (retErr error) {
 	var pool *cgroup.Cgroup
-	if b, err := os.ReadFile(s.dir.File(statedir.CgroupFile)); err == nil {
-		p := strings.TrimSpace(string(b))
+	if p, err := statedir.CgroupPath(s.dir); err != nil {
+		return err
+	} else if p != "" {
 		if pool, err = cgroup.Load(p); err != nil {
 			return fmt.Errorf("pool cgroup %s: %w", p, err)
 		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
 	}
 	defer func() {
 		if retErr != nil && pool != nil {

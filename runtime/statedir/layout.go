@@ -45,6 +45,8 @@ const (
 	NetNSFile = "netns"
 	// CgroupFile records the sandbox cgroup's path.
 	CgroupFile = "cgroup"
+	// PodFile records the Kubernetes pod a sandbox runs (pod.go).
+	PodFile = "pod"
 	// JailUIDFile records the sandbox's jail uid.
 	JailUIDFile = "jail-uid"
 	// ParkedNICsFile records a warm pool VM's NICs (taps and guest MACs)

@@ -12,6 +12,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // CRI annotations that say what a container is within its pod.
@@ -20,7 +21,22 @@ const (
 	annotationSandboxID     = "io.kubernetes.cri.sandbox-id"
 	containerTypeContainer  = "container"
 	containerTypeSandbox    = "sandbox"
+
+	// The pod's names, which CRI puts on every container of the pod.
+	annotationSandboxName      = "io.kubernetes.cri.sandbox-name"
+	annotationSandboxNamespace = "io.kubernetes.cri.sandbox-namespace"
+	annotationSandboxUID       = "io.kubernetes.cri.sandbox-uid"
 )
+
+// PodOf names the Kubernetes pod from a container's CRI annotations; it
+// is zero for a container CRI did not make.
+func PodOf(annotations map[string]string) statedir.Pod {
+	return statedir.Pod{
+		Name:      annotations[annotationSandboxName],
+		Namespace: annotations[annotationSandboxNamespace],
+		UID:       annotations[annotationSandboxUID],
+	}
+}
 
 // CheckPodNamespaces refuses (InvalidArgument: an Unimplemented answer
 // to Create would make containerd retry with an older task API) a CRI pod

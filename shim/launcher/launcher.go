@@ -5,6 +5,7 @@ import (
 
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/sandbox"
+	"github.com/veil-runtime/veil/shim/bundle"
 	"github.com/veil-runtime/veil/shim/task"
 )
 
@@ -41,6 +42,7 @@ func (l *Launcher) Start(ctx context.Context, id string, opts task.SandboxOption
 		CgroupsPath:  opts.CgroupsPath,
 		CRI:          opts.CRI,
 		OOMScoreAdj:  opts.OOMScoreAdj,
+		Pod:          bundle.PodOf(opts.Annotations),
 	}
 	if sb := startWarm(ctx, id, cfg, sbopts); sb != nil {
 		return podVM{sb}, nil

@@ -1,11 +1,8 @@
 package torture
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,49 +11,16 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/veil-runtime/veil/runtime/config"
-	"github.com/veil-runtime/veil/runtime/statedir"
+	"github.com/veil-runtime/veil/test/harness"
 )
 
-// qmpStop freezes p's VM with the QMP command stop: the guest, its agent
-// and its containers stop answering, the VMM stays up.
+// qmpStop freezes p's VM (harness.QMP stop).
 func (f *fixture) qmpStop(t testing.TB, p *pod) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(f.ctx, 30*time.Second)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", filepath.Join(f.stateDir, p.id, statedir.QMPSocket))
-	if err != nil {
-		t.Fatalf("dial QMP: %v", err)
-	}
-	defer func() { _ = conn.Close() }()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
-	}
-	r := bufio.NewReader(conn)
-	if _, err := r.ReadBytes('\n'); err != nil { // the greeting
-		t.Fatalf("QMP greeting: %v", err)
-	}
-	for _, cmd := range []string{"qmp_capabilities", "stop"} {
-		if _, err := fmt.Fprintf(conn, `{"execute":%q}`+"\n", cmd); err != nil {
-			t.Fatalf("QMP %s: %v", cmd, err)
-		}
-		for {
-			line, err := r.ReadBytes('\n')
-			if err != nil {
-				t.Fatalf("QMP %s: %v", cmd, err)
-			}
-			var m map[string]json.RawMessage
-			if err := json.Unmarshal(line, &m); err != nil {
-				t.Fatalf("QMP %s: %v: %s", cmd, err, line)
-			}
-			if _, ok := m["event"]; ok {
-				continue
-			}
-			if e, ok := m["error"]; ok {
-				t.Fatalf("QMP %s: %s", cmd, e)
-			}
-			break
-		}
+	if err := harness.QMP(ctx, filepath.Join(f.stateDir, p.id), "stop"); err != nil {
+		t.Fatal(err)
 	}
 }
 

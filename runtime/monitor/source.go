@@ -1,0 +1,40 @@
+package monitor
+
+import (
+	"context"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/cgroup"
+	"github.com/veil-runtime/veil/runtime/inspect"
+)
+
+// Source is where the collector reads sandboxes: runtime/inspect on a
+// node (InspectSource), a fake in tests.
+type Source interface {
+	// List reads every sandbox under state_dir.
+	List() ([]inspect.SandboxInfo, error)
+	// Usage reads a host process's resource use.
+	Usage(pid int) (inspect.ProcUsage, error)
+	// CgroupStats reads the sandbox cgroup's usage.
+	CgroupStats(sb inspect.SandboxInfo) (cgroup.Stats, error)
+	// GuestStats asks the sandbox's agent for the guest's figures; it
+	// must give up when ctx ends.
+	GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error)
+}
+
+// InspectSource reads sandboxes with runtime/inspect, dialling each
+// agent afresh per scrape (Dial: inspect.DialAgent on a node).
+type InspectSource struct {
+	*inspect.Reader
+	Dial inspect.DialFunc
+}
+
+// GuestStats dials sb's agent, asks for Stats and closes the connection.
+func (s InspectSource) GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error) {
+	agent, err := s.Dial(ctx, sb.Dir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = agent.Close() }()
+	return agent.Stats(ctx, &api.StatsRequest{})
+}
