@@ -236,9 +236,21 @@ func (c *Collector) guest(ctx context.Context, s *sandboxMetrics, sb inspect.San
 		c.fail(ctx, sb, sourceGuest, a.err)
 		return false, false
 	}
-	addGuest(s, a.st)
-	containersOK = true
+	// The guest names its containers; only those the host put in the
+	// share are reported, so that a hostile guest cannot add series.
+	known := make(map[string]bool, len(sb.Containers))
+	for _, id := range sb.Containers {
+		known[id] = true
+	}
+	var containers []*api.ContainerStats
 	for _, cs := range a.st.Containers {
+		if known[cs.ContainerId] {
+			containers = append(containers, cs)
+		}
+	}
+	addGuest(s, a.st, containers)
+	containersOK = true
+	for _, cs := range containers {
 		if cs.Error != "" {
 			c.fail(ctx, sb, sourceContainers, fmt.Errorf("container %s: %s", cs.ContainerId, cs.Error))
 			containersOK = false
@@ -249,11 +261,11 @@ func (c *Collector) guest(ctx context.Context, s *sandboxMetrics, sb inspect.San
 	return true, containersOK
 }
 
-func addGuest(s *sandboxMetrics, st *api.StatsResponse) {
+func addGuest(s *sandboxMetrics, st *api.StatsResponse, containers []*api.ContainerStats) {
 	s.add(descGuestMemTotal, prometheus.GaugeValue, float64(st.MemoryTotalBytes))
 	s.add(descGuestMemAvailable, prometheus.GaugeValue, float64(st.MemoryAvailableBytes))
 	var inContainers uint64
-	for _, cs := range st.Containers {
+	for _, cs := range containers {
 		inContainers += cs.MemoryCurrentBytes
 	}
 	s.add(descGuestMemContainers, prometheus.GaugeValue, float64(inContainers))

@@ -74,7 +74,8 @@ func newFake() *fakeSource {
 	created := time.Unix(1_800_000_000, 0)
 	pod := inspect.SandboxInfo{ID: "pod1", PoolVM: "vm0123456789ab", Hypervisor: "qemu", State: inspect.StateRunning, Created: created,
 		Helpers: append(helpers("qemu", 100), inspect.Helper{Name: "keeper", Pid: 103, Alive: true}),
-		Pod:     statedir.Pod{Name: "web", Namespace: "shop", UID: "u-1"}, Cgroup: "/kubepods/pod1"}
+		Pod:     statedir.Pod{Name: "web", Namespace: "shop", UID: "u-1"}, Cgroup: "/kubepods/pod1",
+		Containers: []string{"c1", "c2", "c3"}}
 	plain := inspect.SandboxInfo{ID: "ctr1", Hypervisor: "qemu", State: inspect.StateRunning, Created: created,
 		Helpers: helpers("qemu", 200), Cgroup: "/veil/ctr1"}
 	usage := map[int]inspect.ProcUsage{}
@@ -93,6 +94,7 @@ func newFake() *fakeSource {
 					PidsCurrent: 2, MemoryEvents: &api.MemoryEvents{Oom: 1, OomKill: 1}},
 				{ContainerId: "c2", MemoryCurrentBytes: 1 << 20},
 				{ContainerId: "c3", Error: "read cpu.stat: no such file"},
+				{ContainerId: "made-up", MemoryCurrentBytes: 1 << 30},
 			},
 		}},
 	}
@@ -230,6 +232,7 @@ func TestValues(t *testing.T) {
 		{name: "container limit", family: "veil_container_memory_limit_bytes", labels: merge(pod, "container_id", "c1"), want: 128 << 20},
 		{name: "no limit, no series", family: "veil_container_memory_limit_bytes", labels: merge(pod, "container_id", "c2"), absent: true},
 		{name: "container oom kills", family: "veil_container_oom_kills_total", labels: merge(pod, "container_id", "c1"), want: 1},
+		{name: "container the host does not know left out", family: "veil_container_memory_bytes", labels: merge(pod, "container_id", "made-up"), absent: true},
 		{name: "unreadable container left out", family: "veil_container_memory_bytes", labels: merge(pod, "container_id", "c3"), absent: true},
 		{name: "containers partly read", family: "veil_sandbox_scrape_success", labels: merge(pod, "source", "containers"), want: 0},
 		{name: "pod guest read", family: "veil_sandbox_scrape_success", labels: merge(pod, "source", "guest"), want: 1},

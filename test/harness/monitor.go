@@ -64,7 +64,7 @@ func StartMonitor(ctx context.Context, cfgPath, logPath string) (*Monitor, error
 		}
 		select {
 		case <-m.exited:
-			return nil, fmt.Errorf("monitor exited at start (%v): %s", m.waitErr, m.logTail())
+			return nil, fmt.Errorf("monitor exited at start (%w): %s", m.waitErr, m.logTail())
 		case <-ctx.Done():
 			m.kill()
 			return nil, fmt.Errorf("monitor not answering at %s: %w: %s", m.URL, ctx.Err(), m.logTail())
@@ -179,3 +179,6 @@ next:
 	}
 	return 0, false
 }
+
+// Pid is the monitor's process id.
+func (m *Monitor) Pid() int { return m.cmd.Process.Pid }
