@@ -80,6 +80,7 @@ func (w *world) sandbox(t *testing.T, id string, pid int, alive bool, containers
 		writeFile(t, filepath.Join(pd, "cmdline"), cmdline)
 		writeFile(t, filepath.Join(pd, "status"), "VmRSS:\t 4096 kB\nThreads:\t2\n")
 		writeFile(t, filepath.Join(pd, "stat"), fmt.Sprintf("%d (%s) S 1 1 1 0 -1 0 0 0 0 0 100 20 0 0\n", p, name))
+		writeFile(t, filepath.Join(pd, "fd", "0"), "")
 	}
 	if alive {
 		l, err := net.Listen("unix", filepath.Join(dir, "vsock.sock"))

@@ -87,6 +87,11 @@ func (f *fixture) proc(t *testing.T, pid int, cmdline string) {
 	must(t, os.WriteFile(filepath.Join(d, "status"), []byte(fmt.Sprintf("Name:\tx\nPid:\t%d\nVmRSS:\t   2048 kB\nThreads:\t3\n", pid)), 0o644))
 	// utime 250 ticks, stime 50 ticks; the name holds a space and a ')'.
 	must(t, os.WriteFile(filepath.Join(d, "stat"), []byte(fmt.Sprintf("%d (a b) c) S 1 1 1 0 -1 0 0 0 0 0 250 50 0 0 20 0 3 0\n", pid)), 0o644))
+	// Three open descriptors.
+	for _, fd := range []string{"0", "1", "2"} {
+		must(t, os.MkdirAll(filepath.Join(d, "fd"), 0o755))
+		must(t, os.WriteFile(filepath.Join(d, "fd", fd), nil, 0o644))
+	}
 }
 
 func must(t *testing.T, err error) {

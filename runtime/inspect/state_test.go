@@ -111,12 +111,12 @@ func TestUsage(t *testing.T) {
 		check   func(t *testing.T, u ProcUsage)
 	}{
 		{name: "fake proc", r: f.reader(), pid: 55, check: func(t *testing.T, u ProcUsage) {
-			if u.RSSBytes != 2048*1024 || u.UserTime != 2500*time.Millisecond || u.SystemTime != 500*time.Millisecond || u.Threads != 3 {
+			if u.RSSBytes != 2048*1024 || u.UserTime != 2500*time.Millisecond || u.SystemTime != 500*time.Millisecond || u.Threads != 3 || u.OpenFDs != 3 {
 				t.Errorf("%+v", u)
 			}
 		}},
 		{name: "this process", r: &Reader{ProcRoot: "/proc"}, pid: os.Getpid(), check: func(t *testing.T, u ProcUsage) {
-			if u.RSSBytes == 0 || u.Threads == 0 {
+			if u.RSSBytes == 0 || u.Threads == 0 || u.OpenFDs < 3 {
 				t.Errorf("%+v", u)
 			}
 		}},

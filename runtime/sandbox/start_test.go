@@ -154,7 +154,7 @@ func TestStartStepOrder(t *testing.T) {
 		got = append(got, st.name)
 	}
 	want := []string{
-		"create sandbox dir", "jail uid", "sandbox cgroup", "create the share",
+		"create sandbox dir", "record the pod", "jail uid", "sandbox cgroup", "create the share",
 		"start virtiofsd", "give virtiofsd's socket to the jail uid",
 		"helper directory", "listen for agent ready", "attach network", "console",
 		"open taps", "hypervisor", "start VM", "connect to agent",

@@ -12,6 +12,7 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/testnet"
 )
 
@@ -115,6 +116,26 @@ func TestCheckNetNS(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errdefs.IsInvalidArgument(err) {
 				t.Fatalf("CheckNetNS(%q) = %v, want InvalidArgument with %q", tc.path, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestPodOf(t *testing.T) {
+	cases := []struct {
+		name string
+		ann  map[string]string
+		want statedir.Pod
+	}{
+		{name: "CRI container", ann: map[string]string{annotationSandboxName: "web", annotationSandboxNamespace: "shop", annotationSandboxUID: "u-1", annotationContainerType: containerTypeSandbox},
+			want: statedir.Pod{Name: "web", Namespace: "shop", UID: "u-1"}},
+		{name: "ctr run", ann: map[string]string{"other": "x"}},
+		{name: "no annotations"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PodOf(tc.ann); got != tc.want {
+				t.Errorf("PodOf = %+v, want %+v", got, tc.want)
 			}
 		})
 	}
