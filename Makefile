@@ -66,13 +66,19 @@ generate: protoc-check $(TOOLS)/protoc-gen-go $(TOOLS)/protoc-gen-go-ttrpc
 		--go_out=paths=source_relative:. \
 		--go-ttrpc_out=paths=source_relative:. \
 		agent.proto
+	cd shim/api && protoc -I. \
+		--plugin=protoc-gen-go=$(TOOLS)/protoc-gen-go \
+		--plugin=protoc-gen-go-ttrpc=$(TOOLS)/protoc-gen-go-ttrpc \
+		--go_out=paths=source_relative:. \
+		--go-ttrpc_out=paths=source_relative:. \
+		telemetry.proto
 	CACHE=$(CACHE) bash openapi/generate.sh
 
 # generate-check fails when the committed generated code differs from a
 # fresh generation.
 generate-check: generate
-	@git diff --exit-code -- agent/api generated || { echo "generated code drifted: run 'make generate' and commit"; exit 1; }
-	@test -z "$$(git status --porcelain -- agent/api generated)" || { git status --porcelain -- agent/api generated; echo "generated code drifted: run 'make generate' and commit"; exit 1; }
+	@git diff --exit-code -- agent/api shim/api generated || { echo "generated code drifted: run 'make generate' and commit"; exit 1; }
+	@test -z "$$(git status --porcelain -- agent/api shim/api generated)" || { git status --porcelain -- agent/api shim/api generated; echo "generated code drifted: run 'make generate' and commit"; exit 1; }
 
 $(TOOLS)/golangci-lint:
 	GOBIN=$(TOOLS) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)

@@ -38,3 +38,18 @@ func boundRequests(d time.Duration) ttrpc.UnaryClientInterceptor {
 		return err
 	}
 }
+
+// observeRequests tells observe of every request but the unbounded ones,
+// once it finished (its bound included).
+func observeRequests(observe Observer) ttrpc.UnaryClientInterceptor {
+	return func(ctx context.Context, req *ttrpc.Request, resp *ttrpc.Response, info *ttrpc.UnaryClientInfo, invoke ttrpc.Invoker) error {
+		method := path.Base(info.FullMethod)
+		if unboundedMethods[method] {
+			return invoke(ctx, req, resp)
+		}
+		began := time.Now()
+		err := invoke(ctx, req, resp)
+		observe(method, time.Since(began), err)
+		return err
+	}
+}

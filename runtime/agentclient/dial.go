@@ -17,7 +17,13 @@ type Options struct {
 	// (timeouts.agent_request); 0 leaves requests bounded by their
 	// callers only.
 	RequestTimeout time.Duration
+	// Observe, when set, is told each request's method, duration and
+	// error (WaitProcess, which lasts as long as a process, excluded).
+	Observe Observer
 }
+
+// Observer is told of each finished agent request.
+type Observer func(method string, took time.Duration, err error)
 
 // Client is a connection to an agent that answered Health with this
 // host's API version.
@@ -46,8 +52,15 @@ func Dial(ctx context.Context, vsockPath string, opts Options) (*Client, error) 
 		return nil, &ConnectError{Err: err}
 	}
 	var copts []ttrpc.ClientOpts
+	var chain []ttrpc.UnaryClientInterceptor
+	if opts.Observe != nil {
+		chain = append(chain, observeRequests(opts.Observe))
+	}
 	if opts.RequestTimeout > 0 {
-		copts = append(copts, ttrpc.WithUnaryClientInterceptor(boundRequests(opts.RequestTimeout)))
+		chain = append(chain, boundRequests(opts.RequestTimeout))
+	}
+	if len(chain) > 0 {
+		copts = append(copts, ttrpc.WithChainUnaryClientInterceptor(chain...))
 	}
 	tc := ttrpc.NewClient(conn, copts...)
 	c := &Client{AgentService: api.NewAgentClient(tc), ttrpc: tc}

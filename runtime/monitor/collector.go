@@ -12,6 +12,7 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/inspect"
+	shimapi "github.com/veil-runtime/veil/shim/api"
 )
 
 // Options bound the collector's work per scrape.
@@ -31,7 +32,17 @@ type Collector struct {
 
 	failures *prometheus.CounterVec
 	duration prometheus.Histogram
+	// starts and stages are observed once per sandbox (started), the
+	// first time its shim answers.
+	starts  *prometheus.HistogramVec
+	stages  *prometheus.HistogramVec
+	startMu sync.Mutex
+	started map[string]bool
 }
+
+// startBuckets are the bounds, in seconds, of the start histograms: a
+// warm start's stages take milliseconds, a cold boot under TCG seconds.
+var startBuckets = []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2, 4, 8, 16}
 
 // NewCollector returns a collector over src; ctx is the monitor's (its
 // logger, and its end stops the guest requests in flight).
@@ -52,6 +63,17 @@ func NewCollector(ctx context.Context, src Source, opts Options) *Collector {
 			Help:    "How long the monitor took to gather every sandbox for a scrape (observed at the end of each scrape).",
 			Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}),
+		starts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "veil_sandbox_start_duration_seconds",
+			Help:    "Sandbox starts as their shims timed them, by start_mode (warm: from the pool, cold: booted for the pod); each sandbox the monitor saw running is counted once.",
+			Buckets: startBuckets,
+		}, []string{"start_mode"}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "veil_sandbox_start_stage_duration_seconds",
+			Help:    "Stages of sandbox starts (the start steps, the wait for the agent split into boot and handshake), by start_mode and stage; each sandbox the monitor saw running is counted once.",
+			Buckets: startBuckets,
+		}, []string{"start_mode", "stage"}),
+		started: map[string]bool{},
 	}
 }
 
@@ -62,6 +84,8 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	c.failures.Describe(ch)
 	c.duration.Describe(ch)
+	c.starts.Describe(ch)
+	c.stages.Describe(ch)
 }
 
 // Collect gathers every sandbox, at most opts.Concurrency at once, each
@@ -72,6 +96,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.duration.Observe(time.Since(began).Seconds())
 		c.failures.Collect(ch)
 		c.duration.Collect(ch)
+		c.starts.Collect(ch)
+		c.stages.Collect(ch)
 	}()
 	sbs, err := c.src.List()
 	if err != nil {
@@ -92,6 +118,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}()
 	}
 	wg.Wait()
+	c.forgetStarts(sbs)
 	for _, ms := range results {
 		for _, m := range ms {
 			ch <- m
@@ -137,6 +164,7 @@ func (c *Collector) gather(sb inspect.SandboxInfo) []prometheus.Metric {
 	if sb.Cgroup != "" {
 		s.ok(sourceCgroup, c.cgroup(ctx, s, sb))
 	}
+	s.ok(sourceShim, c.shim(ctx, s, sb))
 	guestOK, containersOK := c.guest(ctx, s, sb)
 	s.ok(sourceGuest, guestOK)
 	if guestOK {
@@ -165,14 +193,17 @@ func (c *Collector) host(ctx context.Context, s *sandboxMetrics, sb inspect.Sand
 			ok = false
 			continue
 		}
-		name := helperName(sb, h.Name)
-		s.add(descHelperRSS, prometheus.GaugeValue, float64(u.RSSBytes), name)
-		s.add(descHelperCPU, prometheus.CounterValue, u.UserTime.Seconds(), name, "user")
-		s.add(descHelperCPU, prometheus.CounterValue, u.SystemTime.Seconds(), name, "system")
-		s.add(descHelperThreads, prometheus.GaugeValue, float64(u.Threads), name)
-		s.add(descHelperFDs, prometheus.GaugeValue, float64(u.OpenFDs), name)
+		addHelper(s, helperName(sb, h.Name), u)
 	}
 	return ok
+}
+
+func addHelper(s *sandboxMetrics, name string, u inspect.ProcUsage) {
+	s.add(descHelperRSS, prometheus.GaugeValue, float64(u.RSSBytes), name)
+	s.add(descHelperCPU, prometheus.CounterValue, u.UserTime.Seconds(), name, "user")
+	s.add(descHelperCPU, prometheus.CounterValue, u.SystemTime.Seconds(), name, "system")
+	s.add(descHelperThreads, prometheus.GaugeValue, float64(u.Threads), name)
+	s.add(descHelperFDs, prometheus.GaugeValue, float64(u.OpenFDs), name)
 }
 
 // helperName maps a helper's pid file name onto the helper label.
@@ -305,4 +336,92 @@ func addContainer(s *sandboxMetrics, cs *api.ContainerStats) {
 	s.add(descContainerOOM, prometheus.CounterValue, float64(oom), id)
 	s.add(descContainerOOMKills, prometheus.CounterValue, float64(kills), id)
 	s.add(descContainerPids, prometheus.GaugeValue, float64(cs.PidsCurrent), id)
+}
+
+// shim asks the sandbox's shim for its telemetry, giving up at ctx's
+// deadline: the shim's own process (as the socket's peer), its agent
+// requests and stdio bytes, and the start, observed once per sandbox.
+func (c *Collector) shim(ctx context.Context, s *sandboxMetrics, sb inspect.SandboxInfo) bool {
+	type answer struct {
+		pid int
+		t   *shimapi.GetResponse
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		pid, t, err := c.src.ShimTelemetry(ctx, sb)
+		done <- answer{pid, t, err}
+	}()
+	var a answer
+	select {
+	case a = <-done:
+	case <-ctx.Done():
+		a.err = fmt.Errorf("shim telemetry: %w", ctx.Err())
+	}
+	if a.err == nil && a.t == nil {
+		a.err = errors.New("shim telemetry: empty answer")
+	}
+	if a.err != nil {
+		c.fail(ctx, sb, sourceShim, a.err)
+		return false
+	}
+	ok := true
+	if u, err := c.src.Usage(a.pid); err != nil {
+		c.fail(ctx, sb, sourceShim, fmt.Errorf("shim pid %d: %w", a.pid, err))
+		ok = false
+	} else {
+		addHelper(s, helperShim, u)
+	}
+	t := a.t
+	for _, r := range t.AgentRpcs {
+		if len(r.Buckets) != len(t.RpcBucketBounds) {
+			continue
+		}
+		buckets := make(map[float64]uint64, len(r.Buckets))
+		for i, b := range t.RpcBucketBounds {
+			buckets[b] = r.Buckets[i]
+		}
+		s.out = append(s.out, prometheus.MustNewConstHistogram(descAgentRPC, r.Count, r.SumSeconds, buckets, append(append([]string{}, s.labels...), r.Method)...))
+		s.add(descAgentRPCErrors, prometheus.CounterValue, float64(r.Errors), r.Method)
+	}
+	for _, st := range t.Stdio {
+		s.add(descStdio, prometheus.CounterValue, float64(st.Bytes), st.Stream)
+	}
+	c.observeStart(sb, t)
+	return ok
+}
+
+// observeStart adds sb's start to the start histograms the first time
+// its shim reports one.
+func (c *Collector) observeStart(sb inspect.SandboxInfo, t *shimapi.GetResponse) {
+	if t.StartMode == "" {
+		return
+	}
+	c.startMu.Lock()
+	seen := c.started[sb.ID]
+	c.started[sb.ID] = true
+	c.startMu.Unlock()
+	if seen {
+		return
+	}
+	c.starts.WithLabelValues(t.StartMode).Observe(t.StartSeconds)
+	for _, st := range t.StartStages {
+		c.stages.WithLabelValues(t.StartMode, st.Name).Observe(st.Seconds)
+	}
+}
+
+// forgetStarts drops the sandboxes no longer listed from the set whose
+// start was observed.
+func (c *Collector) forgetStarts(sbs []inspect.SandboxInfo) {
+	live := make(map[string]bool, len(sbs))
+	for _, sb := range sbs {
+		live[sb.ID] = true
+	}
+	c.startMu.Lock()
+	defer c.startMu.Unlock()
+	for id := range c.started {
+		if !live[id] {
+			delete(c.started, id)
+		}
+	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/inspect"
 	"github.com/veil-runtime/veil/runtime/statedir"
+	shimapi "github.com/veil-runtime/veil/shim/api"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
@@ -46,6 +47,19 @@ func (f *fakeSource) Usage(pid int) (inspect.ProcUsage, error) {
 
 func (f *fakeSource) CgroupStats(sb inspect.SandboxInfo) (cgroup.Stats, error) {
 	return cgroup.Stats{MemoryBytes: 300 << 20, CPUNanos: 2_500_000_000, NrPeriods: 10, NrThrottled: 2, Pids: 12}, nil
+}
+
+func (f *fakeSource) ShimTelemetry(ctx context.Context, sb inspect.SandboxInfo) (int, *shimapi.GetResponse, error) {
+	if sb.ID != "pod1" {
+		return 0, nil, errors.New("dial shim.sock: no such file or directory")
+	}
+	return 104, &shimapi.GetResponse{
+		StartMode: "warm", StartSeconds: 0.2,
+		StartStages:     []*shimapi.Stage{{Name: "claim", Seconds: 0.004}, {Name: "CreateSandbox", Seconds: 0.05}},
+		RpcBucketBounds: []float64{0.01, 0.1, 1},
+		AgentRpcs:       []*shimapi.RPC{{Method: "StartContainer", Count: 3, SumSeconds: 0.6, Buckets: []uint64{0, 1, 3}, Errors: 1}},
+		Stdio:           []*shimapi.Stream{{Stream: "stdin", Bytes: 0}, {Stream: "stdout", Bytes: 1234}, {Stream: "stderr", Bytes: 5}},
+	}, nil
 }
 
 func (f *fakeSource) GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error) {
@@ -79,7 +93,7 @@ func newFake() *fakeSource {
 	plain := inspect.SandboxInfo{ID: "ctr1", Hypervisor: "qemu", State: inspect.StateRunning, Created: created,
 		Helpers: helpers("qemu", 200), Cgroup: "/veil/ctr1"}
 	usage := map[int]inspect.ProcUsage{}
-	for _, pid := range []int{100, 101, 102, 103, 200, 201, 202} {
+	for _, pid := range []int{100, 101, 102, 103, 104, 200, 201, 202} {
 		usage[pid] = inspect.ProcUsage{RSSBytes: uint64(pid) << 20, UserTime: time.Second, SystemTime: 2 * time.Second, Threads: 3, OpenFDs: 20}
 	}
 	return &fakeSource{
@@ -239,6 +253,11 @@ func TestValues(t *testing.T) {
 		{name: "refused guest", family: "veil_sandbox_scrape_success", labels: merge(plain, "source", "guest"), want: 0},
 		{name: "refused guest has no guest series", family: "veil_guest_memory_total_bytes", labels: plain, absent: true},
 		{name: "host read", family: "veil_sandbox_scrape_success", labels: merge(plain, "source", "host"), want: 1},
+		{name: "shim as a helper", family: "veil_helper_resident_memory_bytes", labels: merge(pod, "helper", "shim"), want: 104 << 20},
+		{name: "shim read", family: "veil_sandbox_scrape_success", labels: merge(pod, "source", "shim"), want: 1},
+		{name: "no shim socket", family: "veil_sandbox_scrape_success", labels: merge(plain, "source", "shim"), want: 0},
+		{name: "agent rpc errors", family: "veil_agent_rpc_errors_total", labels: merge(pod, "method", "StartContainer"), want: 1},
+		{name: "stdout bytes", family: "veil_stdio_bytes_total", labels: merge(pod, "stream", "stdout"), want: 1234},
 		{name: "failures counted", family: "veil_monitor_sandbox_scrape_failures_total", labels: map[string]string{"source": "guest"}, want: 1},
 	}
 	for _, tc := range cases {
@@ -301,5 +320,45 @@ func TestListFails(t *testing.T) {
 	reg.MustRegister(newTestCollector(src, time.Second))
 	if _, err := reg.Gather(); err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("gather: %v, want the list error", err)
+	}
+}
+
+// TestStartsObservedOnce: a sandbox's start enters the start histograms
+// once, however many scrapes see it.
+func TestStartsObservedOnce(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newTestCollector(newFake(), time.Second))
+	var fams []*dto.MetricFamily
+	for range 3 {
+		var err error
+		if fams, err = reg.Gather(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func(name string, labels map[string]string) uint64 {
+		for _, f := range fams {
+			if f.GetName() != name {
+				continue
+			}
+		next:
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+						continue next
+					}
+				}
+				return m.GetHistogram().GetSampleCount()
+			}
+		}
+		return 0
+	}
+	if n := count("veil_sandbox_start_duration_seconds", map[string]string{"start_mode": "warm"}); n != 1 {
+		t.Errorf("warm starts observed %d times, want 1", n)
+	}
+	if n := count("veil_sandbox_start_stage_duration_seconds", map[string]string{"start_mode": "warm", "stage": "CreateSandbox"}); n != 1 {
+		t.Errorf("CreateSandbox stage observed %d times, want 1", n)
+	}
+	if n := count("veil_agent_rpc_duration_seconds", map[string]string{"sandbox_id": "pod1", "method": "StartContainer"}); n != 3 {
+		t.Errorf("StartContainer requests %d, want 3", n)
 	}
 }

@@ -21,6 +21,7 @@ const (
 	helperVirtiofsd = "virtiofsd"
 	helperVsock     = "vsock"
 	helperKeeper    = "keeper"
+	helperShim      = "shim"
 )
 
 // Scrape sources as the source label gives them.
@@ -29,6 +30,7 @@ const (
 	sourceCgroup     = "cgroup"
 	sourceGuest      = "guest"
 	sourceContainers = "containers"
+	sourceShim       = "shim"
 	sourceSandbox    = "sandbox" // the whole sandbox: past the timeout
 )
 
@@ -103,6 +105,14 @@ var (
 	descContainerPids = desc("veil_container_tasks",
 		"Tasks (threads) of a container (pids.current).", with("container_id"))
 
+	// The shim's telemetry.
+	descAgentRPC = desc("veil_agent_rpc_duration_seconds",
+		"Requests the shim made to the sandbox's agent, by method, and how long each took (WaitProcess, which lasts as long as a process, left out).", with("method"))
+	descAgentRPCErrors = desc("veil_agent_rpc_errors_total",
+		"Requests to the sandbox's agent that failed, by method.", with("method"))
+	descStdio = desc("veil_stdio_bytes_total",
+		"Bytes the shim copied between the host and the sandbox's processes, by stream (stdin, stdout, stderr).", with("stream"))
+
 	// The monitor itself, for this scrape.
 	descSandboxes = desc("veil_monitor_sandboxes",
 		"Sandboxes the monitor found under state_dir at this scrape.", nil)
@@ -116,5 +126,6 @@ var allDescs = []*prometheus.Desc{
 	descGuestMemTotal, descGuestMemAvailable, descGuestMemContainers, descGuestCPU, descGuestCPUs,
 	descGuestLoad1, descGuestLoad5, descGuestLoad15, descGuestProcesses, descGuestTasks, descGuestUptime,
 	descContainerCPU, descContainerMemory, descContainerMemoryLimit, descContainerOOM, descContainerOOMKills, descContainerPids,
+	descAgentRPC, descAgentRPCErrors, descStdio,
 	descSandboxes,
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/inspect"
+	shimapi "github.com/veil-runtime/veil/shim/api"
 )
 
 // Source is where the collector reads sandboxes: runtime/inspect on a
@@ -20,6 +21,9 @@ type Source interface {
 	// GuestStats asks the sandbox's agent for the guest's figures; it
 	// must give up when ctx ends.
 	GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error)
+	// ShimTelemetry asks the sandbox's shim for its figures and returns
+	// the shim's pid with them; it must give up when ctx ends.
+	ShimTelemetry(ctx context.Context, sb inspect.SandboxInfo) (int, *shimapi.GetResponse, error)
 }
 
 // InspectSource reads sandboxes with runtime/inspect, dialling each

@@ -71,7 +71,7 @@ func (s *Sandbox) connectAgent(ctx context.Context, launch time.Time, ready <-ch
 func (s *Sandbox) dialAgent(ctx context.Context) (*agentclient.Client, error) {
 	actx, cancel := context.WithTimeout(ctx, attemptTimeout)
 	defer cancel()
-	return agentclient.Dial(actx, s.vsockPath(), agentclient.Options{RequestTimeout: s.cfg.Timeouts.AgentRequest.Duration})
+	return agentclient.Dial(actx, s.vsockPath(), agentclient.Options{RequestTimeout: s.cfg.Timeouts.AgentRequest.Duration, Observe: s.observe})
 }
 
 // diagnostics quotes the logs that explain a failed start.

@@ -52,6 +52,9 @@ type Options struct {
 	// Pod names the Kubernetes pod, recorded in the sandbox directory for
 	// the tools that read it (runtime/inspect); zero for none.
 	Pod statedir.Pod
+	// AgentObserver, when set, is told of every request to the agent
+	// (its method, duration and error).
+	AgentObserver agentclient.Observer
 }
 
 // Sandbox is a running sandbox VM with its agent connection.
@@ -60,6 +63,8 @@ type Sandbox struct {
 	dir statedir.Dir
 	cfg *config.Config
 	vmm string // the resolved hypervisor name
+	// observe is told of every agent request (Options.AgentObserver).
+	observe agentclient.Observer
 
 	lease *jail.Lease    // nil without the jail
 	cg    *cgroup.Cgroup // nil without the sandbox cgroup

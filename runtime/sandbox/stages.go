@@ -33,3 +33,18 @@ func (s *Sandbox) recordStage(name string, began, ended time.Time) {
 	}
 	s.stages = append(s.stages, Stage{Name: name, Took: ended.Sub(began)})
 }
+
+// Start modes: StartMode's answers.
+const (
+	StartCold = "cold"
+	StartWarm = "warm"
+)
+
+// StartMode is StartWarm for a sandbox that took over a warm pool VM
+// (Adopt), StartCold for one that booted its own.
+func (s *Sandbox) StartMode() string {
+	if s.dir.Pool() {
+		return StartWarm
+	}
+	return StartCold
+}

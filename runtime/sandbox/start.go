@@ -68,7 +68,7 @@ func (r *startRun) close() {
 // reverse order.
 func start(ctx context.Context, dir statedir.Dir, cfg *config.Config, opts Options, steps []startStep) (_ *Sandbox, retErr error) {
 	id := dir.ID()
-	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{}), oomAdj: *oomOrZero(opts.OOMScoreAdj)}
+	s := &Sandbox{id: id, cfg: cfg, dir: dir, stopping: make(chan struct{}), oomAdj: *oomOrZero(opts.OOMScoreAdj), observe: opts.AgentObserver}
 	r := &startRun{opts: opts, launch: time.Now()}
 	var undo cleanup.Stack
 	// The undo's warnings name the sandbox.
@@ -80,7 +80,7 @@ func start(ctx context.Context, dir statedir.Dir, cfg *config.Config, opts Optio
 		began := time.Now()
 		u, err := st.run(ctx, s, r)
 		if err != nil {
-			return nil, fmt.Errorf("sandbox %s: %s: %w", id, st.name, err)
+			return nil, &StartError{ID: id, Step: st.name, Err: err}
 		}
 		s.recordStage(st.name, began, time.Now())
 		if u != nil {
@@ -90,6 +90,16 @@ func start(ctx context.Context, dir statedir.Dir, cfg *config.Config, opts Optio
 	logger(ctx, id).WithFields(map[string]any{"agent_ready": r.readyAfter, "total": time.Since(r.launch)}).Info("sandbox started")
 	return s, nil
 }
+
+// StartError is a start that failed at one of its steps (rolled back).
+type StartError struct {
+	ID   string
+	Step string
+	Err  error
+}
+
+func (e *StartError) Error() string { return fmt.Sprintf("sandbox %s: %s: %v", e.ID, e.Step, e.Err) }
+func (e *StartError) Unwrap() error { return e.Err }
 
 // startSteps are Start's steps, in order.
 func startSteps() []startStep {

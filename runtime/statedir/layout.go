@@ -32,6 +32,9 @@ const (
 	// VhostVsockSocket is the vhost-user socket between QEMU and
 	// vhost-device-vsock.
 	VhostVsockSocket = HelperDir + "/vhost"
+	// ShimSocket is where the pod's shim serves its telemetry (shim/api)
+	// to the node's metrics exporter.
+	ShimSocket = "shim.sock"
 	// QMPSocket is QEMU's QMP socket.
 	QMPSocket = "qmp.sock"
 	// CHAPISocket is Cloud Hypervisor's API socket.
@@ -67,7 +70,7 @@ const maxSocketPath = 107
 // decides which ids fit.
 var socketNames = []string{
 	VirtiofsdSocket, VhostVsockSocket, QMPSocket, CHAPISocket, CHConsoleSocket,
-	ReadySocket,
+	ReadySocket, ShimSocket,
 }
 
 // Dir is the state directory of one sandbox, or of one pool VM (see

@@ -2,11 +2,14 @@ package launcher
 
 import (
 	"context"
+	"path/filepath"
 
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/sandbox"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/shim/bundle"
 	"github.com/veil-runtime/veil/shim/task"
+	"github.com/veil-runtime/veil/shim/telemetry"
 )
 
 // Launcher starts real sandbox VMs with runtime/sandbox (task.Launcher).
@@ -35,14 +38,15 @@ func (l *Launcher) Start(ctx context.Context, id string, opts task.SandboxOption
 		return nil, err
 	}
 	sbopts := sandbox.Options{
-		NetNSPath:    opts.NetNSPath,
-		Hostname:     opts.Hostname,
-		DNS:          opts.DNS,
-		ShmSizeBytes: opts.ShmSizeBytes,
-		CgroupsPath:  opts.CgroupsPath,
-		CRI:          opts.CRI,
-		OOMScoreAdj:  opts.OOMScoreAdj,
-		Pod:          bundle.PodOf(opts.Annotations),
+		NetNSPath:     opts.NetNSPath,
+		Hostname:      opts.Hostname,
+		DNS:           opts.DNS,
+		ShmSizeBytes:  opts.ShmSizeBytes,
+		CgroupsPath:   opts.CgroupsPath,
+		CRI:           opts.CRI,
+		OOMScoreAdj:   opts.OOMScoreAdj,
+		Pod:           bundle.PodOf(opts.Annotations),
+		AgentObserver: opts.AgentObserver,
 	}
 	if sb := startWarm(ctx, id, cfg, sbopts); sb != nil {
 		return podVM{sb}, nil
@@ -63,6 +67,19 @@ func (l *Launcher) Cleanup(ctx context.Context, id string) error {
 // podVM is a runtime/sandbox Sandbox as the task service sees it
 // (task.PodVM).
 type podVM struct{ *sandbox.Sandbox }
+
+// StartReport is how the sandbox started, for the shim's telemetry.
+func (s podVM) StartReport() (string, []telemetry.Stage) {
+	var stages []telemetry.Stage
+	for _, st := range s.StartStages() {
+		stages = append(stages, telemetry.Stage{Name: st.Name, Took: st.Took})
+	}
+	return s.StartMode(), stages
+}
+
+// TelemetrySocket is where the shim serves its telemetry: in the
+// sandbox's directory.
+func (s podVM) TelemetrySocket() string { return filepath.Join(s.Dir(), statedir.ShimSocket) }
 
 // Share is the sandbox's share, as the task service's own interface.
 func (s podVM) Share() task.ContainerShare { return s.Sandbox.Share() }

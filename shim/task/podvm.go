@@ -3,11 +3,13 @@ package task
 import (
 	"context"
 	"net"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/shim/telemetry"
 )
 
 // PodVM is the pod's sandbox VM as the task service sees it: one per
@@ -76,6 +78,20 @@ type SandboxOptions struct {
 	// OOMScoreAdj is the first container's oom_score_adj, which the
 	// sandbox's helpers take.
 	OOMScoreAdj *int
+	// AgentObserver, when set, is told of every request to the agent.
+	AgentObserver func(method string, took time.Duration, err error)
+}
+
+// startReporter is a sandbox that tells how it started (optional
+// ability): warm or cold, and each stage.
+type startReporter interface {
+	StartReport() (mode string, stages []telemetry.Stage)
+}
+
+// telemetryServer is a sandbox with a place for the shim's telemetry
+// socket (optional ability).
+type telemetryServer interface {
+	TelemetrySocket() string
 }
 
 // Launcher starts sandboxes and cleans up after dead ones.

@@ -13,9 +13,11 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"github.com/containerd/ttrpc"
-	"github.com/veil-runtime/veil/agent/api"
 	"google.golang.org/protobuf/types/known/emptypb"
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/shim/telemetry"
 )
 
 const (
@@ -75,6 +77,10 @@ type service struct {
 	// mu, and after lifecycle.
 	pauseMu sync.Mutex
 	paused  map[string]bool
+
+	// tele is what the shim tells the node's metrics exporter
+	// (telemetry.go).
+	tele *telemetry.Recorder
 }
 
 // NewService builds the task service v3 of one shim, starting sandboxes
@@ -95,6 +101,7 @@ func newService(ctx context.Context, l Launcher, pub Publisher, sd Shutdowner) *
 		containers: map[string]*container{},
 		creating:   map[string]bool{},
 		paused:     map[string]bool{},
+		tele:       telemetry.NewRecorder(),
 	}
 	go s.forward(pub)
 	sd.RegisterCallback(s.cleanupAll)

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/containerd/log"
 
 	"github.com/veil-runtime/veil/agent/api"
+	"github.com/veil-runtime/veil/shim/telemetry"
 )
 
 const (
@@ -61,6 +63,31 @@ type streams struct {
 	outputs   sync.WaitGroup
 	stdinDone chan struct{}
 	closeOnce sync.Once
+
+	// counts, when set, counts the bytes copied per stream.
+	counts *telemetry.Recorder
+}
+
+// counter is counts' counter of stream, nil without counts.
+func (st *streams) counter(stream string) *atomic.Uint64 {
+	if st.counts == nil {
+		return nil
+	}
+	return st.counts.Stdio(stream)
+}
+
+// countingReader adds what it reads to n (when not nil).
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	k, err := c.r.Read(p)
+	if c.n != nil && k > 0 {
+		c.n.Add(uint64(k))
+	}
+	return k, err
 }
 
 // openStreams dials a connection for every stream the process has and
@@ -169,14 +196,14 @@ func (st *streams) start(ctx context.Context) {
 		stream string
 		src    net.Conn
 		dst    io.WriteCloser
-	}{{"stdout", st.stdout, st.stdoutDst}, {"stderr", st.stderr, st.stderrDst}} {
+	}{{telemetry.Stdout, st.stdout, st.stdoutDst}, {telemetry.Stderr, st.stderr, st.stderrDst}} {
 		if o.src == nil {
 			continue
 		}
 		st.outputs.Add(1)
 		go func() {
 			defer st.outputs.Done()
-			copyOutput(ctx, st.name, o.stream, o.dst, o.src)
+			copyOutput(ctx, st.name, o.stream, o.dst, o.src, st.counter(o.stream))
 		}()
 	}
 }
@@ -184,7 +211,7 @@ func (st *streams) start(ctx context.Context) {
 func (st *streams) copyStdin(ctx context.Context) {
 	defer close(st.stdinDone)
 	buf := make([]byte, copyBufferSize)
-	_, err := io.CopyBuffer(writerOnly{st.stdin}, readerOnly{st.stdinSrc}, buf)
+	_, err := io.CopyBuffer(writerOnly{st.stdin}, countingReader{readerOnly{st.stdinSrc}, st.counter(telemetry.Stdin)}, buf)
 	if err != nil && !errors.Is(err, os.ErrClosed) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, fifo.ErrReadClosed) {
 		log.G(ctx).WithError(err).WithField("process", st.name).Warn("copy stdin")
 	}
@@ -203,9 +230,9 @@ func (st *streams) copyStdin(ctx context.Context) {
 // so the guest process never blocks on it. A FIFO does not fail when its
 // reader leaves (see heldFifo): like runc's, the output then waits for
 // the reader to come back.
-func copyOutput(ctx context.Context, name, stream string, dst io.WriteCloser, src net.Conn) {
+func copyOutput(ctx context.Context, name, stream string, dst io.WriteCloser, src net.Conn, n *atomic.Uint64) {
 	buf := make([]byte, copyBufferSize)
-	_, err := io.CopyBuffer(writerOnly{dst}, readerOnly{src}, buf)
+	_, err := io.CopyBuffer(writerOnly{dst}, countingReader{readerOnly{src}, n}, buf)
 	if err != nil {
 		var werr writeError
 		if errors.As(err, &werr) {

@@ -76,6 +76,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 	if err != nil {
 		return nil, err
 	}
+	st.counts = s.tele
 	_, err = sb.Agent().CreateContainer(ctx, &api.CreateContainerRequest{
 		ContainerId:    r.ID,
 		Spec:           spec,

@@ -73,6 +73,7 @@ func (s *service) startExec(ctx context.Context, sb PodVM, p *process) error {
 	if err != nil {
 		return err
 	}
+	st.counts = s.tele
 	_, err = sb.Agent().ExecProcess(ctx, &api.ExecProcessRequest{
 		ContainerId: p.containerID,
 		ExecId:      p.execID,

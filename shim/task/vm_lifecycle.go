@@ -77,6 +77,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 	if bs.Spec.Process != nil {
 		opts.OOMScoreAdj = bs.Spec.Process.OOMScoreAdj
 	}
+	opts.AgentObserver = s.tele.ObserveRPC
 	start := time.Now()
 	// The VM outlives this request: it is bound to the shim's context;
 	// the sandbox bounds its own start with the configured timeouts.
@@ -92,6 +93,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 	s.sbStopping = stopping
 	s.mu.Unlock()
 	go s.watchVM(sb, stopping)
+	s.serveTelemetry(sb, time.Since(start), stopping)
 	return joinedSandbox{PodVM: sb, started: true}, nil
 }
 

@@ -46,7 +46,7 @@ func testMonitor(t *testing.T, f *fixture) {
 	for _, p := range pods {
 		cfg := f.podConfig(p.name)
 		p.id = f.runPod(t, harness.HandlerVeil, cfg)
-		p.spinner = f.startContainer(t, p.id, cfg, shContainer("spin", `while :; do :; done`))
+		p.spinner = f.startContainer(t, p.id, cfg, shContainer("spin", `echo spinning; while :; do :; done`))
 	}
 	labels := func(p *pod, kv ...string) map[string]string {
 		l := map[string]string{"sandbox_id": p.id, "pod_name": p.name, "pod_namespace": "veil-test", "pod_uid": p.name + "-uid"}
@@ -101,12 +101,29 @@ func testMonitor(t *testing.T, f *fixture) {
 			{"cgroup memory", "veil_sandbox_cgroup_memory_bytes", labels(p), func(v float64) bool { return v > 0 }, "> 0"},
 			{"guest processes", "veil_guest_processes", labels(p), func(v float64) bool { return v > 2 }, "> 2"},
 			{"spinner tasks", "veil_container_tasks", labels(p, "container_id", p.spinner), func(v float64) bool { return v >= 1 }, ">= 1"},
+			{"shim read", "veil_sandbox_scrape_success", labels(p, "source", "shim"), func(v float64) bool { return v == 1 }, "1"},
+			{"shim resident", "veil_helper_resident_memory_bytes", labels(p, "helper", "shim"), func(v float64) bool { return v > 0 }, "> 0"},
+			{"StartContainer requests (pause and spinner)", "veil_agent_rpc_duration_seconds", labels(p, "method", "StartContainer"), func(v float64) bool { return v >= 2 }, ">= 2"},
+			{"stdout bytes (\"spinning\\n\")", "veil_stdio_bytes_total", labels(p, "stream", "stdout"), func(v float64) bool { return v >= 9 }, ">= 9"},
 		}
 		for _, c := range checks {
 			v, ok := harness.Series(first, c.family, c.labels)
 			if !ok || !c.ok(v) {
 				t.Errorf("%s %s: %s%v = %v (present %v), want %s", p.name, c.name, c.family, c.labels, v, ok, c.want)
 			}
+		}
+	}
+
+	// Both starts are in the node's start histograms, with their stages.
+	for _, c := range []struct {
+		family string
+		labels map[string]string
+	}{
+		{"veil_sandbox_start_duration_seconds", map[string]string{"start_mode": wantMode}},
+		{"veil_sandbox_start_stage_duration_seconds", map[string]string{"start_mode": wantMode, "stage": "CreateSandbox"}},
+	} {
+		if v, ok := harness.Series(first, c.family, c.labels); !ok || v < 2 {
+			t.Errorf("%s%v counts %v starts (present %v), want ≥ 2", c.family, c.labels, v, ok)
 		}
 	}
 
@@ -152,6 +169,9 @@ func testMonitor(t *testing.T, f *fixture) {
 	}
 	if v, ok := harness.Series(fams, "veil_helper_resident_memory_bytes", labels(frozen, "helper", "vmm")); !ok || v <= 0 {
 		t.Errorf("frozen pod's VMM RSS = %v (present %v): its host side must still be read", v, ok)
+	}
+	if v, ok := harness.Series(fams, "veil_sandbox_scrape_success", labels(frozen, "source", "shim")); !ok || v != 1 {
+		t.Errorf("frozen pod's shim scrape_success = %v (present %v), want 1: the shim is the host's", v, ok)
 	}
 	if v, ok := harness.Series(fams, "veil_sandbox_scrape_success", labels(other, "source", "guest")); !ok || v != 1 {
 		t.Errorf("other pod's guest scrape_success = %v (present %v), want 1\n%s", v, ok, trimScrape(text))

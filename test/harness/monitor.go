@@ -153,7 +153,8 @@ func (m *Monitor) logTail() string {
 }
 
 // Series finds the value of the series of family name whose labels
-// include want (gauge or counter); ok is false when there is none.
+// include want (a gauge's or counter's value, a histogram's sample
+// count); ok is false when there is none.
 func Series(fams map[string]*dto.MetricFamily, name string, want map[string]string) (v float64, ok bool) {
 	f := fams[name]
 	if f == nil {
@@ -175,6 +176,8 @@ next:
 			return m.GetGauge().GetValue(), true
 		case m.GetCounter() != nil:
 			return m.GetCounter().GetValue(), true
+		case m.GetHistogram() != nil:
+			return float64(m.GetHistogram().GetSampleCount()), true
 		}
 	}
 	return 0, false
