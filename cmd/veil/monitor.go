@@ -4,6 +4,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/veil-runtime/veil/runtime/monitor"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // monitorOptions override the config's [monitor] section.
@@ -35,7 +36,9 @@ func newMonitorCommand(g *globalOptions, e *env) *cobra.Command {
 			if o.listen != "" {
 				listen = o.listen
 			}
-			return monitor.Run(cmd.Context(), listen, monitor.InspectSource{Reader: r, Dial: e.dial}, monitor.Options{
+			journal := statedir.NewStartsReader(cfg.StateDir)
+			defer func() { _ = journal.Close() }()
+			return monitor.Run(cmd.Context(), listen, monitor.InspectSource{Reader: r, Dial: e.dial, Journal: journal}, monitor.Options{
 				SandboxTimeout: cfg.Monitor.SandboxTimeout.Duration,
 				Concurrency:    cfg.Monitor.Concurrency,
 			})

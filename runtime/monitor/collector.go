@@ -32,12 +32,12 @@ type Collector struct {
 
 	failures *prometheus.CounterVec
 	duration prometheus.Histogram
-	// starts and stages are observed once per sandbox (started), the
-	// first time its shim answers.
-	starts  *prometheus.HistogramVec
-	stages  *prometheus.HistogramVec
-	startMu sync.Mutex
-	started map[string]bool
+	// starts, stages and startFailures follow state_dir's start
+	// journal; journalMu serialises its reading.
+	starts        *prometheus.HistogramVec
+	stages        *prometheus.HistogramVec
+	startFailures *prometheus.CounterVec
+	journalMu     sync.Mutex
 }
 
 // startBuckets are the bounds, in seconds, of the start histograms: a
@@ -56,7 +56,7 @@ func NewCollector(ctx context.Context, src Source, opts Options) *Collector {
 		opts: opts,
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "veil_monitor_sandbox_scrape_failures_total",
-			Help: "Parts of sandboxes (source: host, cgroup, guest, containers) the monitor failed to read, since it started.",
+			Help: "Parts of sandboxes (source: host, cgroup, guest, containers, shim) and of the node (journal: the start journal) the monitor failed to read, since it started.",
 		}, []string{"source"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "veil_monitor_scrape_duration_seconds",
@@ -65,15 +65,18 @@ func NewCollector(ctx context.Context, src Source, opts Options) *Collector {
 		}),
 		starts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "veil_sandbox_start_duration_seconds",
-			Help:    "Sandbox starts as their shims timed them, by start_mode (warm: from the pool, cold: booted for the pod); each sandbox the monitor saw running is counted once.",
+			Help:    "Sandbox starts that worked since the monitor started, as their shims timed them, by start_mode (warm: from the pool, cold: booted for the pod).",
 			Buckets: startBuckets,
 		}, []string{"start_mode"}),
 		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "veil_sandbox_start_stage_duration_seconds",
-			Help:    "Stages of sandbox starts (the start steps, the wait for the agent split into boot and handshake), by start_mode and stage; each sandbox the monitor saw running is counted once.",
+			Help:    "Stages of the sandbox starts that worked since the monitor started (the start steps, the wait for the agent split into boot and handshake), by start_mode and stage.",
 			Buckets: startBuckets,
 		}, []string{"start_mode", "stage"}),
-		started: map[string]bool{},
+		startFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "veil_sandbox_start_failures_total",
+			Help: "Sandbox starts that failed since the monitor started, by start_mode and the step that failed (a failed warm start is followed by a cold one).",
+		}, []string{"start_mode", "step"}),
 	}
 }
 
@@ -86,6 +89,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	c.duration.Describe(ch)
 	c.starts.Describe(ch)
 	c.stages.Describe(ch)
+	c.startFailures.Describe(ch)
 }
 
 // Collect gathers every sandbox, at most opts.Concurrency at once, each
@@ -98,7 +102,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		c.duration.Collect(ch)
 		c.starts.Collect(ch)
 		c.stages.Collect(ch)
+		c.startFailures.Collect(ch)
 	}()
+	c.followStarts()
 	sbs, err := c.src.List()
 	if err != nil {
 		ch <- prometheus.NewInvalidMetric(descSandboxes, fmt.Errorf("list sandboxes: %w", err))
@@ -118,7 +124,6 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}()
 	}
 	wg.Wait()
-	c.forgetStarts(sbs)
 	for _, ms := range results {
 		for _, m := range ms {
 			ch <- m
@@ -152,9 +157,9 @@ func (c *Collector) gather(sb inspect.SandboxInfo) []prometheus.Metric {
 	ctx, cancel := context.WithTimeout(c.ctx, c.opts.SandboxTimeout)
 	defer cancel()
 	s := &sandboxMetrics{labels: []string{sb.ID, sb.Pod.Name, sb.Pod.Namespace, sb.Pod.UID}}
-	mode := "cold"
+	mode := sandboxStartCold
 	if sb.PoolVM != "" {
-		mode = "warm"
+		mode = sandboxStartWarm
 	}
 	s.add(descInfo, prometheus.GaugeValue, 1, sb.Hypervisor, mode)
 	if !sb.Created.IsZero() {
@@ -387,41 +392,30 @@ func (c *Collector) shim(ctx context.Context, s *sandboxMetrics, sb inspect.Sand
 	for _, st := range t.Stdio {
 		s.add(descStdio, prometheus.CounterValue, float64(st.Bytes), st.Stream)
 	}
-	c.observeStart(sb, t)
 	return ok
 }
 
-// observeStart adds sb's start to the start histograms the first time
-// its shim reports one.
-func (c *Collector) observeStart(sb inspect.SandboxInfo, t *shimapi.GetResponse) {
-	if t.StartMode == "" {
-		return
+// followStarts adds the start journal's new records to the start
+// histograms and failure counters.
+func (c *Collector) followStarts() {
+	c.journalMu.Lock()
+	defer c.journalMu.Unlock()
+	recs, err := c.src.Starts()
+	if err != nil {
+		c.failures.WithLabelValues(sourceJournal).Inc()
+		log.G(c.ctx).WithError(err).Debug("monitor: start journal")
 	}
-	c.startMu.Lock()
-	seen := c.started[sb.ID]
-	c.started[sb.ID] = true
-	c.startMu.Unlock()
-	if seen {
-		return
-	}
-	c.starts.WithLabelValues(t.StartMode).Observe(t.StartSeconds)
-	for _, st := range t.StartStages {
-		c.stages.WithLabelValues(t.StartMode, st.Name).Observe(st.Seconds)
-	}
-}
-
-// forgetStarts drops the sandboxes no longer listed from the set whose
-// start was observed.
-func (c *Collector) forgetStarts(sbs []inspect.SandboxInfo) {
-	live := make(map[string]bool, len(sbs))
-	for _, sb := range sbs {
-		live[sb.ID] = true
-	}
-	c.startMu.Lock()
-	defer c.startMu.Unlock()
-	for id := range c.started {
-		if !live[id] {
-			delete(c.started, id)
+	for _, r := range recs {
+		if r.Mode != sandboxStartCold && r.Mode != sandboxStartWarm {
+			continue
+		}
+		if !r.OK {
+			c.startFailures.WithLabelValues(r.Mode, r.Step).Inc()
+			continue
+		}
+		c.starts.WithLabelValues(r.Mode).Observe(r.Seconds)
+		for _, st := range r.Stages {
+			c.stages.WithLabelValues(r.Mode, st.Name).Observe(st.Seconds)
 		}
 	}
 }

@@ -33,6 +33,7 @@ type fakeSource struct {
 	guest   map[string]*api.StatsResponse
 	block   map[string]bool
 	listErr error
+	starts  []statedir.StartRecord
 }
 
 func (f *fakeSource) List() ([]inspect.SandboxInfo, error) { return f.sbs, f.listErr }
@@ -54,12 +55,17 @@ func (f *fakeSource) ShimTelemetry(ctx context.Context, sb inspect.SandboxInfo) 
 		return 0, nil, errors.New("dial shim.sock: no such file or directory")
 	}
 	return 104, &shimapi.GetResponse{
-		StartMode: "warm", StartSeconds: 0.2,
-		StartStages:     []*shimapi.Stage{{Name: "claim", Seconds: 0.004}, {Name: "CreateSandbox", Seconds: 0.05}},
 		RpcBucketBounds: []float64{0.01, 0.1, 1},
 		AgentRpcs:       []*shimapi.RPC{{Method: "StartContainer", Count: 3, SumSeconds: 0.6, Buckets: []uint64{0, 1, 3}, Errors: 1}},
 		Stdio:           []*shimapi.Stream{{Stream: "stdin", Bytes: 0}, {Stream: "stdout", Bytes: 1234}, {Stream: "stderr", Bytes: 5}},
 	}, nil
+}
+
+// Starts hands out the journal's records once, as a journal reader does.
+func (f *fakeSource) Starts() ([]statedir.StartRecord, error) {
+	recs := f.starts
+	f.starts = nil
+	return recs, nil
 }
 
 func (f *fakeSource) GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error) {
@@ -97,6 +103,13 @@ func newFake() *fakeSource {
 		usage[pid] = inspect.ProcUsage{RSSBytes: uint64(pid) << 20, UserTime: time.Second, SystemTime: 2 * time.Second, Threads: 3, OpenFDs: 20}
 	}
 	return &fakeSource{
+		starts: []statedir.StartRecord{
+			{Sandbox: "pod1", Mode: "warm", OK: true, Seconds: 0.2, Stages: []statedir.StartStage{{Name: "adopt VM", Seconds: 0.004}, {Name: "CreateSandbox", Seconds: 0.05}}},
+			{Sandbox: "x", Mode: "warm", Step: "connect to agent", Seconds: 2},
+			{Sandbox: "x", Mode: "cold", OK: true, Seconds: 2.5, Stages: []statedir.StartStage{{Name: "start VM", Seconds: 0.1}}},
+			{Sandbox: "y", Mode: "cold", Step: "start VM", Seconds: 30},
+			{Sandbox: "z", Mode: "bogus", OK: true},
+		},
 		sbs:   []inspect.SandboxInfo{plain, pod},
 		usage: usage,
 		guest: map[string]*api.StatsResponse{"pod1": {
@@ -323,9 +336,9 @@ func TestListFails(t *testing.T) {
 	}
 }
 
-// TestStartsObservedOnce: a sandbox's start enters the start histograms
-// once, however many scrapes see it.
-func TestStartsObservedOnce(t *testing.T) {
+// TestStarts: the start journal's records enter the start histograms and
+// failure counters once, however many scrapes follow.
+func TestStarts(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newTestCollector(newFake(), time.Second))
 	var fams []*dto.MetricFamily
@@ -355,8 +368,19 @@ func TestStartsObservedOnce(t *testing.T) {
 	if n := count("veil_sandbox_start_duration_seconds", map[string]string{"start_mode": "warm"}); n != 1 {
 		t.Errorf("warm starts observed %d times, want 1", n)
 	}
+	if n := count("veil_sandbox_start_duration_seconds", map[string]string{"start_mode": "cold"}); n != 1 {
+		t.Errorf("cold starts observed %d times, want 1 (the failed one is not a start)", n)
+	}
 	if n := count("veil_sandbox_start_stage_duration_seconds", map[string]string{"start_mode": "warm", "stage": "CreateSandbox"}); n != 1 {
 		t.Errorf("CreateSandbox stage observed %d times, want 1", n)
+	}
+	for _, c := range []struct {
+		mode, step string
+	}{{"warm", "connect to agent"}, {"cold", "start VM"}} {
+		v, ok := series(t, fams, "veil_sandbox_start_failures_total", map[string]string{"start_mode": c.mode, "step": c.step})
+		if !ok || v != 1 {
+			t.Errorf("%s failures at %q = %v (present %v), want 1", c.mode, c.step, v, ok)
+		}
 	}
 	if n := count("veil_agent_rpc_duration_seconds", map[string]string{"sandbox_id": "pod1", "method": "StartContainer"}); n != 3 {
 		t.Errorf("StartContainer requests %d, want 3", n)

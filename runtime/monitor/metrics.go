@@ -24,6 +24,12 @@ const (
 	helperShim      = "shim"
 )
 
+// Start modes as the start_mode label gives them (runtime/sandbox's).
+const (
+	sandboxStartCold = "cold"
+	sandboxStartWarm = "warm"
+)
+
 // Scrape sources as the source label gives them.
 const (
 	sourceHost       = "host"
@@ -31,6 +37,7 @@ const (
 	sourceGuest      = "guest"
 	sourceContainers = "containers"
 	sourceShim       = "shim"
+	sourceJournal    = "journal" // state_dir's start journal, for the monitor's failures only
 	sourceSandbox    = "sandbox" // the whole sandbox: past the timeout
 )
 

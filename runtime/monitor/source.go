@@ -6,6 +6,7 @@ import (
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/inspect"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	shimapi "github.com/veil-runtime/veil/shim/api"
 )
 
@@ -24,14 +25,21 @@ type Source interface {
 	// ShimTelemetry asks the sandbox's shim for its figures and returns
 	// the shim's pid with them; it must give up when ctx ends.
 	ShimTelemetry(ctx context.Context, sb inspect.SandboxInfo) (int, *shimapi.GetResponse, error)
+	// Starts returns the start journal's records since the last call.
+	Starts() ([]statedir.StartRecord, error)
 }
 
 // InspectSource reads sandboxes with runtime/inspect, dialling each
-// agent afresh per scrape (Dial: inspect.DialAgent on a node).
+// agent afresh per scrape (Dial: inspect.DialAgent on a node), and
+// follows state_dir's start journal (Journal).
 type InspectSource struct {
 	*inspect.Reader
-	Dial inspect.DialFunc
+	Dial    inspect.DialFunc
+	Journal *statedir.StartsReader
 }
+
+// Starts reads the journal's new records.
+func (s InspectSource) Starts() ([]statedir.StartRecord, error) { return s.Journal.Read() }
 
 // GuestStats dials sb's agent, asks for Stats and closes the connection.
 func (s InspectSource) GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error) {

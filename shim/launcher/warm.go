@@ -19,10 +19,10 @@ import (
 // startWarm claims a VM from the warm pool for sandbox id and adopts
 // it; nil means "start cold": the pool is off, has no VM for this
 // configuration, or the claimed VM failed (it is then removed, and
-// nothing of it is left under the sandbox id).
-func startWarm(ctx context.Context, id string, cfg *config.Config, opts sandbox.Options) *sandbox.Sandbox {
+// nothing of it is left under the sandbox id; failed says why).
+func startWarm(ctx context.Context, id string, cfg *config.Config, opts sandbox.Options) (_ *sandbox.Sandbox, failed error) {
 	if cfg.Pool.Size <= 0 {
-		return nil
+		return nil, nil
 	}
 	lg := log.G(ctx).WithField("sandbox", id)
 	began := time.Now()
@@ -31,32 +31,32 @@ func startWarm(ctx context.Context, id string, cfg *config.Config, opts sandbox.
 		n, err := network.PodInterfaces(opts.NetNSPath)
 		if err != nil {
 			lg.WithError(err).Info("warm pool: cold start")
-			return nil
+			return nil, nil
 		}
 		nics = n
 	}
 	c, err := pool.Claim(ctx, cfg, id, nics)
 	if errors.Is(err, pool.ErrUnavailable) {
 		lg.WithError(err).Info("warm pool: cold start")
-		return nil
+		return nil, nil
 	}
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
 		// Not the pool's: the cold start says what holds the id.
-		return nil
+		return nil, nil
 	}
 	if err != nil {
 		lg.WithError(err).Warn("warm pool: claim failed; cold start")
 		removeFailedClaim(ctx, cfg, id)
-		return nil
+		return nil, nil
 	}
 	claimed := time.Since(began)
 	sb, err := sandbox.Adopt(ctx, c.Dir, cfg, opts, c.Keeper)
 	if err != nil {
 		lg.WithError(err).Warn("warm pool: the claimed VM failed; cold start")
-		return nil
+		return nil, err
 	}
 	lg.WithFields(log.Fields{"pool_vm": c.Dir.PoolID(), "claim": claimed.Round(time.Millisecond), "total": time.Since(began).Round(time.Millisecond)}).Info("sandbox started warm")
-	return sb
+	return sb, nil
 }
 
 // removeFailedClaim removes the VM a failed claim may have linked to the

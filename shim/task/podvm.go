@@ -9,7 +9,6 @@ import (
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
-	"github.com/veil-runtime/veil/shim/telemetry"
 )
 
 // PodVM is the pod's sandbox VM as the task service sees it: one per
@@ -80,12 +79,6 @@ type SandboxOptions struct {
 	OOMScoreAdj *int
 	// AgentObserver, when set, is told of every request to the agent.
 	AgentObserver func(method string, took time.Duration, err error)
-}
-
-// startReporter is a sandbox that tells how it started (optional
-// ability): warm or cold, and each stage.
-type startReporter interface {
-	StartReport() (mode string, stages []telemetry.Stage)
 }
 
 // telemetryServer is a sandbox with a place for the shim's telemetry

@@ -2,21 +2,16 @@ package task
 
 import (
 	"context"
-	"time"
 
 	"github.com/containerd/log"
 
 	"github.com/veil-runtime/veil/shim/telemetry"
 )
 
-// serveTelemetry records how sb started and serves the shim's telemetry
-// on sb's socket until the shim stops sb (stopping) or ends. A socket
-// that cannot be made costs the metrics, not the pod: it is logged.
-func (s *service) serveTelemetry(sb PodVM, took time.Duration, stopping <-chan struct{}) {
-	if r, ok := sb.(startReporter); ok {
-		mode, stages := r.StartReport()
-		s.tele.RecordStart(mode, took, stages)
-	}
+// serveTelemetry serves the shim's telemetry on sb's socket until the
+// shim stops sb (stopping) or ends. A socket that cannot be made costs
+// the metrics, not the pod: it is logged.
+func (s *service) serveTelemetry(sb PodVM, stopping <-chan struct{}) {
 	ts, ok := sb.(telemetryServer)
 	if !ok {
 		return

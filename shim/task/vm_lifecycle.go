@@ -93,7 +93,7 @@ func (s *service) joinOrStartSandbox(ctx context.Context, containerID string, bs
 	s.sbStopping = stopping
 	s.mu.Unlock()
 	go s.watchVM(sb, stopping)
-	s.serveTelemetry(sb, time.Since(start), stopping)
+	s.serveTelemetry(sb, stopping)
 	return joinedSandbox{PodVM: sb, started: true}, nil
 }
 

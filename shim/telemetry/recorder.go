@@ -15,12 +15,6 @@ import (
 // create under TCG on a loaded host.
 var RPCBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
 
-// Stage is one stage of a sandbox's start.
-type Stage struct {
-	Name string
-	Took time.Duration
-}
-
 // Stdio streams, as the Stream message names them.
 const (
 	Stdin  = "stdin"
@@ -30,11 +24,8 @@ const (
 
 // Recorder collects a shim's figures; it is safe for concurrent use.
 type Recorder struct {
-	mu     sync.Mutex
-	mode   string
-	took   time.Duration
-	stages []Stage
-	rpcs   map[string]*rpc
+	mu   sync.Mutex
+	rpcs map[string]*rpc
 
 	stdin, stdout, stderr atomic.Uint64
 }
@@ -47,13 +38,6 @@ type rpc struct {
 
 // NewRecorder returns an empty recorder.
 func NewRecorder() *Recorder { return &Recorder{rpcs: map[string]*rpc{}} }
-
-// RecordStart records how the sandbox started: mode is "warm" or "cold".
-func (r *Recorder) RecordStart(mode string, took time.Duration, stages []Stage) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.mode, r.took, r.stages = mode, took, slices.Clone(stages)
-}
 
 // ObserveRPC records one agent request (runtime/agentclient's Observer).
 func (r *Recorder) ObserveRPC(method string, took time.Duration, err error) {
@@ -91,14 +75,7 @@ func (r *Recorder) Stdio(stream string) *atomic.Uint64 {
 func (r *Recorder) Snapshot() *api.GetResponse {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	resp := &api.GetResponse{
-		StartMode:       r.mode,
-		StartSeconds:    r.took.Seconds(),
-		RpcBucketBounds: slices.Clone(RPCBuckets),
-	}
-	for _, st := range r.stages {
-		resp.StartStages = append(resp.StartStages, &api.Stage{Name: st.Name, Seconds: st.Took.Seconds()})
-	}
+	resp := &api.GetResponse{RpcBucketBounds: slices.Clone(RPCBuckets)}
 	for _, m := range slices.Sorted(maps.Keys(r.rpcs)) {
 		h := r.rpcs[m]
 		cum := make([]uint64, len(RPCBuckets))

@@ -17,7 +17,8 @@ import (
 )
 
 // TestMonitor scrapes `veil monitor` over HTTP with two running pods:
-// both pods' series carry their pod labels and plausible values; a
+// both pods' series carry their pod labels and plausible values (the
+// shim's telemetry and the node's start histograms and failures too); a
 // spinning container's CPU seconds grow; a pod whose VM is frozen fails
 // its own guest scrape within monitor.sandbox_timeout while the other's
 // succeeds; a removed pod is gone from the next scrape.
@@ -48,6 +49,17 @@ func testMonitor(t *testing.T, f *fixture) {
 		p.id = f.runPod(t, harness.HandlerVeil, cfg)
 		p.spinner = f.startContainer(t, p.id, cfg, shContainer("spin", `echo spinning; while :; do :; done`))
 	}
+	// A pod whose start fails (a guest below the smallest size) is in
+	// the start failures, by its step.
+	bad := f.podConfig("mon-bad")
+	bad.Annotations = map[string]string{"io.veil.config.guest.memory_mib": "1"}
+	bctx, bcancel := context.WithTimeout(f.ctx, time.Minute)
+	if id, err := f.cl.RunPod(bctx, bad, harness.HandlerVeil); err == nil {
+		bcancel()
+		f.removePod(t, id, harness.HandlerVeil)
+		t.Fatal("a pod with a 1 MiB guest started")
+	}
+	bcancel()
 	labels := func(p *pod, kv ...string) map[string]string {
 		l := map[string]string{"sandbox_id": p.id, "pod_name": p.name, "pod_namespace": "veil-test", "pod_uid": p.name + "-uid"}
 		for i := 0; i+1 < len(kv); i += 2 {
@@ -125,6 +137,10 @@ func testMonitor(t *testing.T, f *fixture) {
 		if v, ok := harness.Series(first, c.family, c.labels); !ok || v < 2 {
 			t.Errorf("%s%v counts %v starts (present %v), want ≥ 2", c.family, c.labels, v, ok)
 		}
+	}
+
+	if v, ok := harness.Series(first, "veil_sandbox_start_failures_total", map[string]string{"start_mode": "cold", "step": "config"}); !ok || v < 1 {
+		t.Errorf("cold start failures at config = %v (present %v), want ≥ 1", v, ok)
 	}
 
 	// The spinners' CPU time grows.

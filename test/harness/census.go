@@ -17,6 +17,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/vishvananda/netns"
 )
 
@@ -243,7 +244,9 @@ func (c *Census) cgroups() {
 }
 
 // stateEntries counts the entries of the state_dir: sandbox directories
-// and jail uid leases.
+// and jail uid leases. The start journal (statedir.StartsFile and its
+// rotation) is the node's record, kept on purpose and bounded: it is no
+// sandbox's leftover.
 func (c *Census) stateEntries(dir string) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -253,6 +256,9 @@ func (c *Census) stateEntries(dir string) {
 		return
 	}
 	for _, e := range entries {
+		if e.Name() == statedir.StartsFile || e.Name() == statedir.StartsFile+".1" {
+			continue
+		}
 		c.add(KindState, filepath.Join(dir, e.Name()))
 	}
 }
