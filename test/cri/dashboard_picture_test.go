@@ -18,7 +18,7 @@ import (
 )
 
 // TestDashboardPicture is not a test: with VEIL_DASHBOARD_OUT=<png> it
-// runs a small node for about 10 minutes (warm and cold pods, a CPU
+// runs a small node for 7 minutes (warm and cold pods, a CPU
 // spinner, a chatty logger, execs, a pod replaced midway) under
 // `veil monitor` and a real Prometheus (Debian's), then draws the Grafana
 // dashboard's panels from Prometheus' data (docs/grafana/render.py) into
@@ -105,14 +105,14 @@ func TestDashboardPicture(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pass(4 * time.Minute)
+	pass(3 * time.Minute)
 	f.removePod(t, batch, harness.HandlerVeil)
 	run("batch-1", `while :; do :; done`, false)
-	pass(10 * time.Minute)
+	pass(7 * time.Minute)
 
 	render := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("..", "..", "docs", "grafana", "render.py"),
 		"--prometheus", "http://"+promAddr, "--dashboard", filepath.Join("..", "..", "docs", "grafana", "veil-dashboard.json"),
-		"--out", out, "--range", "600")
+		"--out", out, "--range", "420")
 	if b, err := render.CombinedOutput(); err != nil {
 		t.Fatalf("render: %v\n%s", err, b)
 	}
