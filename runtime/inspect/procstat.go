@@ -1,7 +1,9 @@
 package inspect
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -76,10 +78,30 @@ func (r *Reader) Usage(pid int) (ProcUsage, error) {
 	}
 	u.UserTime = time.Duration(ut) * time.Second / clockTick
 	u.SystemTime = time.Duration(st) * time.Second / clockTick
-	fds, err := os.ReadDir(filepath.Join(dir, "fd"))
-	if err != nil {
+	if u.OpenFDs, err = countEntries(filepath.Join(dir, "fd")); err != nil {
 		return u, fmt.Errorf("pid %d: %w", pid, err)
 	}
-	u.OpenFDs = len(fds)
 	return u, nil
+}
+
+// countEntries counts a directory's entries in batches: a process may
+// hold tens of thousands of descriptors (virtiofsd, for a guest that
+// pins files), and listing them at once would cost megabytes.
+func countEntries(dir string) (int, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return 0, err
+	}
+	defer func() { _ = f.Close() }()
+	n := 0
+	for {
+		names, err := f.Readdirnames(1024)
+		n += len(names)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("count %s: %w", dir, err)
+		}
+	}
 }

@@ -13,8 +13,8 @@ import (
 	shimapi "github.com/veil-runtime/veil/shim/api"
 )
 
-// ShimTelemetry asks sb's shim for what only it knows (shim/api: the
-// start's stages, agent request durations, stdio bytes) over the
+// ShimTelemetry asks sb's shim for what only it knows (shim/api: agent
+// request durations, stdio bytes) over the
 // sandbox directory's statedir.ShimSocket; pid is the shim's, the
 // socket's peer as the kernel reports it.
 func (r *Reader) ShimTelemetry(ctx context.Context, sb SandboxInfo) (pid int, _ *shimapi.GetResponse, _ error) {
@@ -25,7 +25,7 @@ func (r *Reader) ShimTelemetry(ctx context.Context, sb SandboxInfo) (pid int, _ 
 	raw, err := conn.SyscallConn()
 	if err != nil {
 		_ = conn.Close()
-		return 0, nil, err
+		return 0, nil, fmt.Errorf("sandbox %s: shim: %w", sb.ID, err)
 	}
 	var cred *unix.Ucred
 	var credErr error

@@ -111,6 +111,9 @@ func (r *Reader) List() ([]SandboxInfo, error) {
 			continue
 		}
 		sb, err := r.read(e.Name())
+		if errors.Is(err, ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+			continue // removed since ReadDir
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -138,7 +138,13 @@ type sandboxMetrics struct {
 }
 
 func (s *sandboxMetrics) add(d *prometheus.Desc, t prometheus.ValueType, v float64, extra ...string) {
-	s.out = append(s.out, prometheus.MustNewConstMetric(d, t, v, append(append([]string{}, s.labels...), extra...)...))
+	m, err := prometheus.NewConstMetric(d, t, v, append(append([]string{}, s.labels...), extra...)...)
+	if err != nil {
+		// A label value that cannot be (not UTF-8): the scrape reports
+		// it instead of the process panicking.
+		m = prometheus.NewInvalidMetric(d, err)
+	}
+	s.out = append(s.out, m)
 }
 
 func (s *sandboxMetrics) ok(source string, ok bool) {
@@ -282,6 +288,7 @@ func (c *Collector) guest(ctx context.Context, s *sandboxMetrics, sb inspect.San
 	for _, cs := range a.st.Containers {
 		if known[cs.ContainerId] {
 			containers = append(containers, cs)
+			delete(known, cs.ContainerId) // once: a repeated id is the guest's
 		}
 	}
 	addGuest(s, a.st, containers)
@@ -386,7 +393,11 @@ func (c *Collector) shim(ctx context.Context, s *sandboxMetrics, sb inspect.Sand
 		for i, b := range t.RpcBucketBounds {
 			buckets[b] = r.Buckets[i]
 		}
-		s.out = append(s.out, prometheus.MustNewConstHistogram(descAgentRPC, r.Count, r.SumSeconds, buckets, append(append([]string{}, s.labels...), r.Method)...))
+		h, err := prometheus.NewConstHistogram(descAgentRPC, r.Count, r.SumSeconds, buckets, append(append([]string{}, s.labels...), r.Method)...)
+		if err != nil {
+			h = prometheus.NewInvalidMetric(descAgentRPC, err)
+		}
+		s.out = append(s.out, h)
 		s.add(descAgentRPCErrors, prometheus.CounterValue, float64(r.Errors), r.Method)
 	}
 	for _, st := range t.Stdio {

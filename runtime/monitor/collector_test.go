@@ -122,6 +122,7 @@ func newFake() *fakeSource {
 				{ContainerId: "c2", MemoryCurrentBytes: 1 << 20},
 				{ContainerId: "c3", Error: "read cpu.stat: no such file"},
 				{ContainerId: "made-up", MemoryCurrentBytes: 1 << 30},
+				{ContainerId: "c2", MemoryCurrentBytes: 1 << 30}, // repeated by the guest
 			},
 		}},
 	}
@@ -384,5 +385,24 @@ func TestStarts(t *testing.T) {
 	}
 	if n := count("veil_agent_rpc_duration_seconds", map[string]string{"sandbox_id": "pod1", "method": "StartContainer"}); n != 3 {
 		t.Errorf("StartContainer requests %d, want 3", n)
+	}
+}
+
+// TestConcurrentScrapes: two scrapes at once (Prometheus servers, a
+// curl) gather without a race (go test -race) and both succeed.
+func TestConcurrentScrapes(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newTestCollector(newFake(), time.Second))
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			_, err := reg.Gather()
+			errs <- err
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
 	}
 }

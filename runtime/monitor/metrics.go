@@ -38,13 +38,12 @@ const (
 	sourceContainers = "containers"
 	sourceShim       = "shim"
 	sourceJournal    = "journal" // state_dir's start journal, for the monitor's failures only
-	sourceSandbox    = "sandbox" // the whole sandbox: past the timeout
 )
 
 var (
 	// Sandbox.
 	descInfo = desc("veil_sandbox_info",
-		"A running sandbox, always 1; hypervisor and start_mode (warm: from the pool, cold: booted for it) as labels.",
+		"A sandbox under state_dir, always 1; hypervisor and start_mode (warm: from the pool, cold: booted for it) as labels.",
 		with("hypervisor", "start_mode"))
 	descStartTime = desc("veil_sandbox_start_time_seconds",
 		"When the sandbox's VM was launched, in seconds since the epoch.", with())

@@ -47,14 +47,12 @@ func NewRegistry(c *Collector) (*prometheus.Registry, error) {
 // server down; it closes l.
 func Serve(ctx context.Context, l net.Listener, reg *prometheus.Registry) error {
 	mux := http.NewServeMux()
-	mux.Handle(MetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+	mux.Handle(MetricsPath, queue(maxScrapes, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
 		// A sandbox that failed is reported in its own series; the
 		// others are still served.
 		ErrorHandling: promhttp.ContinueOnError,
 		ErrorLog:      errorLog{ctx},
-		// Scrapes beyond these wait: each one dials every agent.
-		MaxRequestsInFlight: 2,
-	}))
+	})))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/" {
 			http.NotFound(w, r)
@@ -78,6 +76,25 @@ func Serve(ctx context.Context, l net.Listener, reg *prometheus.Registry) error 
 		return fmt.Errorf("monitor: serve: %w", err)
 	}
 	return nil
+}
+
+// maxScrapes bounds the scrapes served at once: each one dials every
+// sandbox's agent and shim.
+const maxScrapes = 2
+
+// queue serves at most n requests at once; the others wait for a turn
+// while their client does.
+func queue(n int, h http.Handler) http.Handler {
+	turns := make(chan struct{}, n)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case turns <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-turns }()
+		h.ServeHTTP(w, r)
+	})
 }
 
 // errorLog sends promhttp's errors to the context's logger.

@@ -2,6 +2,7 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/cgroup"
@@ -39,14 +40,24 @@ type InspectSource struct {
 }
 
 // Starts reads the journal's new records.
-func (s InspectSource) Starts() ([]statedir.StartRecord, error) { return s.Journal.Read() }
+func (s InspectSource) Starts() ([]statedir.StartRecord, error) {
+	recs, err := s.Journal.Read()
+	if err != nil {
+		return recs, fmt.Errorf("follow the start journal: %w", err)
+	}
+	return recs, nil
+}
 
 // GuestStats dials sb's agent, asks for Stats and closes the connection.
 func (s InspectSource) GuestStats(ctx context.Context, sb inspect.SandboxInfo) (*api.StatsResponse, error) {
 	agent, err := s.Dial(ctx, sb.Dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("sandbox %s: agent: %w", sb.ID, err)
 	}
 	defer func() { _ = agent.Close() }()
-	return agent.Stats(ctx, &api.StatsRequest{})
+	st, err := agent.Stats(ctx, &api.StatsRequest{})
+	if err != nil {
+		return nil, fmt.Errorf("sandbox %s: guest stats: %w", sb.ID, err)
+	}
+	return st, nil
 }

@@ -32,12 +32,18 @@ func WritePod(d Dir, p Pod) error {
 	}
 	b, err := json.Marshal(p)
 	if err != nil {
-		return err
+		return fmt.Errorf("record pod: %w", err)
 	}
 	if len(b) > maxPodFile {
 		return fmt.Errorf("pod %s/%s: record of %d bytes is over %d", p.Namespace, p.Name, len(b), maxPodFile)
 	}
-	if err := os.WriteFile(d.File(PodFile), b, 0o600); err != nil {
+	// Whole or not at all for a reader: written aside, then renamed.
+	tmp := d.File(PodFile + ".new")
+	if err := os.WriteFile(tmp, b, 0o600); err != nil {
+		return fmt.Errorf("record pod: %w", err)
+	}
+	if err := os.Rename(tmp, d.File(PodFile)); err != nil {
+		_ = os.Remove(tmp)
 		return fmt.Errorf("record pod: %w", err)
 	}
 	return nil

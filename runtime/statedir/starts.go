@@ -50,25 +50,37 @@ type StartStage struct {
 func AppendStart(stateDir string, r StartRecord) error {
 	b, err := json.Marshal(r)
 	if err != nil {
-		return err
+		return fmt.Errorf("start journal: %w", err)
 	}
 	if len(b) >= maxStartRecord {
 		r.Stages = nil
 		if b, err = json.Marshal(r); err != nil {
-			return err
+			return fmt.Errorf("start journal: %w", err)
 		}
 	}
 	path := filepath.Join(stateDir, StartsFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW, 0o600)
+	// No link followed, and no wait on a FIFO put in its place.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0o600)
 	if err != nil {
 		return fmt.Errorf("start journal: %w", err)
 	}
 	defer func() { _ = f.Close() }()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("start journal: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("start journal %s is not a regular file", path)
+	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		return fmt.Errorf("start journal: %w", err)
 	}
+	// Rotate past the bound, unless another shim already did: only the
+	// file written to is renamed.
 	if st, err := f.Stat(); err == nil && st.Size() > maxStartsFile {
-		_ = os.Rename(path, path+".1")
+		if cur, err := os.Lstat(path); err == nil && os.SameFile(st, cur) {
+			_ = os.Rename(path, path+".1")
+		}
 	}
 	return nil
 }
@@ -97,12 +109,16 @@ func NewStartsReader(stateDir string) *StartsReader {
 }
 
 func (r *StartsReader) open() (*os.File, uint64, error) {
-	f, err := os.OpenFile(r.path, os.O_RDONLY|syscall.O_NOFOLLOW, 0)
+	f, err := os.OpenFile(r.path, os.O_RDONLY|syscall.O_NOFOLLOW|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, fmt.Errorf("start journal: %w", err)
 	}
 	st, err := f.Stat()
-	if err != nil || !st.Mode().IsRegular() {
+	if err != nil {
+		_ = f.Close()
+		return nil, 0, fmt.Errorf("start journal: %w", err)
+	}
+	if !st.Mode().IsRegular() {
 		_ = f.Close()
 		return nil, 0, fmt.Errorf("start journal %s is not a regular file", r.path)
 	}

@@ -47,7 +47,7 @@ func startWarm(ctx context.Context, id string, cfg *config.Config, opts sandbox.
 	if err != nil {
 		lg.WithError(err).Warn("warm pool: claim failed; cold start")
 		removeFailedClaim(ctx, cfg, id)
-		return nil, nil
+		return nil, &sandbox.StartError{ID: id, Step: "claim", Err: err}
 	}
 	claimed := time.Since(began)
 	sb, err := sandbox.Adopt(ctx, c.Dir, cfg, opts, c.Keeper)

@@ -165,6 +165,14 @@ func testMonitor(t *testing.T, f *fixture) {
 	if err := harness.QMP(qctx, filepath.Join(f.stateDir, frozen.id), "stop"); err != nil {
 		t.Fatal(err)
 	}
+	// Should the test fail before it ends the frozen VM, the pod's
+	// removal must not wait for the agent.
+	vmKilled := false
+	t.Cleanup(func() {
+		if !vmKilled {
+			killVMM(t, filepath.Join(f.stateDir, frozen.id))
+		}
+	})
 	bound := f.shared.Config.Monitor.SandboxTimeout.Duration
 	began := time.Now()
 	ctx, cancel2 := context.WithTimeout(f.ctx, 30*time.Second)
@@ -216,6 +224,7 @@ func testMonitor(t *testing.T, f *fixture) {
 	// containers exited, which the removal waits for (as a kubelet sees
 	// the exit before it removes the pod).
 	killVMM(t, filepath.Join(f.stateDir, frozen.id))
+	vmKilled = true
 	wctx, wcancel := context.WithTimeout(f.ctx, time.Minute)
 	defer wcancel()
 	if _, err := f.cl.WaitExited(wctx, frozen.spinner); err != nil {
