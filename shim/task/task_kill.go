@@ -40,6 +40,11 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 	}
 	sb, err := s.sandbox()
 	if err != nil {
+		if s.vmDied() {
+			// Its processes died with it; their exits (255) are on
+			// their way (watchVM), as runc's are for a killed task.
+			return errProcessFinished
+		}
 		return fmt.Errorf("signal %s: %w", p.name(), err)
 	}
 	_, err = sb.Agent().SignalProcess(ctx, &api.SignalRequest{
@@ -48,6 +53,10 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 		Signal:      r.Signal,
 		All:         r.All,
 	})
+	if err != nil && vmGone(sb) {
+		// The VM died under the request: not an error of the signal.
+		return errProcessFinished
+	}
 	err = fromAgent(err, "signal %d to %s", r.Signal, p.name())
 	if err != nil && r.Signal == uint32(unix.SIGKILL) && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		return s.killUnresponsive(ctx, sb, err)
@@ -69,4 +78,13 @@ func (s *service) killUnresponsive(ctx context.Context, sb PodVM, cause error) e
 		return errors.Join(cause, err)
 	}
 	return nil
+}
+
+// vmDied reports a sandbox whose VM died (not one stopped on purpose,
+// nor none at all).
+func (s *service) vmDied() bool {
+	s.mu.Lock()
+	sb := s.sb
+	s.mu.Unlock()
+	return sb != nil && vmGone(sb)
 }

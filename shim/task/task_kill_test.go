@@ -59,3 +59,21 @@ func TestKillUnresponsiveAgent(t *testing.T) {
 		})
 	}
 }
+
+// TestKillAfterVMDeath: a signal to a task whose VM just died (a kubelet's
+// stop racing the crash) answers "process already finished" (NotFound,
+// which containerd's CRI takes as stopped) instead of an error that
+// would fail StopPodSandbox.
+func TestKillAfterVMDeath(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGKILL, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			f := newFixture(t)
+			f.createAndStart(t, "c1", "")
+			f.sb.die()
+			_, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(sig)})
+			if status.Code(err) != codes.NotFound {
+				t.Fatalf("Kill after the VM died: %v (code %s), want NotFound", err, status.Code(err))
+			}
+		})
+	}
+}
