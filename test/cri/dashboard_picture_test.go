@@ -18,7 +18,7 @@ import (
 )
 
 // TestDashboardPicture is not a test: with VEIL_DASHBOARD_OUT=<png> it
-// runs a small node for 7 minutes (warm and cold pods, a CPU
+// runs a small node for 5 minutes (warm and cold pods, a CPU
 // spinner, a chatty logger, execs, a pod replaced midway) under
 // `veil monitor` and a real Prometheus (Debian's), then draws the Grafana
 // dashboard's panels from Prometheus' data (docs/grafana/render.py) into
@@ -92,12 +92,12 @@ func TestDashboardPicture(t *testing.T) {
 		}
 	}
 	web := run("web-0", `while :; do echo "GET / 200 $(date +%s)"; sleep 0.1; done`, false)
-	pass(30 * time.Second)
+	pass(20 * time.Second)
 	batch := run("batch-0", `while :; do :; done`, false)
-	pass(60 * time.Second)
+	pass(40 * time.Second)
 	run("api-0", `sleep 100000`, true)
 	for i := range 6 {
-		pass(time.Duration(90+20*i) * time.Second)
+		pass(time.Duration(60+15*i) * time.Second)
 		ectx, ecancel := context.WithTimeout(ctx, time.Minute)
 		_, err := f.cl.Runtime.ExecSync(ectx, &runtimeapi.ExecSyncRequest{ContainerId: f.containerOf(t, web), Cmd: []string{"sh", "-c", "head -c 200000 /dev/urandom | md5sum"}, Timeout: 30})
 		ecancel()
@@ -105,14 +105,14 @@ func TestDashboardPicture(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pass(3 * time.Minute)
+	pass(2*time.Minute + 30*time.Second)
 	f.removePod(t, batch, harness.HandlerVeil)
 	run("batch-1", `while :; do :; done`, false)
-	pass(7 * time.Minute)
+	pass(5 * time.Minute)
 
 	render := exec.CommandContext(ctx, "/usr/bin/python3", filepath.Join("..", "..", "docs", "grafana", "render.py"),
 		"--prometheus", "http://"+promAddr, "--dashboard", filepath.Join("..", "..", "docs", "grafana", "veil-dashboard.json"),
-		"--out", out, "--range", "420")
+		"--out", out, "--range", "300")
 	if b, err := render.CombinedOutput(); err != nil {
 		t.Fatalf("render: %v\n%s", err, b)
 	}
