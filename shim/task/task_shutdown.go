@@ -19,13 +19,8 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 	return resp, nil
 }
 
-// Shutdown exits the shim once no container is left. It waits for a
-// Create or Delete in progress (lifecycle): a Delete forgets its
-// container before it stops the sandbox, and the shim must not exit
-// under it, or containerd never hears that the delete worked.
+// Shutdown exits the shim once no container is left.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
-	s.lifecycle.Lock()
-	defer s.lifecycle.Unlock()
 	s.mu.Lock()
 	n := len(s.containers) + len(s.creating)
 	s.mu.Unlock()
