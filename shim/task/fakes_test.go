@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -193,6 +194,9 @@ type fakePodVM struct {
 	guest   map[api.StreamHeader]net.Conn
 	stopped bool
 	stopErr error
+	// stopGate, when set, holds Stop: it sends once when Stop begins and
+	// returns after a second exchange.
+	stopGate chan struct{}
 	// deafDials makes DialStream wait until its context ends, as a deaf
 	// vsock device does; undeadlined counts dials without a deadline.
 	deafDials   bool
@@ -250,7 +254,12 @@ func (s *fakePodVM) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	s.stopped = true
 	err := s.stopErr
+	gate := s.stopGate
 	s.mu.Unlock()
+	if gate != nil {
+		gate <- struct{}{} // Stop has begun
+		<-gate             // the test lets it finish
+	}
 	s.die()
 	return err
 }
@@ -396,9 +405,12 @@ func (p *recordingPublisher) waitFor(t *testing.T, what string, f func(events.Ev
 	}
 }
 
-type fakeShutdown struct{ done chan struct{} }
+type fakeShutdown struct {
+	done  chan struct{}
+	calls atomic.Int32
+}
 
-func (f *fakeShutdown) Shutdown()                                    {}
+func (f *fakeShutdown) Shutdown()                                    { f.calls.Add(1) }
 func (f *fakeShutdown) RegisterCallback(func(context.Context) error) {}
 func (f *fakeShutdown) Done() <-chan struct{}                        { return f.done }
 
@@ -409,6 +421,7 @@ type fixture struct {
 	agent  *fakeAgent
 	pub    *recordingPublisher
 	share  *fakeShare
+	sd     *fakeShutdown
 	bundle string
 	ctx    context.Context
 }
@@ -429,7 +442,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	l := &fakeLauncher{sb: sb}
 	svc := newService(ctx, l, pub, sd)
-	return &fixture{svc: svc, l: l, sb: sb, agent: agent, pub: pub, share: share, bundle: dir, ctx: ctx}
+	return &fixture{svc: svc, l: l, sb: sb, agent: agent, pub: pub, share: share, sd: sd, bundle: dir, ctx: ctx}
 }
 
 // stdoutFifo makes a FIFO and opens its read end, as containerd's client does.

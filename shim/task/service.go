@@ -71,6 +71,11 @@ type service struct {
 	// creating holds the ids of Creates past their serialised half; the
 	// sandbox stays up for them.
 	creating map[string]bool
+	// deleting counts the Deletes that took their container out of
+	// containers and have not answered yet: Shutdown keeps the shim up
+	// for them (containerd sends one Shutdown per deleted task, and one
+	// may overtake the last container's Delete).
+	deleting int
 	// paused holds the ids of the containers Pause paused: the VM is
 	// frozen while it is not empty (task_pause.go). pauseMu serialises
 	// freezing and thawing the VM with changes to it; it is taken before

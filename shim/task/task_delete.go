@@ -86,8 +86,14 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 
 	s.mu.Lock()
 	delete(s.containers, c.id)
+	s.deleting++
 	last = len(s.containers) == 0 && len(s.creating) == 0
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.deleting--
+		s.mu.Unlock()
+	}()
 	if last {
 		if err := s.stopSandbox(ctx, "its last container was deleted"); err != nil {
 			return nil, err

@@ -302,3 +302,49 @@ func TestDeleteWaitsForExitAnnouncement(t *testing.T) {
 		t.Fatalf("check after the announcement: %+v, %v", ps, err)
 	}
 }
+
+// TestShutdownWaitsForDelete: containerd sends Shutdown after each
+// task's Delete, so the Shutdown that follows one container's Delete may
+// arrive while the last container's Delete is still stopping the
+// sandbox. The shim must stay up until that Delete has answered, or
+// containerd loses its reply.
+func TestShutdownWaitsForDelete(t *testing.T) {
+	f := newFixture(t)
+	f.inPod(t)
+	for _, id := range []string{"pause", "app"} {
+		if _, err := f.svc.Create(f.ctx, &taskAPI.CreateTaskRequest{ID: id, Bundle: f.bundle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	gate := make(chan struct{})
+	f.sb.mu.Lock()
+	f.sb.stopGate = gate
+	f.sb.mu.Unlock()
+	deleted := make(chan error, 1)
+	go func() {
+		_, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "pause"})
+		deleted <- err
+	}()
+	<-gate // the last Delete is stopping the sandbox
+
+	// The app's Shutdown overtakes the pause's Delete.
+	if _, err := f.svc.Shutdown(f.ctx, &taskAPI.ShutdownRequest{ID: "app"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sd.calls.Load(); n != 0 {
+		t.Fatalf("shim shut down while a Delete was in progress (%d calls)", n)
+	}
+	gate <- struct{}{}
+	if err := <-deleted; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Shutdown(f.ctx, &taskAPI.ShutdownRequest{ID: "pause"}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.sd.calls.Load(); n != 1 {
+		t.Fatalf("shim not shut down after the last Delete (%d calls)", n)
+	}
+}

@@ -19,10 +19,11 @@ func (s *service) Connect(ctx context.Context, r *taskAPI.ConnectRequest) (*task
 	return resp, nil
 }
 
-// Shutdown exits the shim once no container is left.
+// Shutdown exits the shim once no container is left, being created or
+// being deleted.
 func (s *service) Shutdown(ctx context.Context, r *taskAPI.ShutdownRequest) (*emptypb.Empty, error) {
 	s.mu.Lock()
-	n := len(s.containers) + len(s.creating)
+	n := len(s.containers) + len(s.creating) + s.deleting
 	s.mu.Unlock()
 	if n > 0 {
 		return empty, nil
