@@ -2301,15 +2301,16 @@ const file_agent_proto_rawDesc = "" +
 	"\x11OnlineCPUsRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\",\n" +
 	"\x12OnlineCPUsResponse\x12\x16\n" +
-	"\x06online\x18\x01 \x01(\rR\x06online2\xd5\n" +
-	"\n" +
+	"\x06online\x18\x01 \x01(\rR\x06online2\xe8\v\n" +
 	"\x05Agent\x12E\n" +
 	"\x06Health\x12\x1c.veil.agent.v1.HealthRequest\x1a\x1d.veil.agent.v1.HealthResponse\x12J\n" +
 	"\rCreateSandbox\x12#.veil.agent.v1.CreateSandboxRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
 	"\x0eDestroySandbox\x12$.veil.agent.v1.DestroySandboxRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
 	"\x0fCreateContainer\x12%.veil.agent.v1.CreateContainerRequest\x1a\x14.veil.agent.v1.Empty\x12O\n" +
 	"\x0eStartContainer\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x1c.veil.agent.v1.StartResponse\x12N\n" +
-	"\x0fRemoveContainer\x12%.veil.agent.v1.RemoveContainerRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
+	"\x0fRemoveContainer\x12%.veil.agent.v1.RemoveContainerRequest\x1a\x14.veil.agent.v1.Empty\x12G\n" +
+	"\x0ePauseContainer\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x14.veil.agent.v1.Empty\x12H\n" +
+	"\x0fResumeContainer\x12\x1f.veil.agent.v1.ContainerRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
 	"\vExecProcess\x12!.veil.agent.v1.ExecProcessRequest\x1a\x1c.veil.agent.v1.StartResponse\x12I\n" +
 	"\vWaitProcess\x12\x1d.veil.agent.v1.ProcessRequest\x1a\x1b.veil.agent.v1.WaitResponse\x12C\n" +
 	"\rSignalProcess\x12\x1c.veil.agent.v1.SignalRequest\x1a\x14.veil.agent.v1.Empty\x12A\n" +
@@ -2389,38 +2390,42 @@ var file_agent_proto_depIdxs = []int32{
 	6,  // 13: veil.agent.v1.Agent.CreateContainer:input_type -> veil.agent.v1.CreateContainerRequest
 	7,  // 14: veil.agent.v1.Agent.StartContainer:input_type -> veil.agent.v1.ContainerRequest
 	8,  // 15: veil.agent.v1.Agent.RemoveContainer:input_type -> veil.agent.v1.RemoveContainerRequest
-	10, // 16: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
-	11, // 17: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
-	13, // 18: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
-	11, // 19: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
-	14, // 20: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
-	7,  // 21: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
-	11, // 22: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
-	16, // 23: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
-	18, // 24: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
-	28, // 25: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
-	29, // 26: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
-	30, // 27: veil.agent.v1.Agent.OnlineCPUs:input_type -> veil.agent.v1.OnlineCPUsRequest
-	2,  // 28: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 29: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 30: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 31: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 32: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 33: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	9,  // 34: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 35: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 36: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 37: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 38: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 39: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	0,  // 40: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
-	17, // 41: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
-	19, // 42: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
-	0,  // 43: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
-	0,  // 44: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
-	31, // 45: veil.agent.v1.Agent.OnlineCPUs:output_type -> veil.agent.v1.OnlineCPUsResponse
-	28, // [28:46] is the sub-list for method output_type
-	10, // [10:28] is the sub-list for method input_type
+	7,  // 16: veil.agent.v1.Agent.PauseContainer:input_type -> veil.agent.v1.ContainerRequest
+	7,  // 17: veil.agent.v1.Agent.ResumeContainer:input_type -> veil.agent.v1.ContainerRequest
+	10, // 18: veil.agent.v1.Agent.ExecProcess:input_type -> veil.agent.v1.ExecProcessRequest
+	11, // 19: veil.agent.v1.Agent.WaitProcess:input_type -> veil.agent.v1.ProcessRequest
+	13, // 20: veil.agent.v1.Agent.SignalProcess:input_type -> veil.agent.v1.SignalRequest
+	11, // 21: veil.agent.v1.Agent.CloseStdin:input_type -> veil.agent.v1.ProcessRequest
+	14, // 22: veil.agent.v1.Agent.ResizeTTY:input_type -> veil.agent.v1.ResizeTTYRequest
+	7,  // 23: veil.agent.v1.Agent.ListPids:input_type -> veil.agent.v1.ContainerRequest
+	11, // 24: veil.agent.v1.Agent.RemoveProcess:input_type -> veil.agent.v1.ProcessRequest
+	16, // 25: veil.agent.v1.Agent.DebugExec:input_type -> veil.agent.v1.DebugExecRequest
+	18, // 26: veil.agent.v1.Agent.Stats:input_type -> veil.agent.v1.StatsRequest
+	28, // 27: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
+	29, // 28: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
+	30, // 29: veil.agent.v1.Agent.OnlineCPUs:input_type -> veil.agent.v1.OnlineCPUsRequest
+	2,  // 30: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 31: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 32: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 33: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 34: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 35: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	0,  // 36: veil.agent.v1.Agent.PauseContainer:output_type -> veil.agent.v1.Empty
+	0,  // 37: veil.agent.v1.Agent.ResumeContainer:output_type -> veil.agent.v1.Empty
+	9,  // 38: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 39: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 40: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 41: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 42: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 43: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	0,  // 44: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
+	17, // 45: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 46: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	0,  // 47: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
+	0,  // 48: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
+	31, // 49: veil.agent.v1.Agent.OnlineCPUs:output_type -> veil.agent.v1.OnlineCPUsResponse
+	30, // [30:50] is the sub-list for method output_type
+	10, // [10:30] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name

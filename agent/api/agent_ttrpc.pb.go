@@ -14,6 +14,8 @@ type AgentService interface {
 	CreateContainer(context.Context, *CreateContainerRequest) (*Empty, error)
 	StartContainer(context.Context, *ContainerRequest) (*StartResponse, error)
 	RemoveContainer(context.Context, *RemoveContainerRequest) (*Empty, error)
+	PauseContainer(context.Context, *ContainerRequest) (*Empty, error)
+	ResumeContainer(context.Context, *ContainerRequest) (*Empty, error)
 	ExecProcess(context.Context, *ExecProcessRequest) (*StartResponse, error)
 	WaitProcess(context.Context, *ProcessRequest) (*WaitResponse, error)
 	SignalProcess(context.Context, *SignalRequest) (*Empty, error)
@@ -72,6 +74,20 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.RemoveContainer(ctx, &req)
+			},
+			"PauseContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.PauseContainer(ctx, &req)
+			},
+			"ResumeContainer": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req ContainerRequest
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.ResumeContainer(ctx, &req)
 			},
 			"ExecProcess": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
 				var req ExecProcessRequest
@@ -214,6 +230,22 @@ func (c *agentClient) StartContainer(ctx context.Context, req *ContainerRequest)
 func (c *agentClient) RemoveContainer(ctx context.Context, req *RemoveContainerRequest) (*Empty, error) {
 	var resp Empty
 	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "RemoveContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) PauseContainer(ctx context.Context, req *ContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "PauseContainer", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) ResumeContainer(ctx context.Context, req *ContainerRequest) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "ResumeContainer", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -103,7 +103,7 @@ func (c *container) signalAll(sig syscall.Signal) error {
 // kill SIGKILLs every process of the container and waits (bounded) until
 // the init and all execs were reaped. Called with c.mu held.
 func (c *container) kill(ctx context.Context) error {
-	if st, err := c.lc.Status(); err == nil && st == libcontainer.Paused {
+	if c.paused() {
 		_ = c.lc.Resume()
 	}
 	if err := c.signalAll(syscall.SIGKILL); err != nil && !errors.Is(err, errdefs.ErrNotFound) {

@@ -78,6 +78,11 @@ func (m *Manager) Exec(ctx context.Context, id, execID string, procJSON []byte, 
 		conns.closeAll()
 		return 0, fmt.Errorf("exec %s: container %s stopped while the exec waited for its streams: %w", execID, id, errdefs.ErrFailedPrecondition)
 	}
+	if c.paused() {
+		// Its process would join the frozen cgroup and never run.
+		conns.closeAll()
+		return 0, fmt.Errorf("exec %s: container %s is paused: %w", execID, id, errdefs.ErrFailedPrecondition)
+	}
 	name := fmt.Sprintf("exec %s in container %s", execID, id)
 	p := newProcess(name, lp, newStdio(name, conns, sio.Terminal))
 	if err := p.start(context.WithoutCancel(ctx), c.lc.Run); err != nil {

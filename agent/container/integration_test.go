@@ -585,3 +585,38 @@ func TestIntegrationExecRetryAndRemoveProcess(t *testing.T) {
 		t.Fatalf("wait of a removed exec: %v", err)
 	}
 }
+
+// TestIntegrationPause freezes a running container: a second Pause and
+// an exec are refused while it is paused, Resume thaws it (once), and a
+// paused container can still be force-removed.
+func TestIntegrationPause(t *testing.T) {
+	f := newFixture(t)
+	h, _ := f.run("frozen", Stdio{Stdout: true}, spec(t, "sh", "-c", "echo up; exec sleep 1000"))
+	buf := make([]byte, 3)
+	if _, err := io.ReadFull(h.stdout, buf); err != nil || !bytes.Equal(buf, []byte("up\n")) {
+		t.Fatalf("read %q: %v", buf, err)
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{name: "resume of a running container", do: func() error { return f.m.Resume(f.ctx, "frozen") }, want: errdefs.ErrFailedPrecondition},
+		{name: "pause", do: func() error { return f.m.Pause(f.ctx, "frozen") }},
+		{name: "pause again", do: func() error { return f.m.Pause(f.ctx, "frozen") }, want: errdefs.ErrFailedPrecondition},
+		{name: "exec while paused", do: func() error {
+			_, err := f.m.Exec(f.ctx, "frozen", "x1", execProc(t, "/bin/true"), Stdio{})
+			return err
+		}, want: errdefs.ErrFailedPrecondition},
+		{name: "resume", do: func() error { return f.m.Resume(f.ctx, "frozen") }},
+		{name: "pause for the removal", do: func() error { return f.m.Pause(f.ctx, "frozen") }},
+		{name: "force remove of a paused container", do: func() error { return f.m.Remove(f.ctx, "frozen", true) }},
+		{name: "pause of a removed container", do: func() error { return f.m.Pause(f.ctx, "frozen") }, want: errdefs.ErrNotFound},
+	}
+	for _, s := range steps {
+		err := s.do()
+		if (s.want == nil && err != nil) || (s.want != nil && !errors.Is(err, s.want)) {
+			t.Fatalf("%s: %v, want %v", s.name, err, s.want)
+		}
+	}
+}

@@ -38,6 +38,9 @@ type Containers interface {
 	RemoveProcess(ctx context.Context, id, execID string) error
 	// Update applies an OCI LinuxResources (JSON) to a container's cgroup.
 	Update(ctx context.Context, id string, resources []byte) error
+	// Pause freezes a running container's processes; Resume thaws them.
+	Pause(ctx context.Context, id string) error
+	Resume(ctx context.Context, id string) error
 	// Remove destroys a container (killing it first with force).
 	Remove(ctx context.Context, id string, force bool) error
 	// RemoveAll force-removes every container.
@@ -202,6 +205,16 @@ func (s *Service) StartContainer(ctx context.Context, r *api.ContainerRequest) (
 // RemoveContainer destroys a container.
 func (s *Service) RemoveContainer(ctx context.Context, r *api.RemoveContainerRequest) (*api.Empty, error) {
 	return &api.Empty{}, toStatus(s.containers.Remove(ctx, r.ContainerId, r.Force))
+}
+
+// PauseContainer freezes a running container's processes.
+func (s *Service) PauseContainer(ctx context.Context, r *api.ContainerRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.containers.Pause(ctx, r.ContainerId))
+}
+
+// ResumeContainer thaws a paused container.
+func (s *Service) ResumeContainer(ctx context.Context, r *api.ContainerRequest) (*api.Empty, error) {
+	return &api.Empty{}, toStatus(s.containers.Resume(ctx, r.ContainerId))
 }
 
 // ExecProcess runs an extra process in a running container.

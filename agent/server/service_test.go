@@ -54,6 +54,8 @@ func (f *fakeContainers) Resize(context.Context, string, string, uint32, uint32)
 	return nil
 }
 func (f *fakeContainers) Pids(context.Context, string) ([]int, error)  { return []int{1, 7}, nil }
+func (f *fakeContainers) Pause(context.Context, string) error          { return nil }
+func (f *fakeContainers) Resume(context.Context, string) error         { return nil }
 func (f *fakeContainers) Remove(context.Context, string, bool) error   { return nil }
 func (f *fakeContainers) Update(context.Context, string, []byte) error { return nil }
 func (f *fakeContainers) RemoveProcess(_ context.Context, id, execID string) error {

@@ -12,7 +12,6 @@
 //   - the VM's size: FitResources is the sizing policy (does a
 //     container's new limits need a bigger VM?), Resize the hotplug
 //     mechanism behind it.
-//   - pausing: Pause and Resume freeze and thaw the whole VM.
 //   - confinement of its helpers (jail, cgroup, oom_score_adj) and its
 //     stdio streams to the guest (DialStream).
 //

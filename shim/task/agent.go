@@ -22,6 +22,8 @@ type ContainerAgent interface {
 	Stats(ctx context.Context, r *api.StatsRequest) (*api.StatsResponse, error)
 	RemoveProcess(ctx context.Context, r *api.ProcessRequest) (*api.Empty, error)
 	RemoveContainer(ctx context.Context, r *api.RemoveContainerRequest) (*api.Empty, error)
+	PauseContainer(ctx context.Context, r *api.ContainerRequest) (*api.Empty, error)
+	ResumeContainer(ctx context.Context, r *api.ContainerRequest) (*api.Empty, error)
 }
 
 // The generated client is a ContainerAgent.

@@ -51,6 +51,24 @@ type fakeAgent struct {
 	calls        map[string]int
 	// signalErr, when set, is SignalProcess's answer.
 	signalErr error
+	// pausing records PauseContainer and ResumeContainer calls as
+	// "pause:ID" and "resume:ID"; pauseErr and resumeErr answer them.
+	pausing             []string
+	pauseErr, resumeErr error
+}
+
+func (a *fakeAgent) PauseContainer(_ context.Context, r *api.ContainerRequest) (*api.Empty, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pausing = append(a.pausing, "pause:"+r.ContainerId)
+	return &api.Empty{}, a.pauseErr
+}
+
+func (a *fakeAgent) ResumeContainer(_ context.Context, r *api.ContainerRequest) (*api.Empty, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.pausing = append(a.pausing, "resume:"+r.ContainerId)
+	return &api.Empty{}, a.resumeErr
 }
 
 func procName(cid, eid string) string {
@@ -206,10 +224,6 @@ type fakePodVM struct {
 	// fits records FitResources calls; fitErr is their answer.
 	fits   []*specs.LinuxResources
 	fitErr error
-	// pauses and resumes count Pause and Resume calls; pauseErr and
-	// resumeErr are their answers.
-	pauses, resumes     int
-	pauseErr, resumeErr error
 }
 
 func (s *fakePodVM) Config() *config.Config { return config.Default() }
@@ -225,20 +239,6 @@ func (s *fakePodVM) FitResources(_ context.Context, res *specs.LinuxResources) e
 	defer s.mu.Unlock()
 	s.fits = append(s.fits, res)
 	return s.fitErr
-}
-
-func (s *fakePodVM) Pause(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.pauses++
-	return s.pauseErr
-}
-
-func (s *fakePodVM) Resume(context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.resumes++
-	return s.resumeErr
 }
 
 // KillVM ends the fake VM (see vmKiller) and counts the calls.

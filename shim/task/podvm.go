@@ -35,11 +35,6 @@ type PodVM interface {
 	// where the hypervisor can (the sizing policy is the sandbox's); a
 	// VM that cannot grow keeps its size and bounds the limits.
 	FitResources(ctx context.Context, res *specs.LinuxResources) error
-	// Pause freezes the whole VM (every container of the pod); Resume
-	// thaws it. Both fail with an error wrapping errdefs.ErrNotImplemented
-	// when the hypervisor cannot.
-	Pause(ctx context.Context) error
-	Resume(ctx context.Context) error
 	// Stop stops the VM and removes everything of the sandbox; it is
 	// idempotent.
 	Stop(ctx context.Context) error

@@ -76,10 +76,10 @@ type service struct {
 	// for them (containerd sends one Shutdown per deleted task, and one
 	// may overtake the last container's Delete).
 	deleting int
-	// paused holds the ids of the containers Pause paused: the VM is
-	// frozen while it is not empty (task_pause.go). pauseMu serialises
-	// freezing and thawing the VM with changes to it; it is taken before
-	// mu, and after lifecycle.
+	// paused holds the ids of the containers Pause paused (the agent
+	// froze their cgroups; task_pause.go). pauseMu serialises pausing and
+	// resuming with changes to it; it is taken before mu, and after
+	// lifecycle.
 	pauseMu sync.Mutex
 	paused  map[string]bool
 
@@ -196,9 +196,10 @@ func (s *service) cleanupAll(ctx context.Context) error {
 			log.G(ctx).WithError(err).Warn("shutdown: remove container from the share")
 		}
 	}
-	if err := s.thaw(ctx, "the shim shuts down"); err != nil {
-		log.G(ctx).WithError(err).Warn("shutdown: resume the paused sandbox; stopping it anyway")
-	}
+	// Paused containers go with the VM: nothing to thaw.
+	s.mu.Lock()
+	clear(s.paused)
+	s.mu.Unlock()
 	if err := s.stopSandbox(ctx, "the shim shuts down"); err != nil {
 		log.G(ctx).WithError(err).Error("shutdown: stop sandbox")
 	}

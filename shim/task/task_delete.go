@@ -53,7 +53,7 @@ func (s *service) delete(ctx context.Context, r *taskAPI.DeleteRequest) (*taskAP
 		return nil, err
 	}
 	// The guest must answer for the container to go.
-	if err := s.thaw(ctx, "deleting container "+c.id); err != nil {
+	if err := s.thaw(ctx, c.id, "deleting container "+c.id); err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
@@ -123,9 +123,6 @@ func (s *service) deleteExec(ctx context.Context, c *container, execID string) (
 		return nil, err
 	}
 	if ps.State != stateCreated {
-		if s.frozen() {
-			return nil, fmt.Errorf("delete exec %s: its sandbox is paused: resume it first: %w", p.name(), errdefs.ErrFailedPrecondition)
-		}
 		if sb, err := s.sandbox(); err == nil {
 			if err := s.removeGuestExec(ctx, sb, p); err != nil {
 				return nil, err

@@ -28,10 +28,10 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 	}
 	if r.Signal == uint32(unix.SIGKILL) {
 		// A SIGKILL must work on a paused task, as with runc.
-		if err := s.thaw(ctx, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
+		if err := s.thaw(ctx, r.ID, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
 			// A VM that cannot be thawed is ended: the SIGKILL must
 			// not fail.
-			sb, verr := s.vm()
+			sb, verr := s.sandbox()
 			if verr != nil {
 				return err
 			}

@@ -3,38 +3,36 @@ package task
 import (
 	"context"
 	"fmt"
-	"slices"
 
 	eventstypes "github.com/containerd/containerd/api/events"
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"google.golang.org/protobuf/types/known/emptypb"
+
+	"github.com/veil-runtime/veil/agent/api"
 )
 
-// Pausing. Every container of a pod lives in the one VM, and the VM is
-// what can be frozen (the hypervisor's pause: QEMU stop, Cloud Hypervisor
-// vm.pause), so:
+// Pausing, as runc and Kata do it: the guest agent freezes the paused
+// container's cgroup, and the VM, its agent and the pod's other
+// containers run on. So:
 //
-//   - Pause of a running task marks it paused (State reports PAUSED for its
-//     init and its execs, as runc does, and TaskPaused is published) and
-//     freezes the VM if it is not frozen yet. Other containers of the pod
-//     freeze with it but keep their own state (RUNNING).
-//   - Resume of a paused task unmarks it (TaskResumed) and thaws the VM
-//     when no task of the pod is paused any more.
-//   - While the VM is frozen, calls that need the guest agent (Create,
-//     Start, Exec, ResizePty, Pids, Stats, Update, signals other than
-//     SIGKILL, deleting an exec) fail with FailedPrecondition instead of
-//     waiting for a guest that cannot answer.
-//   - SIGKILL and Delete of a container thaw the VM first (every paused
-//     task is resumed, with TaskResumed), so that killing and removing
-//     never hang; with runc, SIGKILL of a paused container works too. A VM
-//     that does not thaw is ended on SIGKILL (as for a deaf agent).
+//   - Pause of a running task has the agent freeze its container and
+//     marks it paused (State reports PAUSED for its init and its execs,
+//     as runc does, and TaskPaused is published); Resume thaws it
+//     (TaskResumed).
+//   - An exec into a paused container is refused (FailedPrecondition),
+//     as with runc; everything else still reaches the agent.
+//   - SIGKILL and Delete of a paused container thaw it first, so that
+//     killing and removing never hang; with runc, SIGKILL of a paused
+//     container works too.
 //
-// A hypervisor that cannot pause answers NotImplemented, and nothing
-// changes.
+// The VM is never frozen for a pause: with QEMU, a host connection to
+// the hybrid vsock socket while the VM is stopped left vhost-device-vsock
+// wedged for good after the VM ran again (every stream of the sandbox
+// stalled), and the node's metrics exporter connects to every sandbox.
 
-// Pause pauses a container (the sandbox's VM with it).
+// Pause pauses a container.
 func (s *service) Pause(ctx context.Context, r *taskAPI.PauseRequest) (*emptypb.Empty, error) {
 	err := s.pause(ctx, r.ID)
 	if err != nil {
@@ -53,21 +51,16 @@ func (s *service) pause(ctx context.Context, id string) error {
 	}
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
-	s.mu.Lock()
-	already, frozen := s.paused[id], len(s.paused) > 0
-	s.mu.Unlock()
-	if already {
+	if s.isPaused(id) {
 		return fmt.Errorf("pause %s: container is already paused: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if !frozen {
-		sb, err := s.vm()
-		if err != nil {
-			return fmt.Errorf("pause %s: %w", id, err)
-		}
-		if err := sb.Pause(ctx); err != nil {
-			return fmt.Errorf("pause %s: %w", id, err)
-		}
-		log.G(ctx).WithFields(log.Fields{"sandbox": sb.ID(), "container": id}).Info("sandbox VM paused")
+	sb, err := s.sandbox()
+	if err != nil {
+		return fmt.Errorf("pause %s: %w", id, err)
+	}
+	_, err = sb.Agent().PauseContainer(ctx, &api.ContainerRequest{ContainerId: id})
+	if err = fromAgent(err, "pause container %s in sandbox %s", id, sb.ID()); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.paused[id] = true
@@ -76,8 +69,7 @@ func (s *service) pause(ctx context.Context, id string) error {
 	return nil
 }
 
-// Resume resumes a paused container; the VM runs again once no container
-// of it is paused.
+// Resume resumes a paused container.
 func (s *service) Resume(ctx context.Context, r *taskAPI.ResumeRequest) (*emptypb.Empty, error) {
 	err := s.resume(ctx, r.ID)
 	if err != nil {
@@ -92,21 +84,22 @@ func (s *service) resume(ctx context.Context, id string) error {
 	}
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
-	s.mu.Lock()
-	paused, last := s.paused[id], len(s.paused) == 1
-	s.mu.Unlock()
-	if !paused {
+	if !s.isPaused(id) {
 		return fmt.Errorf("resume %s: container is not paused: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if last {
-		sb, err := s.vm()
-		if err != nil {
-			return fmt.Errorf("resume %s: %w", id, err)
-		}
-		if err := sb.Resume(ctx); err != nil {
-			return fmt.Errorf("resume %s: %w", id, err)
-		}
-		log.G(ctx).WithFields(log.Fields{"sandbox": sb.ID(), "container": id}).Info("sandbox VM resumed")
+	return s.resumeLocked(ctx, id)
+}
+
+// resumeLocked has the agent thaw container id and unmarks it
+// (TaskResumed). Called with pauseMu held.
+func (s *service) resumeLocked(ctx context.Context, id string) error {
+	sb, err := s.sandbox()
+	if err != nil {
+		return fmt.Errorf("resume %s: %w", id, err)
+	}
+	_, err = sb.Agent().ResumeContainer(ctx, &api.ContainerRequest{ContainerId: id})
+	if err = fromAgent(err, "resume container %s in sandbox %s", id, sb.ID()); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	delete(s.paused, id)
@@ -115,38 +108,18 @@ func (s *service) resume(ctx context.Context, id string) error {
 	return nil
 }
 
-// thaw resumes a paused sandbox before what (a SIGKILL, a Delete), which
-// needs the guest: every paused task runs again (TaskResumed). A VM that
-// died needs no thawing; its paused marks are dropped.
-func (s *service) thaw(ctx context.Context, what string) error {
+// thaw resumes container id, if it is paused, before what (a SIGKILL, a
+// Delete), which must not hang on frozen processes.
+func (s *service) thaw(ctx context.Context, id, what string) error {
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.paused))
-	for id := range s.paused {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
-	if len(ids) == 0 {
+	if !s.isPaused(id) {
 		return nil
 	}
-	slices.Sort(ids)
-	sb, err := s.vm()
-	if err == nil {
-		if err := sb.Resume(ctx); err != nil {
-			return fmt.Errorf("resume paused sandbox %s before %s: %w", sb.ID(), what, err)
-		}
-		log.G(ctx).WithFields(log.Fields{"sandbox": sb.ID(), "paused": ids, "before": what}).Info("sandbox VM resumed")
+	if err := s.resumeLocked(ctx, id); err != nil {
+		return fmt.Errorf("before %s: %w", what, err)
 	}
-	s.mu.Lock()
-	clear(s.paused)
-	s.mu.Unlock()
-	if err != nil {
-		return nil
-	}
-	for _, id := range ids {
-		s.send(&eventstypes.TaskResumed{ContainerID: id})
-	}
+	log.G(ctx).WithFields(log.Fields{"container": id, "before": what}).Info("paused container resumed")
 	return nil
 }
 
@@ -155,11 +128,4 @@ func (s *service) isPaused(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.paused[id]
-}
-
-// frozen reports whether the sandbox's VM is paused.
-func (s *service) frozen() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.paused) > 0
 }

@@ -132,26 +132,9 @@ func (s *service) stopSandbox(ctx context.Context, why string) error {
 	return nil
 }
 
-// sandbox returns the running sandbox for a call to its agent, or an
-// error when there is none, its VM died, or it is paused (a frozen guest
-// would not answer; resume it, or SIGKILL, first).
+// sandbox returns the running sandbox, or an error when there is none
+// or its VM died.
 func (s *service) sandbox() (PodVM, error) {
-	sb, err := s.vm()
-	if err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	paused := len(s.paused)
-	s.mu.Unlock()
-	if paused > 0 {
-		return nil, fmt.Errorf("sandbox %s is paused (%d of its tasks): resume it first: %w", sb.ID(), paused, errdefs.ErrFailedPrecondition)
-	}
-	return sb, nil
-}
-
-// vm returns the sandbox whether or not it is paused, or an error when
-// there is none or its VM died.
-func (s *service) vm() (PodVM, error) {
 	s.mu.Lock()
 	sb := s.sb
 	s.mu.Unlock()

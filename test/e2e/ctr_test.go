@@ -34,7 +34,19 @@ func (r result) String() string {
 // ctr runs one ctr command bounded by cmdTimeout, with stdin from in.
 func ctr(t *testing.T, c *harness.Containerd, in io.Reader, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
+	return ctrBounded(t, c, in, cmdTimeout, args...)
+}
+
+// ctrWithin runs ctr as mustCtr's ctr does, but fails the test unless ctr
+// ends within bound.
+func ctrWithin(t *testing.T, c *harness.Containerd, bound time.Duration, args ...string) result {
+	t.Helper()
+	return ctrBounded(t, c, nil, bound, args...)
+}
+
+func ctrBounded(t *testing.T, c *harness.Containerd, in io.Reader, bound time.Duration, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), bound)
 	defer cancel()
 	cmd := c.Ctr(ctx, args...)
 	var stdout, stderr bytes.Buffer
@@ -52,7 +64,7 @@ func ctr(t *testing.T, c *harness.Containerd, in io.Reader, args ...string) resu
 		t.Fatalf("ctr %s: %v", strings.Join(args, " "), err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("ctr %s: timed out after %v\n%s", strings.Join(args, " "), cmdTimeout, r)
+		t.Fatalf("ctr %s: timed out after %v\n%s", strings.Join(args, " "), bound, r)
 	}
 	return r
 }

@@ -1,24 +1,35 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 )
 
 // counterPeriod is how often the paused container prints a line.
 const counterPeriod = 100 * time.Millisecond
 
-// TestPause: `ctr task pause` freezes a running container's sandbox VM
-// (ctr task ls shows PAUSED and its output stops), an exec into it fails
-// cleanly, `ctr task resume` makes it RUNNING again with its output
-// growing, and SIGKILL plus delete leave nothing behind. Once per
-// hypervisor, as TestCtr.
+// resumedExecBound bounds an exec right after a resume: far above its
+// usual second under TCG, far below the agent request timeout a lost
+// connection would wait out.
+const resumedExecBound = 20 * time.Second
+
+// TestPause: `ctr task pause` freezes a running container (ctr task ls
+// shows PAUSED and its output stops) while its guest still answers, an
+// exec into it fails cleanly, `ctr task resume` makes it RUNNING again
+// with its output growing and execs working, and SIGKILL plus delete
+// leave nothing behind. Once per hypervisor, as TestCtr.
 func TestPause(t *testing.T) {
 	for _, hv := range []string{config.HypervisorQEMU, config.HypervisorCloudHypervisor} {
 		t.Run(hv, func(t *testing.T) {
@@ -108,11 +119,32 @@ func testPause(t *testing.T, e *env, id string) {
 		t.Fatalf("exec into a paused task: %s", r)
 	}
 
+	// The guest still answers while a container is paused: a new
+	// connection to the agent, as `veil monitor` makes at every scrape,
+	// is accepted. (When pause stopped the whole VM, such a connection
+	// left the vsock device wedged after the resume.)
+	agentAnswers(t, e, id)
+
 	mustCtr(t, e.c, "task", "resume", id)
 	if st := taskStatus(t, e, id); st != "RUNNING" {
 		t.Fatalf("after ctr task resume, ctr task ls says %s", st)
 	}
 	waitLines(t, &out, out.lines()+3, "after resume")
+
+	// New agent connections work right after a resume: an exec needs
+	// fresh vsock streams, and the first host-initiated connection after
+	// QMP cont used to wait for unrelated guest traffic (up to the agent
+	// request timeout). Three rounds, since it did not hang every time.
+	for i := range 3 {
+		if i > 0 {
+			mustCtr(t, e.c, "task", "pause", id)
+			mustCtr(t, e.c, "task", "resume", id)
+		}
+		r := ctrWithin(t, e.c, resumedExecBound, "task", "exec", "--exec-id", fmt.Sprintf("resumed-%d", i), id, "echo", "resumed")
+		if r.code != 0 || strings.TrimSpace(r.stdout) != "resumed" {
+			t.Fatalf("exec %d right after resume: %s", i, r)
+		}
+	}
 
 	// SIGKILL of a paused task works (the shim thaws the VM first).
 	mustCtr(t, e.c, "task", "pause", id)
@@ -123,4 +155,25 @@ func testPause(t *testing.T, e *env, id string) {
 		t.Fatalf("ctr task attach did not end after SIGKILL\n%s", stderr.String())
 	}
 	deleteContainer(t, e, id)
+}
+
+// agentAnswers connects to the sandbox's agent through its hybrid vsock
+// socket and fails unless the guest accepts within resumedExecBound.
+func agentAnswers(t *testing.T, e *env, sandboxID string) {
+	t.Helper()
+	c, err := net.Dial("unix", filepath.Join(e.stateDir, sandboxID, statedir.VsockSocket))
+	if err != nil {
+		t.Fatalf("dial the vsock socket: %v", err)
+	}
+	defer func() { _ = c.Close() }()
+	if err := c.SetDeadline(time.Now().Add(resumedExecBound)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "CONNECT %d\n", api.AgentPort); err != nil {
+		t.Fatalf("CONNECT: %v", err)
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "OK ") {
+		t.Fatalf("agent connection while a container is paused: %q, %v", line, err)
+	}
 }
