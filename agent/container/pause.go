@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/containerd/errdefs"
@@ -27,7 +28,7 @@ func (m *Manager) Pause(ctx context.Context, id string) error {
 		return fmt.Errorf("pause container %s: it is paused already: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if err := c.lc.Pause(); err != nil {
-		return fmt.Errorf("pause container %s: %w", id, err)
+		return fmt.Errorf("pause container %s: %w", id, asPrecondition(err))
 	}
 	log.G(ctx).WithField("container", id).Info("container paused")
 	return nil
@@ -46,7 +47,7 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 		return fmt.Errorf("resume container %s: it is not paused: %w", id, errdefs.ErrFailedPrecondition)
 	}
 	if err := c.lc.Resume(); err != nil {
-		return fmt.Errorf("resume container %s: %w", id, err)
+		return fmt.Errorf("resume container %s: %w", id, asPrecondition(err))
 	}
 	log.G(ctx).WithField("container", id).Info("container resumed")
 	return nil
@@ -57,4 +58,13 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 func (c *container) paused() bool {
 	st, err := c.lc.Status()
 	return err == nil && st == libcontainer.Paused
+}
+
+// asPrecondition marks libcontainer's state refusals (an init that exited
+// but is not reaped yet, a container no longer paused) FailedPrecondition.
+func asPrecondition(err error) error {
+	if errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, libcontainer.ErrNotPaused) {
+		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
+	}
+	return err
 }

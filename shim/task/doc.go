@@ -5,8 +5,8 @@
 // task_create.go, task_start.go, task_exec.go (Exec, ResizePty, CloseIO),
 // task_kill.go, task_wait.go (Wait and the exit bookkeeping every started
 // process gets), task_state.go (State, Pids), task_delete.go,
-// task_update.go, task_stats.go, task_pause.go (Pause and Resume: how a
-// task's pause maps to freezing the pod's VM is documented there),
+// task_update.go, task_stats.go, task_pause.go (Pause and Resume: the
+// agent freezes the paused container's cgroup; documented there),
 // task_shutdown.go (Connect, Shutdown, Checkpoint). service.go holds the
 // service and its event forwarder; process.go keeps containers and
 // processes keyed by id with their state machine; vm_lifecycle.go starts

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	taskAPI "github.com/containerd/containerd/api/runtime/task/v3"
+	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
 	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -27,15 +28,23 @@ func (s *service) kill(ctx context.Context, r *taskAPI.KillRequest) error {
 		return errProcessFinished
 	}
 	if r.Signal == uint32(unix.SIGKILL) {
-		// A SIGKILL must work on a paused task, as with runc.
-		if err := s.thaw(ctx, r.ID, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
-			// A VM that cannot be thawed is ended: the SIGKILL must
-			// not fail.
+		// A SIGKILL must work on a paused task, as with runc: the
+		// container is resumed first (on a cgroup v1 freezer a frozen
+		// task does not die), and no Pause may come in between.
+		s.pauseMu.Lock()
+		defer s.pauseMu.Unlock()
+		if err := s.thawLocked(ctx, r.ID, fmt.Sprintf("SIGKILL to %s", p.name())); err != nil {
+			// An agent that does not answer gets its VM ended: the
+			// SIGKILL must not fail. Any other answer still lets the
+			// signal try.
 			sb, verr := s.sandbox()
 			if verr != nil {
-				return err
+				return errProcessFinished
 			}
-			return s.killUnresponsive(ctx, sb, err)
+			if errdefs.IsDeadlineExceeded(err) || errdefs.IsUnavailable(err) {
+				return s.killUnresponsive(ctx, sb, err)
+			}
+			log.G(ctx).WithError(err).Warn("SIGKILL to a paused container that did not resume; signalling it anyway")
 		}
 	}
 	sb, err := s.sandbox()

@@ -91,29 +91,50 @@ func (s *service) resume(ctx context.Context, id string) error {
 }
 
 // resumeLocked has the agent thaw container id and unmarks it
-// (TaskResumed). Called with pauseMu held.
+// (TaskResumed). A container the agent no longer has, or no longer has
+// paused (a SIGKILL thaws it in the guest), counts as resumed. Called
+// with pauseMu held.
 func (s *service) resumeLocked(ctx context.Context, id string) error {
 	sb, err := s.sandbox()
 	if err != nil {
 		return fmt.Errorf("resume %s: %w", id, err)
 	}
 	_, err = sb.Agent().ResumeContainer(ctx, &api.ContainerRequest{ContainerId: id})
-	if err = fromAgent(err, "resume container %s in sandbox %s", id, sb.ID()); err != nil {
+	err = fromAgent(err, "resume container %s in sandbox %s", id, sb.ID())
+	if err != nil && !errdefs.IsNotFound(err) && !errdefs.IsFailedPrecondition(err) {
 		return err
 	}
+	if err != nil {
+		log.G(ctx).WithError(err).WithField("container", id).Info("container was not paused in the guest any more")
+	}
+	s.unmarkPaused(id)
+	return nil
+}
+
+// unmarkPaused forgets that container id is paused (TaskResumed).
+func (s *service) unmarkPaused(id string) {
 	s.mu.Lock()
 	delete(s.paused, id)
 	s.mu.Unlock()
 	s.send(&eventstypes.TaskResumed{ContainerID: id})
-	return nil
 }
 
-// thaw resumes container id, if it is paused, before what (a SIGKILL, a
-// Delete), which must not hang on frozen processes.
+// thaw resumes container id, if it is paused, before what (a Delete),
+// which must not hang on frozen processes.
 func (s *service) thaw(ctx context.Context, id, what string) error {
 	s.pauseMu.Lock()
 	defer s.pauseMu.Unlock()
+	return s.thawLocked(ctx, id, what)
+}
+
+// thawLocked is thaw with pauseMu held. A container whose VM died is no
+// longer paused: its mark is dropped.
+func (s *service) thawLocked(ctx context.Context, id, what string) error {
 	if !s.isPaused(id) {
+		return nil
+	}
+	if s.sandboxGone() {
+		s.unmarkPaused(id)
 		return nil
 	}
 	if err := s.resumeLocked(ctx, id); err != nil {
@@ -128,4 +149,11 @@ func (s *service) isPaused(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.paused[id]
+}
+
+// sandboxGone reports whether there is no running sandbox (none, or its
+// VM died or was stopped).
+func (s *service) sandboxGone() bool {
+	_, err := s.sandbox()
+	return err != nil
 }

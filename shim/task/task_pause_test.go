@@ -259,6 +259,66 @@ func TestPauseResume(t *testing.T) {
 			wantEvents: []string{"paused:c1"}, wantAgent: []string{"pause:c1", "resume:c1"},
 		},
 		{
+			name: "a paused task whose VM died is deleted",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				f.sb.die()
+				f.pub.waitFor(t, "TaskExit", isExit("c1"))
+				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+			},
+			wantEvents: []string{"paused:c1", "resumed:c1"}, wantAgent: []string{"pause:c1"},
+		},
+		{
+			name: "a SIGKILL the guest already thawed for: the mark goes, no VM killed",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				f.agent.resumeErr = status.Error(codes.FailedPrecondition, "not paused")
+				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL)}); err != nil {
+					t.Fatalf("SIGKILL: %v", err)
+				}
+				f.sb.mu.Lock()
+				kills := f.sb.vmKills
+				f.sb.mu.Unlock()
+				if kills != 0 {
+					t.Fatalf("KillVM calls %d, want 0", kills)
+				}
+				f.agent.exitChan("c1") <- 137
+				f.pub.waitFor(t, "TaskExit", isExit("c1"))
+				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
+					t.Fatalf("Delete: %v", err)
+				}
+			},
+			wantEvents: []string{"paused:c1", "resumed:c1"}, wantAgent: []string{"pause:c1", "resume:c1"},
+		},
+		{
+			name: "a SIGKILL whose resume the agent refuses otherwise is still sent",
+			run: func(t *testing.T, f *fixture) {
+				f.createAndStart(t, "c1", "")
+				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
+					t.Fatal(err)
+				}
+				f.agent.resumeErr = status.Error(codes.Internal, "freezer broke")
+				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL)}); err != nil {
+					t.Fatalf("SIGKILL: %v", err)
+				}
+				f.agent.mu.Lock()
+				n := len(f.agent.signals)
+				f.agent.mu.Unlock()
+				if n != 1 {
+					t.Fatalf("signals %d, want 1", n)
+				}
+			},
+			wantEvents: []string{"paused:c1"}, wantAgent: []string{"pause:c1", "resume:c1"},
+		},
+		{
 			name: "Delete of another task leaves a paused one paused",
 			run: func(t *testing.T, f *fixture) {
 				f.inPod(t)

@@ -100,7 +100,7 @@ func testPause(t *testing.T, e *env, id string) {
 	if st := taskStatus(t, e, id); st != "PAUSED" {
 		t.Fatalf("after ctr task pause, ctr task ls says %s", st)
 	}
-	// While the VM is frozen nothing is printed. The controlled event is
+	// While the container is frozen nothing is printed. The controlled event is
 	// the host seeing the task PAUSED for 15 counter periods, each poll a
 	// ctr round trip; a running counter prints about 15 lines meanwhile.
 	// Output written before the freeze may still be in flight: one line
@@ -146,7 +146,7 @@ func testPause(t *testing.T, e *env, id string) {
 		}
 	}
 
-	// SIGKILL of a paused task works (the shim thaws the VM first).
+	// SIGKILL of a paused task works (the shim resumes it first).
 	mustCtr(t, e.c, "task", "pause", id)
 	mustCtr(t, e.c, "task", "kill", "-s", "SIGKILL", id)
 	select {
