@@ -54,6 +54,28 @@ func (f *fixture) agentPausing() []string {
 	return append([]string(nil), f.agent.pausing...)
 }
 
+// mustPause pauses container id and fails the test on an error.
+func (f *fixture) mustPause(t *testing.T, id string) {
+	t.Helper()
+	if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: id}); err != nil {
+		t.Fatalf("Pause %s: %v", id, err)
+	}
+}
+
+// vmKills is the number of KillVM calls so far.
+func (f *fixture) vmKills() int {
+	f.sb.mu.Lock()
+	defer f.sb.mu.Unlock()
+	return f.sb.vmKills
+}
+
+// signalCount is the number of SignalProcess calls so far.
+func (f *fixture) signalCount() int {
+	f.agent.mu.Lock()
+	defer f.agent.mu.Unlock()
+	return len(f.agent.signals)
+}
+
 func codeOf(err error) codes.Code { return status.Code(err) }
 
 func TestPauseResume(t *testing.T) {
@@ -129,9 +151,7 @@ func TestPauseResume(t *testing.T) {
 				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
 					t.Fatalf("Resume of running: %v, want FailedPrecondition", err)
 				}
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
 					t.Fatalf("second Pause: %v, want FailedPrecondition", err)
 				}
@@ -142,9 +162,7 @@ func TestPauseResume(t *testing.T) {
 			name: "resume fails: still paused",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				f.agent.resumeErr = unavailable
 				if _, err := f.svc.Resume(f.ctx, &taskAPI.ResumeRequest{ID: "c1"}); codeOf(err) != codes.Unavailable {
 					t.Fatalf("Resume: %v, want Unavailable", err)
@@ -184,9 +202,7 @@ func TestPauseResume(t *testing.T) {
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
 				f.startExec(t, "e1")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				if st := f.status(t, "c1", "e1"); st != task.Status_PAUSED {
 					t.Fatalf("exec of a paused task is %v", st)
 				}
@@ -200,15 +216,11 @@ func TestPauseResume(t *testing.T) {
 			name: "the guest still answers while a task is paused",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGTERM)}); err != nil {
 					t.Fatalf("SIGTERM: %v", err)
 				}
-				f.agent.mu.Lock()
-				n := len(f.agent.signals)
-				f.agent.mu.Unlock()
+				n := f.signalCount()
 				if n != 1 {
 					t.Fatalf("%d signals reached the guest, want 1", n)
 				}
@@ -219,15 +231,11 @@ func TestPauseResume(t *testing.T) {
 			name: "SIGKILL of a paused task resumes it first",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL), All: true}); err != nil {
 					t.Fatalf("SIGKILL: %v", err)
 				}
-				f.agent.mu.Lock()
-				n := len(f.agent.signals)
-				f.agent.mu.Unlock()
+				n := f.signalCount()
 				if n != 1 {
 					t.Fatalf("signals %d, want 1", n)
 				}
@@ -241,16 +249,12 @@ func TestPauseResume(t *testing.T) {
 			name: "SIGKILL of a paused task the agent cannot resume ends the VM",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				f.agent.resumeErr = unavailable
 				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL), All: true}); err != nil {
 					t.Fatalf("SIGKILL: %v", err)
 				}
-				f.sb.mu.Lock()
-				kills := f.sb.vmKills
-				f.sb.mu.Unlock()
+				kills := f.vmKills()
 				if kills != 1 {
 					t.Fatalf("KillVM calls %d, want 1", kills)
 				}
@@ -262,9 +266,7 @@ func TestPauseResume(t *testing.T) {
 			name: "a paused task whose VM died is deleted",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				f.sb.die()
 				f.pub.waitFor(t, "TaskExit", isExit("c1"))
 				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); err != nil {
@@ -277,16 +279,12 @@ func TestPauseResume(t *testing.T) {
 			name: "a SIGKILL the guest already thawed for: the mark goes, no VM killed",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				f.agent.resumeErr = status.Error(codes.FailedPrecondition, "not paused")
 				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL)}); err != nil {
 					t.Fatalf("SIGKILL: %v", err)
 				}
-				f.sb.mu.Lock()
-				kills := f.sb.vmKills
-				f.sb.mu.Unlock()
+				kills := f.vmKills()
 				if kills != 0 {
 					t.Fatalf("KillVM calls %d, want 0", kills)
 				}
@@ -302,16 +300,12 @@ func TestPauseResume(t *testing.T) {
 			name: "a SIGKILL whose resume the agent refuses otherwise is still sent",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				f.agent.resumeErr = status.Error(codes.Internal, "freezer broke")
 				if _, err := f.svc.Kill(f.ctx, &taskAPI.KillRequest{ID: "c1", Signal: uint32(syscall.SIGKILL)}); err != nil {
 					t.Fatalf("SIGKILL: %v", err)
 				}
-				f.agent.mu.Lock()
-				n := len(f.agent.signals)
-				f.agent.mu.Unlock()
+				n := f.signalCount()
 				if n != 1 {
 					t.Fatalf("signals %d, want 1", n)
 				}
@@ -326,9 +320,7 @@ func TestPauseResume(t *testing.T) {
 				f.createAndStart(t, "c2", "")
 				f.agent.exitChan("c2") <- 0
 				f.pub.waitFor(t, "TaskExit", isExit("c2"))
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c2"}); err != nil {
 					t.Fatalf("Delete: %v", err)
 				}
@@ -345,9 +337,7 @@ func TestPauseResume(t *testing.T) {
 			name: "Delete of a paused running task is refused and keeps it paused",
 			run: func(t *testing.T, f *fixture) {
 				f.createAndStart(t, "c1", "")
-				if _, err := f.svc.Pause(f.ctx, &taskAPI.PauseRequest{ID: "c1"}); err != nil {
-					t.Fatal(err)
-				}
+				f.mustPause(t, "c1")
 				if _, err := f.svc.Delete(f.ctx, &taskAPI.DeleteRequest{ID: "c1"}); codeOf(err) != codes.FailedPrecondition {
 					t.Fatalf("Delete: %v, want FailedPrecondition", err)
 				}
