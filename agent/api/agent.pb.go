@@ -365,7 +365,15 @@ type CreateContainerRequest struct {
 	// of the mount they are first reached through; the agent reaches each
 	// one before the container's binds are made, so that a read-only
 	// (non-recursive) volume keeps its writable submounts, as on the host.
-	Submounts     []string `protobuf:"bytes,6,rep,name=submounts,proto3" json:"submounts,omitempty"`
+	Submounts []string `protobuf:"bytes,6,rep,name=submounts,proto3" json:"submounts,omitempty"`
+	// pod_holder marks a CRI pod's sandbox (pause) container: the agent
+	// keeps the pod's ipc, uts and pid namespaces in a process of its own
+	// (the pod holder) instead of running the spec's process, unless the
+	// spec asks for what a holder cannot do (a user namespace, joined
+	// namespaces). The holder applies the spec's hostname, sysctls,
+	// oom_score_adj and cgroup; it runs as 65535 with no capabilities in an
+	// empty read-only root, and exec into it is refused.
+	PodHolder     bool `protobuf:"varint,7,opt,name=pod_holder,json=podHolder,proto3" json:"pod_holder,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -440,6 +448,13 @@ func (x *CreateContainerRequest) GetSubmounts() []string {
 		return x.Submounts
 	}
 	return nil
+}
+
+func (x *CreateContainerRequest) GetPodHolder() bool {
+	if x != nil {
+		return x.PodHolder
+	}
+	return false
 }
 
 type ContainerRequest struct {
@@ -2163,14 +2178,16 @@ const file_agent_proto_rawDesc = "" +
 	"\x05stdin\x18\x01 \x01(\bR\x05stdin\x12\x16\n" +
 	"\x06stdout\x18\x02 \x01(\bR\x06stdout\x12\x16\n" +
 	"\x06stderr\x18\x03 \x01(\bR\x06stderr\x12\x1a\n" +
-	"\bterminal\x18\x04 \x01(\bR\bterminal\"\xdb\x01\n" +
+	"\bterminal\x18\x04 \x01(\bR\bterminal\"\xfa\x01\n" +
 	"\x16CreateContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\x12\x12\n" +
 	"\x04spec\x18\x02 \x01(\fR\x04spec\x12\x16\n" +
 	"\x06rootfs\x18\x03 \x01(\tR\x06rootfs\x12*\n" +
 	"\x05stdio\x18\x04 \x01(\v2\x14.veil.agent.v1.StdioR\x05stdio\x12(\n" +
 	"\x10pod_container_id\x18\x05 \x01(\tR\x0epodContainerId\x12\x1c\n" +
-	"\tsubmounts\x18\x06 \x03(\tR\tsubmounts\"5\n" +
+	"\tsubmounts\x18\x06 \x03(\tR\tsubmounts\x12\x1d\n" +
+	"\n" +
+	"pod_holder\x18\a \x01(\bR\tpodHolder\"5\n" +
 	"\x10ContainerRequest\x12!\n" +
 	"\fcontainer_id\x18\x01 \x01(\tR\vcontainerId\"Q\n" +
 	"\x16RemoveContainerRequest\x12!\n" +
@@ -2301,7 +2318,7 @@ const file_agent_proto_rawDesc = "" +
 	"\x11OnlineCPUsRequest\x12\x14\n" +
 	"\x05count\x18\x01 \x01(\rR\x05count\",\n" +
 	"\x12OnlineCPUsResponse\x12\x16\n" +
-	"\x06online\x18\x01 \x01(\rR\x06online2\xe8\v\n" +
+	"\x06online\x18\x01 \x01(\rR\x06online2\x9e\f\n" +
 	"\x05Agent\x12E\n" +
 	"\x06Health\x12\x1c.veil.agent.v1.HealthRequest\x1a\x1d.veil.agent.v1.HealthResponse\x12J\n" +
 	"\rCreateSandbox\x12#.veil.agent.v1.CreateSandboxRequest\x1a\x14.veil.agent.v1.Empty\x12L\n" +
@@ -2324,7 +2341,8 @@ const file_agent_proto_rawDesc = "" +
 	"\fSetupNetwork\x12\".veil.agent.v1.SetupNetworkRequest\x1a\x14.veil.agent.v1.Empty\x12N\n" +
 	"\x0fUpdateContainer\x12%.veil.agent.v1.UpdateContainerRequest\x1a\x14.veil.agent.v1.Empty\x12Q\n" +
 	"\n" +
-	"OnlineCPUs\x12 .veil.agent.v1.OnlineCPUsRequest\x1a!.veil.agent.v1.OnlineCPUsResponseB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
+	"OnlineCPUs\x12 .veil.agent.v1.OnlineCPUsRequest\x1a!.veil.agent.v1.OnlineCPUsResponse\x124\n" +
+	"\x06WarmUp\x12\x14.veil.agent.v1.Empty\x1a\x14.veil.agent.v1.EmptyB,Z*github.com/veil-runtime/veil/agent/api;apib\x06proto3"
 
 var (
 	file_agent_proto_rawDescOnce sync.Once
@@ -2404,28 +2422,30 @@ var file_agent_proto_depIdxs = []int32{
 	28, // 27: veil.agent.v1.Agent.SetupNetwork:input_type -> veil.agent.v1.SetupNetworkRequest
 	29, // 28: veil.agent.v1.Agent.UpdateContainer:input_type -> veil.agent.v1.UpdateContainerRequest
 	30, // 29: veil.agent.v1.Agent.OnlineCPUs:input_type -> veil.agent.v1.OnlineCPUsRequest
-	2,  // 30: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
-	0,  // 31: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
-	0,  // 32: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
-	0,  // 33: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
-	9,  // 34: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
-	0,  // 35: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
-	0,  // 36: veil.agent.v1.Agent.PauseContainer:output_type -> veil.agent.v1.Empty
-	0,  // 37: veil.agent.v1.Agent.ResumeContainer:output_type -> veil.agent.v1.Empty
-	9,  // 38: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
-	12, // 39: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
-	0,  // 40: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
-	0,  // 41: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
-	0,  // 42: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
-	15, // 43: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
-	0,  // 44: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
-	17, // 45: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
-	19, // 46: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
-	0,  // 47: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
-	0,  // 48: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
-	31, // 49: veil.agent.v1.Agent.OnlineCPUs:output_type -> veil.agent.v1.OnlineCPUsResponse
-	30, // [30:50] is the sub-list for method output_type
-	10, // [10:30] is the sub-list for method input_type
+	0,  // 30: veil.agent.v1.Agent.WarmUp:input_type -> veil.agent.v1.Empty
+	2,  // 31: veil.agent.v1.Agent.Health:output_type -> veil.agent.v1.HealthResponse
+	0,  // 32: veil.agent.v1.Agent.CreateSandbox:output_type -> veil.agent.v1.Empty
+	0,  // 33: veil.agent.v1.Agent.DestroySandbox:output_type -> veil.agent.v1.Empty
+	0,  // 34: veil.agent.v1.Agent.CreateContainer:output_type -> veil.agent.v1.Empty
+	9,  // 35: veil.agent.v1.Agent.StartContainer:output_type -> veil.agent.v1.StartResponse
+	0,  // 36: veil.agent.v1.Agent.RemoveContainer:output_type -> veil.agent.v1.Empty
+	0,  // 37: veil.agent.v1.Agent.PauseContainer:output_type -> veil.agent.v1.Empty
+	0,  // 38: veil.agent.v1.Agent.ResumeContainer:output_type -> veil.agent.v1.Empty
+	9,  // 39: veil.agent.v1.Agent.ExecProcess:output_type -> veil.agent.v1.StartResponse
+	12, // 40: veil.agent.v1.Agent.WaitProcess:output_type -> veil.agent.v1.WaitResponse
+	0,  // 41: veil.agent.v1.Agent.SignalProcess:output_type -> veil.agent.v1.Empty
+	0,  // 42: veil.agent.v1.Agent.CloseStdin:output_type -> veil.agent.v1.Empty
+	0,  // 43: veil.agent.v1.Agent.ResizeTTY:output_type -> veil.agent.v1.Empty
+	15, // 44: veil.agent.v1.Agent.ListPids:output_type -> veil.agent.v1.ListPidsResponse
+	0,  // 45: veil.agent.v1.Agent.RemoveProcess:output_type -> veil.agent.v1.Empty
+	17, // 46: veil.agent.v1.Agent.DebugExec:output_type -> veil.agent.v1.DebugExecResponse
+	19, // 47: veil.agent.v1.Agent.Stats:output_type -> veil.agent.v1.StatsResponse
+	0,  // 48: veil.agent.v1.Agent.SetupNetwork:output_type -> veil.agent.v1.Empty
+	0,  // 49: veil.agent.v1.Agent.UpdateContainer:output_type -> veil.agent.v1.Empty
+	31, // 50: veil.agent.v1.Agent.OnlineCPUs:output_type -> veil.agent.v1.OnlineCPUsResponse
+	0,  // 51: veil.agent.v1.Agent.WarmUp:output_type -> veil.agent.v1.Empty
+	31, // [31:52] is the sub-list for method output_type
+	10, // [10:31] is the sub-list for method input_type
 	10, // [10:10] is the sub-list for extension type_name
 	10, // [10:10] is the sub-list for extension extendee
 	0,  // [0:10] is the sub-list for field type_name

@@ -28,6 +28,7 @@ type AgentService interface {
 	SetupNetwork(context.Context, *SetupNetworkRequest) (*Empty, error)
 	UpdateContainer(context.Context, *UpdateContainerRequest) (*Empty, error)
 	OnlineCPUs(context.Context, *OnlineCPUsRequest) (*OnlineCPUsResponse, error)
+	WarmUp(context.Context, *Empty) (*Empty, error)
 }
 
 func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
@@ -172,6 +173,13 @@ func RegisterAgentService(srv *ttrpc.Server, svc AgentService) {
 					return nil, err
 				}
 				return svc.OnlineCPUs(ctx, &req)
+			},
+			"WarmUp": func(ctx context.Context, unmarshal func(interface{}) error) (interface{}, error) {
+				var req Empty
+				if err := unmarshal(&req); err != nil {
+					return nil, err
+				}
+				return svc.WarmUp(ctx, &req)
 			},
 		},
 	})
@@ -342,6 +350,14 @@ func (c *agentClient) UpdateContainer(ctx context.Context, req *UpdateContainerR
 func (c *agentClient) OnlineCPUs(ctx context.Context, req *OnlineCPUsRequest) (*OnlineCPUsResponse, error) {
 	var resp OnlineCPUsResponse
 	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "OnlineCPUs", req, &resp); err != nil {
+		return nil, err
+	}
+	return &resp, nil
+}
+
+func (c *agentClient) WarmUp(ctx context.Context, req *Empty) (*Empty, error) {
+	var resp Empty
+	if err := c.client.Call(ctx, "veil.agent.v1.Agent", "WarmUp", req, &resp); err != nil {
 		return nil, err
 	}
 	return &resp, nil

@@ -31,6 +31,8 @@ const (
 	// PodShmDir is the pod's shared /dev/shm in the guest: a tmpfs of
 	// CreateSandboxRequest.shm_size_bytes that the agent mounts there.
 	PodShmDir = "/run/veil/shm"
+	// WarmUpDir is where WarmUp makes its throwaway pod, removed after.
+	WarmUpDir = "/run/veil/warmup"
 )
 
 // Stream names one standard stream of a process.

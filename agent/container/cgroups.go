@@ -8,7 +8,7 @@ import (
 )
 
 // CgroupPaths maps the id of every container that has a cgroup to its
-// cgroup v2 directory, as libcontainer's state records it.
+// cgroup v2 directory.
 func (m *Manager) CgroupPaths() map[string]string {
 	m.mu.Lock()
 	cs := make([]*container, 0, len(m.containers))
@@ -29,17 +29,12 @@ func (m *Manager) CgroupPaths() map[string]string {
 // the container is not created yet or has none.
 func (c *container) cgroupPath() string {
 	c.mu.Lock()
-	lc := c.lc
+	b := c.box
 	c.mu.Unlock()
-	if lc == nil {
+	if b == nil {
 		return ""
 	}
-	st, err := lc.State()
-	if err != nil {
-		return ""
-	}
-	// On cgroup v2 the manager reports the single unified path under "".
-	return st.CgroupPaths[""]
+	return b.cgroupPath()
 }
 
 // oomKilled reports whether the kernel's OOM killer killed a process of

@@ -9,17 +9,17 @@ import (
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
-	"github.com/opencontainers/runc/libcontainer"
 )
 
-// container is one libcontainer container with its processes.
+// container is one container with its processes.
 type container struct {
 	id string
 	// creating is set while the Create that reserved the id runs; guarded
 	// by Manager.mu.
 	creating bool
 
-	lc *libcontainer.Container
+	// box holds the processes; nil until created.
+	box box
 
 	mu    sync.Mutex
 	init  *process
@@ -50,7 +50,7 @@ func (m *Manager) Remove(ctx context.Context, id string, force bool) error {
 			return err
 		}
 	}
-	if err := c.lc.Destroy(); err != nil {
+	if err := c.box.destroy(); err != nil {
 		return fmt.Errorf("destroy container %s: %w", id, err)
 	}
 	// Execs still waiting for their streams see this under c.mu before
@@ -84,7 +84,7 @@ func (m *Manager) RemoveAll(ctx context.Context) error {
 
 // signalAll signals every process in the container's cgroup.
 func (c *container) signalAll(sig syscall.Signal) error {
-	pids, err := c.lc.Processes()
+	pids, err := c.box.processes()
 	if err != nil {
 		return fmt.Errorf("list processes of container %s: %w", c.id, err)
 	}
@@ -104,7 +104,7 @@ func (c *container) signalAll(sig syscall.Signal) error {
 // the init and all execs were reaped. Called with c.mu held.
 func (c *container) kill(ctx context.Context) error {
 	if c.paused() {
-		_ = c.lc.Resume()
+		_ = c.box.resume()
 	}
 	if err := c.signalAll(syscall.SIGKILL); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 		log.G(ctx).WithError(err).WithField("container", c.id).Warn("kill processes")

@@ -2,12 +2,10 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"syscall"
 
 	"github.com/containerd/errdefs"
-	"github.com/opencontainers/runc/libcontainer"
 )
 
 // Wait blocks until the process exited and its output was delivered.
@@ -35,10 +33,7 @@ func (m *Manager) Signal(ctx context.Context, id, execID string, sig syscall.Sig
 		return c.signalAll(sig)
 	}
 	if execID == "" && p.isStarted() && !p.isExited() {
-		if err := c.lc.Signal(sig); err != nil {
-			if errors.Is(err, libcontainer.ErrNotRunning) {
-				return fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrNotFound)
-			}
+		if err := c.box.signal(sig); err != nil {
 			return fmt.Errorf("signal container %s with %v: %w", id, sig, err)
 		}
 		return nil

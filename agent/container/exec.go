@@ -83,9 +83,14 @@ func (m *Manager) Exec(ctx context.Context, id, execID string, procJSON []byte, 
 		conns.closeAll()
 		return 0, fmt.Errorf("exec %s: container %s is paused: %w", execID, id, errdefs.ErrFailedPrecondition)
 	}
+	ex, ok := c.box.(execer)
+	if !ok {
+		conns.closeAll()
+		return 0, fmt.Errorf("exec %s: container %s is a pod's sandbox container, which runs no image: %w", execID, id, errdefs.ErrFailedPrecondition)
+	}
 	name := fmt.Sprintf("exec %s in container %s", execID, id)
 	p := newProcess(name, lp, newStdio(name, conns, sio.Terminal))
-	if err := p.start(context.WithoutCancel(ctx), c.lc.Run); err != nil {
+	if err := p.start(context.WithoutCancel(ctx), ex.exec); err != nil {
 		return 0, fmt.Errorf("start %s: %w", name, err)
 	}
 	c.execs[execID] = p

@@ -27,11 +27,15 @@ import (
 )
 
 // TestMain lets libcontainer re-execute this test binary as `init` inside
-// the containers the integration test creates.
+// the containers the integration test creates, and the manager as a pod
+// holder.
 func TestMain(m *testing.M) {
 	if len(os.Args) > 1 && os.Args[1] == "init" {
 		libcontainer.Init()
 		return
+	}
+	if IsHolder() {
+		RunHolder()
 	}
 	os.Exit(m.Run())
 }

@@ -17,6 +17,8 @@ import (
 	// refuses every container with device rules.
 	_ "github.com/opencontainers/cgroups/devices"
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runc/libcontainer/configs/validate"
 	"github.com/opencontainers/runc/libcontainer/seccomp"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -89,6 +91,11 @@ type CreateOptions struct {
 	// spec joins by (host) path join that container's instead; empty
 	// makes them new namespaces.
 	PodContainerID string
+	// PodHolder says the container is a CRI pod's sandbox container: the
+	// agent keeps the pod's namespaces in a pod holder of its own instead
+	// of running the spec's process (holder.go), unless the spec asks for
+	// what a holder cannot do. A terminal is refused.
+	PodHolder bool
 }
 
 // Create creates container id from an OCI spec with its root at
@@ -111,6 +118,9 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 	}
 	if sio.Terminal && sio.Stderr {
 		return fmt.Errorf("container %s: a terminal has no stderr stream: %w", id, errdefs.ErrInvalidArgument)
+	}
+	if opts.PodHolder && (sio.Terminal || opts.PodContainerID != "") {
+		return fmt.Errorf("container %s: a pod's sandbox container has no terminal and joins no other container: %w", id, errdefs.ErrInvalidArgument)
 	}
 	spec, err := ParseSpec(specJSON)
 	if err != nil {
@@ -171,23 +181,44 @@ func (m *Manager) Create(ctx context.Context, id string, specJSON []byte, opts C
 	if err != nil {
 		return fmt.Errorf("convert spec of container %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
 	}
-	lc, err := libcontainer.Create(m.cfg.StateRoot, id, cfg)
+	b, err := m.newBox(ctx, id, cfg, opts)
 	if err != nil {
-		if errors.Is(err, libcontainer.ErrExist) {
-			return fmt.Errorf("container %s: state in %s exists: %w", id, m.cfg.StateRoot, errdefs.ErrAlreadyExists)
-		}
-		return fmt.Errorf("create container %s: %w", id, err)
+		return err
 	}
-	undo.Push("create container "+id, func(context.Context) error { return lc.Destroy() })
+	undo.Push("create container "+id, func(context.Context) error { return b.destroy() })
 
 	conns, err := m.takeStreams(ctx, id, "", sio)
 	if err != nil {
 		return fmt.Errorf("create container %s: %w", id, err)
 	}
-	c.lc = lc
+	c.box = b
 	c.init = newProcess("container "+id, lp, newStdio("container "+id, conns, sio.Terminal))
 	log.G(ctx).WithFields(log.Fields{"container": id, "rootfs": rootfs, "cgroup": spec.Linux.CgroupsPath}).Info("container created")
 	return nil
+}
+
+// newBox creates what the container's processes will live in: a pod
+// holder for a pod's sandbox container when one can stand in for it,
+// else libcontainer's container.
+func (m *Manager) newBox(ctx context.Context, id string, cfg *configs.Config, opts CreateOptions) (box, error) {
+	if opts.PodHolder {
+		if err := validate.Validate(cfg); err != nil {
+			return nil, fmt.Errorf("container %s: %w: %w", id, err, errdefs.ErrInvalidArgument)
+		}
+		flags, err := holderFor(cfg)
+		if err == nil {
+			return newHolder(id, cfg, flags)
+		}
+		log.G(ctx).WithError(err).WithField("container", id).Info("the pod's sandbox container runs its own process")
+	}
+	lc, err := libcontainer.Create(m.cfg.StateRoot, id, cfg)
+	if err != nil {
+		if errors.Is(err, libcontainer.ErrExist) {
+			return nil, fmt.Errorf("container %s: state in %s exists: %w", id, m.cfg.StateRoot, errdefs.ErrAlreadyExists)
+		}
+		return nil, fmt.Errorf("create container %s: %w", id, err)
+	}
+	return lcBox{lc}, nil
 }
 
 // get returns a container that finished creating.
@@ -236,7 +267,7 @@ func (m *Manager) Start(ctx context.Context, id string) (int, error) {
 	if c.init.isStarted() {
 		return 0, fmt.Errorf("container %s already started: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if err := c.init.start(context.WithoutCancel(ctx), c.lc.Run); err != nil {
+	if err := c.init.start(context.WithoutCancel(ctx), c.box.start); err != nil {
 		return 0, fmt.Errorf("start container %s: %w", id, err)
 	}
 	log.G(ctx).WithFields(log.Fields{"container": id, "pid": c.init.pid}).Info("container started")
@@ -249,7 +280,7 @@ func (m *Manager) Pids(ctx context.Context, id string) ([]int, error) {
 	if err != nil {
 		return nil, err
 	}
-	pids, err := c.lc.Processes()
+	pids, err := c.box.processes()
 	if err != nil {
 		return nil, fmt.Errorf("list processes of container %s: %w", id, err)
 	}

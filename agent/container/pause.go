@@ -2,12 +2,10 @@ package container
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/containerd/errdefs"
 	"github.com/containerd/log"
-	"github.com/opencontainers/runc/libcontainer"
 )
 
 // Pause freezes every process of a running container through its
@@ -27,8 +25,8 @@ func (m *Manager) Pause(ctx context.Context, id string) error {
 	if c.paused() {
 		return fmt.Errorf("pause container %s: it is paused already: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if err := c.lc.Pause(); err != nil {
-		return fmt.Errorf("pause container %s: %w", id, asPrecondition(err))
+	if err := c.box.pause(); err != nil {
+		return fmt.Errorf("pause container %s: %w", id, err)
 	}
 	log.G(ctx).WithField("container", id).Info("container paused")
 	return nil
@@ -46,8 +44,8 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 	if !c.paused() {
 		return fmt.Errorf("resume container %s: it is not paused: %w", id, errdefs.ErrFailedPrecondition)
 	}
-	if err := c.lc.Resume(); err != nil {
-		return fmt.Errorf("resume container %s: %w", id, asPrecondition(err))
+	if err := c.box.resume(); err != nil {
+		return fmt.Errorf("resume container %s: %w", id, err)
 	}
 	log.G(ctx).WithField("container", id).Info("container resumed")
 	return nil
@@ -55,16 +53,4 @@ func (m *Manager) Resume(ctx context.Context, id string) error {
 
 // paused reports whether the container's cgroup is frozen. Called with
 // c.mu held.
-func (c *container) paused() bool {
-	st, err := c.lc.Status()
-	return err == nil && st == libcontainer.Paused
-}
-
-// asPrecondition marks libcontainer's state refusals (an init that exited
-// but is not reaped yet, a container no longer paused) FailedPrecondition.
-func asPrecondition(err error) error {
-	if errors.Is(err, libcontainer.ErrNotRunning) || errors.Is(err, libcontainer.ErrNotPaused) {
-		return fmt.Errorf("%w: %w", err, errdefs.ErrFailedPrecondition)
-	}
-	return err
-}
+func (c *container) paused() bool { return c.box.paused() }

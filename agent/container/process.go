@@ -27,6 +27,8 @@ type process struct {
 	name string
 	lp   *libcontainer.Process
 	io   *stdio
+	// proc is the started process; nil before start.
+	proc running
 
 	pid     int
 	started chan struct{} // closed once running (never, if start failed)
@@ -46,26 +48,28 @@ func newProcess(name string, lp *libcontainer.Process, io *stdio) *process {
 	}
 }
 
-// start runs the process with run (the container's Run) and starts the
-// stdio copies and the waiter. On failure the stdio is closed.
-func (p *process) start(ctx context.Context, run func(*libcontainer.Process) error) error {
+// start runs the process with run (its box's start or exec) and starts
+// the stdio copies and the waiter. On failure the stdio is closed.
+func (p *process) start(ctx context.Context, run func(*libcontainer.Process) (running, error)) error {
 	if err := p.io.attach(p.lp); err != nil {
 		p.io.abort()
 		return err
 	}
-	if err := run(p.lp); err != nil {
+	proc, err := run(p.lp)
+	if err != nil {
 		p.io.abort()
 		return err
 	}
-	pid, err := p.lp.Pid()
+	pid, err := proc.Pid()
 	if err != nil {
 		p.io.abort()
 		return fmt.Errorf("pid of %s: %w", p.name, err)
 	}
 	p.pid = pid
+	p.proc = proc
 	if err := p.io.started(); err != nil {
-		_ = p.lp.Signal(os.Kill)
-		_, _ = p.lp.Wait()
+		_ = proc.Signal(os.Kill)
+		_, _ = proc.Wait()
 		p.io.abort()
 		return err
 	}
@@ -76,7 +80,7 @@ func (p *process) start(ctx context.Context, run func(*libcontainer.Process) err
 }
 
 func (p *process) wait(ctx context.Context) {
-	st, err := p.lp.Wait()
+	st, err := p.proc.Wait()
 	p.exit = Exit{Status: stateExitStatus(st), At: time.Now()}
 	if err != nil && st == nil {
 		log.G(ctx).WithError(err).WithField("process", p.name).Warn("wait failed")
@@ -126,7 +130,7 @@ func (p *process) signal(sig os.Signal) error {
 	if p.isExited() {
 		return fmt.Errorf("%s already exited: %w", p.name, errdefs.ErrNotFound)
 	}
-	if err := p.lp.Signal(sig); err != nil {
+	if err := p.proc.Signal(sig); err != nil {
 		return fmt.Errorf("signal %s (pid %d) with %v: %w", p.name, p.pid, sig, err)
 	}
 	return nil

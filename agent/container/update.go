@@ -27,15 +27,10 @@ func (m *Manager) Update(ctx context.Context, id string, resources []byte) error
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.removed || c.lc == nil {
+	if c.removed || c.box == nil {
 		return fmt.Errorf("container %s: %w", id, errdefs.ErrNotFound)
 	}
-	cfg := c.lc.Config()
-	if cfg.Cgroups == nil || cfg.Cgroups.Resources == nil {
-		return fmt.Errorf("update container %s: it has no cgroup: %w", id, errdefs.ErrFailedPrecondition)
-	}
-	applyResources(cfg.Cgroups.Resources, &r)
-	if err := c.lc.Set(cfg); err != nil {
+	if err := c.box.update(&r); err != nil {
 		return fmt.Errorf("update container %s: %w", id, err)
 	}
 	log.G(ctx).WithField("container", id).Info("container resources updated")

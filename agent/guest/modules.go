@@ -17,6 +17,10 @@ import (
 // ModulesList is the file naming the kernel modules to load, in order.
 const ModulesList = "/etc/veil/modules"
 
+// Busybox is the initramfs's static busybox (agent/initramfs/build.sh),
+// for `veil sandbox exec` and the warm-up container's shell.
+const Busybox = "/bin/busybox"
+
 // ParseModuleList reads a module list: one path relative to
 // /lib/modules/<release>/ per line; blank lines and lines starting with #
 // are skipped. Absolute paths and paths leaving the directory are refused.

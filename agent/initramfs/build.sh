@@ -11,8 +11,9 @@
 #   /bin/busybox + /bin/<applet>  Debian's busybox-static (BUSYBOX, default
 #                               /bin/busybox) and symlinks for the APPLETS
 #                               below, for `veil sandbox exec` (DebugExec's
-#                               default PATH includes /bin); containers never
-#                               see them (they run in their own rootfs)
+#                               default PATH includes /bin) and the shell of
+#                               WarmUp's throwaway container (a copy in its
+#                               own rootfs); containers never see them
 #
 # KERNEL_DIR is what kernel-config/fetch-debian-kernel.sh writes: release
 # (uname -r) and modules/ (lib/modules/<release> with modules.dep), or

@@ -313,3 +313,28 @@ func (c *Configurator) setNeighbours(neighs []neighPlan, links map[string]netlin
 	}
 	return nil
 }
+
+// WarmUp runs what every Setup runs before it touches a pod's interfaces:
+// it sets lo up and lists the links, lo's addresses and the routes, so
+// that a warm pool VM has run that code before its pod's Setup.
+func (c *Configurator) WarmUp(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.apply(ctx, &plan{}); err != nil {
+		return fmt.Errorf("warm up network: %w", err)
+	}
+	lo, err := c.nl.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("warm up network: lo: %w", err)
+	}
+	if _, err := c.nl.LinkList(); err != nil {
+		return fmt.Errorf("warm up network: list links: %w", err)
+	}
+	if _, err := c.nl.AddrList(lo, netlink.FAMILY_ALL); err != nil {
+		return fmt.Errorf("warm up network: list addresses: %w", err)
+	}
+	if _, err := c.nl.RouteListFiltered(netlink.FAMILY_ALL, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE); err != nil {
+		return fmt.Errorf("warm up network: list routes: %w", err)
+	}
+	return nil
+}

@@ -44,6 +44,10 @@ type Options struct {
 	// Network configures the guest's network; nil answers SetupNetwork
 	// with Unimplemented.
 	Network Network
+	// WarmUp runs a pod's start once and removes it
+	// (container.WarmUp); nil makes the WarmUp request warm the network
+	// only.
+	WarmUp func(ctx context.Context) error
 }
 
 // Listen opens the agent and stream listeners: vsock ports api.AgentPort
@@ -114,6 +118,7 @@ func Serve(ctx context.Context, agentL, streamL net.Listener, opts Options) erro
 	mgr := container.NewManager(opts.Container, reg)
 	svc := NewService(opts.Version, mgr, opts.Guest)
 	svc.network = opts.Network
+	svc.warmUp = opts.WarmUp
 
 	srv, err := ttrpc.NewServer()
 	if err != nil {

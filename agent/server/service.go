@@ -69,6 +69,7 @@ type Service struct {
 	containers Containers
 	guest      Guest
 	network    Network
+	warmUp     func(context.Context) error
 	// procRoot is where Stats reads the guest's /proc.
 	procRoot string
 	// cpuRoot is where OnlineCPUs finds the guest's CPUs.
@@ -189,6 +190,7 @@ func (s *Service) CreateContainer(ctx context.Context, r *api.CreateContainerReq
 		Stdio:          stdioOf(r.Stdio),
 		PodContainerID: r.PodContainerId,
 		Submounts:      r.Submounts,
+		PodHolder:      r.PodHolder,
 	})
 	return &api.Empty{}, toStatus(err)
 }

@@ -1,5 +1,6 @@
 // Command veil-agent is the guest side of Veil: PID 1 of the micro-VM,
-// which starts itself again as the agent server, and runc's `init` when
+// which starts itself again as the agent server, as a pod holder (the
+// process that keeps a CRI pod's namespaces), and as runc's `init` when
 // libcontainer re-executes it inside a new container.
 package main
 
@@ -26,6 +27,12 @@ func main() {
 		// libcontainer's re-exec inside a new container (after nsexec);
 		// it may be PID 1 of the container's PID namespace.
 		container.Init()
+		return
+	}
+	if container.IsHolder() {
+		// The agent's own process that keeps a pod's namespaces (it is
+		// PID 1 of the pod's PID namespace).
+		container.RunHolder()
 		return
 	}
 	if os.Getpid() == 1 {
@@ -86,8 +93,11 @@ func serve(args []string) int {
 	}
 	if *unixDir == "" {
 		// Only inside the VM: on a host (tests) it would reconfigure the
-		// host's network.
+		// host's network, and warm up in the host's cgroups.
 		opts.Network = network.New(network.Options{})
+		opts.WarmUp = func(ctx context.Context) error {
+			return container.WarmUp(ctx, api.WarmUpDir, guest.Busybox)
+		}
 	}
 	err := server.Run(ctx, opts)
 	if err != nil {

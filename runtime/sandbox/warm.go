@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/veil-runtime/veil/agent/api"
 	"github.com/veil-runtime/veil/runtime/cgroup"
 	"github.com/veil-runtime/veil/runtime/config"
 	"github.com/veil-runtime/veil/runtime/hypervisor"
@@ -60,7 +61,22 @@ func Prestart(ctx context.Context, dir statedir.Dir, cfg *config.Config, parkNS 
 			break
 		}
 	}
+	steps = append(steps, startStep{"warm up the guest", warmUpGuest})
 	return start(ctx, dir, cfg, Options{CgroupsPath: PoolCgroupPath(cfg, dir.ID()), CRI: true}, steps)
+}
+
+// warmUpGuest has the agent start and remove a throwaway pod and run its
+// network setup code (api WarmUp), so that the claimant's pod start runs
+// code the guest ran already: under TCG, the first run of each path in a
+// fresh VM is mostly QEMU translating it (a pod's first container start
+// several times its second). It leaves nothing of a pod behind.
+func warmUpGuest(ctx context.Context, s *Sandbox, _ *startRun) (func(context.Context) error, error) {
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.Timeouts.VMStart.Duration)
+	defer cancel()
+	if _, err := s.agent.WarmUp(wctx, &api.Empty{}); err != nil {
+		return nil, fmt.Errorf("warm up the guest: %w\n%s", err, s.diagnostics())
+	}
+	return nil, nil
 }
 
 // parkNICs makes the VM's NICs in parkNS and records them.

@@ -84,6 +84,7 @@ func (s *service) create(ctx context.Context, r *taskAPI.CreateTaskRequest) (_ *
 		Stdio:          stdio,
 		PodContainerId: s.podContainerFor(r.ID, pc.bs),
 		Submounts:      pc.submounts,
+		PodHolder:      pc.bs.IsCRISandbox(),
 	})
 	if err != nil {
 		st.abort()

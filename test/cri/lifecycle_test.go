@@ -26,6 +26,16 @@ func TestPodLifecycle(t *testing.T) {
 func testPodLifecycle(t *testing.T, f *fixture) {
 	podCfg := f.podConfig("lifecycle")
 	podCfg.DnsConfig = &runtimeapi.DNSConfig{Servers: []string{"10.96.0.10"}, Searches: []string{"veil-test.svc.cluster.local"}, Options: []string{"ndots:5"}}
+	// A pod-wide IPC sysctl and a process namespace its containers may
+	// share (shareProcessNamespace), both the pod holder's to keep.
+	if podCfg.Linux == nil {
+		podCfg.Linux = &runtimeapi.LinuxPodSandboxConfig{}
+	}
+	if podCfg.Linux.SecurityContext == nil {
+		podCfg.Linux.SecurityContext = &runtimeapi.LinuxSandboxSecurityContext{}
+	}
+	podCfg.Linux.SecurityContext.NamespaceOptions = &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}
+	podCfg.Linux.Sysctls = map[string]string{"kernel.shm_rmid_forced": "1"}
 	pod := f.runPod(t, harness.HandlerVeil, podCfg)
 
 	main := shContainer("main", `echo started; trap 'echo got TERM; exit 0' TERM; while true; do sleep 1; done`)
@@ -93,6 +103,30 @@ func testPodLifecycle(t *testing.T, f *fixture) {
 			}
 			if got := strings.TrimSpace(f.mustExec(t, side, "hostname")); got != podCfg.Hostname {
 				t.Fatalf("side hostname %q", got)
+			}
+		}},
+		{"the agent's pod holder keeps the pod's namespaces", func(t *testing.T) {
+			// A container sharing the pod's process namespace sees the
+			// holder as PID 1: the agent's process, not the pause image's,
+			// as 65535 without capabilities; the pod's IPC sysctl is set.
+			peek := shContainer("peek", `while true; do sleep 1; done`)
+			peek.Linux.SecurityContext = &runtimeapi.LinuxContainerSecurityContext{NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_POD}}
+			id := f.startContainer(t, pod, podCfg, peek)
+			if got := f.mustExec(t, id, "cat", "/proc/1/cmdline"); got != "veil-pod-holder\x00" {
+				t.Errorf("PID 1 of the pod: %q, want the pod holder", got)
+			}
+			st := f.mustExec(t, id, "cat", "/proc/1/status")
+			for _, want := range []string{"Uid:\t65535\t65535\t65535\t65535", "CapEff:\t0000000000000000"} {
+				if !strings.Contains(st, want) {
+					t.Errorf("holder status lacks %q:\n%s", want, st)
+				}
+			}
+			// Its root (an empty tmpfs) is out of reach: it is not dumpable.
+			if out, _, code := f.execSync(t, id, "ls", "/proc/1/root/"); code == 0 {
+				t.Errorf("the holder's root is readable from the pod: %q", out)
+			}
+			if got := strings.TrimSpace(f.mustExec(t, id, "cat", "/proc/sys/kernel/shm_rmid_forced")); got != "1" {
+				t.Errorf("kernel.shm_rmid_forced %q, want 1", got)
 			}
 		}},
 		{"streaming exec with a terminal of the client's size", func(t *testing.T) {

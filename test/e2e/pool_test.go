@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/veil-runtime/veil/runtime/config"
+	"github.com/veil-runtime/veil/runtime/statedir"
 	"github.com/veil-runtime/veil/test/harness"
 	"github.com/veil-runtime/veil/test/integration"
 )
@@ -48,7 +50,8 @@ func guestIdentity(t *testing.T, e *env, id string) (bootID, random string) {
 
 // testClonesDiffer: two pods claimed from the pool and one started cold
 // (its memory size differs from the pool's, by annotation) have three
-// boot ids and three streams of random numbers.
+// boot ids and three streams of random numbers; the warm ones ran the
+// pool's warm-up, which left nothing in their guests.
 func testClonesDiffer(t *testing.T, e *env) {
 	e.waitPoolFull(t)
 	ids := []string{"warm-a", "warm-b", "cold-c"}
@@ -83,6 +86,18 @@ func testClonesDiffer(t *testing.T, e *env) {
 			t.Errorf("%s and %s read the same random bytes %s", id, other, r)
 		}
 		boots[b], randoms[r] = id, id
+	}
+	// The pool VMs warmed up (a throwaway pod started and removed)
+	// before they were claimed, and the warm-up left nothing.
+	for _, id := range ids[:2] {
+		log, err := os.ReadFile(filepath.Join(e.stateDir, id, statedir.ConsoleLog))
+		if err != nil || !strings.Contains(string(log), "guest warmed up") {
+			t.Errorf("%s: no warm-up in the console log (%v)", id, err)
+		}
+		left := guestExec(t, e, id, `for p in /run/veil/warmup /sys/fs/cgroup/veil-warmup; do test -e $p && echo "left: $p"; done; ps | grep '[v]eil-pod-holder'; true`)
+		if left != "" {
+			t.Errorf("%s: the warm-up left %q", id, left)
+		}
 	}
 	for _, id := range ids {
 		mustCtr(t, e.c, "task", "delete", "--force", id)
