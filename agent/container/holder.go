@@ -83,6 +83,9 @@ var holderNamespaces = map[configs.NamespaceType]uintptr{
 // cannot make, such as a user namespace): the container then runs its
 // process through libcontainer.
 func holderFor(cfg *configs.Config) (uintptr, error) {
+	if holderArch == 0 {
+		return 0, errors.New("a pod holder has no seccomp filter on this architecture")
+	}
 	flags := uintptr(unix.CLONE_NEWNS)
 	for _, ns := range cfg.Namespaces {
 		f, ok := holderNamespaces[ns.Type]
@@ -186,17 +189,20 @@ func awaitHolder(sock *os.File) error {
 	pfd := []unix.PollFd{{Fd: int32(sock.Fd()), Events: unix.POLLIN}}
 	deadline := time.Now().Add(holderSetupTimeout)
 	for {
-		n, err := unix.Poll(pfd, int(time.Until(deadline).Milliseconds())+1)
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("no setup answer within %s: %w", holderSetupTimeout, errdefs.ErrUnavailable)
+		}
+		n, err := unix.Poll(pfd, int(left.Milliseconds())+1)
 		if errors.Is(err, unix.EINTR) {
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("wait for its setup: %w", err)
 		}
-		if n == 0 {
-			return fmt.Errorf("no setup answer within %s: %w", holderSetupTimeout, errdefs.ErrUnavailable)
+		if n > 0 {
+			break
 		}
-		break
 	}
 	buf := make([]byte, 4096)
 	n, err := sock.Read(buf)

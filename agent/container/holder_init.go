@@ -32,19 +32,23 @@ func RunHolder() {
 		_, _ = sock.Write([]byte(msg))
 		os.Exit(1)
 	}
+	// Every signal is relayed and all but these three dropped: pause has
+	// no handler for the others, so as its namespace's PID 1 it never
+	// sees them, where the Go runtime would exit on them.
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGCHLD)
+	signal.Notify(sigs)
 	if _, err := sock.Write([]byte(holderOK)); err != nil {
 		os.Exit(1)
 	}
 	_ = sock.Close()
 	reapOrphans()
 	for s := range sigs {
-		if s == unix.SIGCHLD {
+		switch s {
+		case unix.SIGCHLD:
 			reapOrphans()
-			continue
+		case unix.SIGTERM, unix.SIGINT:
+			os.Exit(0)
 		}
-		os.Exit(0)
 	}
 }
 
@@ -87,6 +91,10 @@ func holdSetup(sock *os.File) error {
 		}
 	}
 	if err := emptyRoot(); err != nil {
+		return err
+	}
+	// While still root (CAP_SYS_ADMIN stands in for no_new_privs).
+	if err := loadHolderFilter(); err != nil {
 		return err
 	}
 	return dropPrivileges()

@@ -15,6 +15,7 @@ import (
 	"github.com/containerd/errdefs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // podSpec is a CRI-like sandbox container spec: a network namespace
@@ -96,7 +97,7 @@ func TestIntegrationPodHolder(t *testing.T) {
 
 	t.Run("confined", func(t *testing.T) {
 		st := procStatus(t, pid)
-		for k, want := range map[string]string{"Uid": "65535\t65535\t65535\t65535", "Gid": "65535\t65535\t65535\t65535", "CapEff": "0000000000000000", "CapPrm": "0000000000000000", "NSpid": fmt.Sprintf("%d\t1", pid)} {
+		for k, want := range map[string]string{"Uid": "65535\t65535\t65535\t65535", "Gid": "65535\t65535\t65535\t65535", "CapEff": "0000000000000000", "CapPrm": "0000000000000000", "Seccomp": "2", "NSpid": fmt.Sprintf("%d\t1", pid)} {
 			if st[k] != want {
 				t.Errorf("%s: %q, want %q", k, st[k], want)
 			}
@@ -190,6 +191,19 @@ func TestIntegrationPodHolder(t *testing.T) {
 	})
 
 	t.Run("SIGTERM ends it with 0", func(t *testing.T) {
+		// Other signals are dropped, as pause (PID 1, no handler) drops
+		// them: the holder is still there to be Paused.
+		for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1, syscall.SIGQUIT, syscall.SIGPIPE} {
+			if err := f.m.Signal(f.ctx, "pod", "", sig, false); err != nil {
+				t.Fatalf("%v: %v", sig, err)
+			}
+		}
+		if err := f.m.Pause(f.ctx, "pod"); err != nil {
+			t.Fatalf("pause after other signals: %v", err)
+		}
+		if err := f.m.Resume(f.ctx, "pod"); err != nil {
+			t.Fatal(err)
+		}
 		if err := f.m.Signal(f.ctx, "pod", "", syscall.SIGTERM, false); err != nil {
 			t.Fatal(err)
 		}
@@ -258,5 +272,44 @@ func TestIntegrationWarmUp(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("failed warm-up left its directory: %v", err)
+	}
+}
+
+const filterProbeEnv = "VEIL_TEST_HOLDER_FILTER"
+
+// filterProbe loads the holder's filter in this (re-executed test)
+// process and tries what a tracer would make the holder do; it prints
+// one line per attempt.
+func filterProbe() int {
+	if err := loadHolderFilter(); err != nil {
+		fmt.Println("load:", err)
+		return 1
+	}
+	try := func(name string, err error) { fmt.Printf("%s: %v\n", name, err) }
+	_, err := unix.Socket(unix.AF_VSOCK, unix.SOCK_STREAM, 0)
+	try("vsock", err)
+	_, err = unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM, 0)
+	try("unix", err)
+	try("exec", unix.Exec("/bin/true", []string{"true"}, nil))
+	try("unshare", unix.Unshare(unix.CLONE_NEWNS))
+	_, err = unix.Getcwd(make([]byte, 256))
+	try("getcwd", err)
+	return 0
+}
+
+// TestHolderFilter attacks the holder's seccomp filter: a process under
+// it cannot open a vsock (or any) socket, exec or unshare; ordinary
+// calls work.
+func TestHolderFilter(t *testing.T) {
+	needHost(t)
+	cmd := exec.Command("/proc/self/exe", "-test.run=^$")
+	cmd.Env = append(os.Environ(), filterProbeEnv+"=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("probe: %v\n%s", err, out)
+	}
+	want := "vsock: operation not permitted\nunix: operation not permitted\nexec: operation not permitted\nunshare: operation not permitted\ngetcwd: <nil>\n"
+	if string(out) != want {
+		t.Fatalf("under the holder's filter:\n%s\nwant:\n%s", out, want)
 	}
 }

@@ -37,6 +37,9 @@ func TestMain(m *testing.M) {
 	if IsHolder() {
 		RunHolder()
 	}
+	if os.Getenv(filterProbeEnv) != "" {
+		os.Exit(filterProbe())
+	}
 	os.Exit(m.Run())
 }
 

@@ -39,7 +39,11 @@ func WarmUp(ctx context.Context, dir, busybox string) (retErr error) {
 	}
 	m := NewManager(Config{StateRoot: filepath.Join(dir, "state"), SharedDir: dir}, noStreams{})
 	defer func() {
-		retErr = errors.Join(retErr, m.RemoveAll(ctx), os.RemoveAll(dir), removeCgroup("/"+warmUpCgroup))
+		// Its own time: ctx may have ended, and a removal that gives up
+		// early would leave processes and cgroups.
+		cctx, ccancel := context.WithTimeout(context.WithoutCancel(ctx), killTimeout+5*time.Second)
+		defer ccancel()
+		retErr = errors.Join(retErr, m.RemoveAll(cctx), os.RemoveAll(dir), removeCgroup("/"+warmUpCgroup))
 	}()
 	pod, app := filepath.Join(dir, "pod"), filepath.Join(dir, "app")
 	if err := os.MkdirAll(pod, 0o755); err != nil {
