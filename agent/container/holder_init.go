@@ -184,6 +184,9 @@ func reapOrphans() {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
 		if pid <= 0 || err != nil {
 			return
 		}
