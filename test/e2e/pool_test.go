@@ -6,8 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +27,7 @@ import (
 func TestWarmPool(t *testing.T) {
 	e := setupWarm(t, 2, 0)
 	t.Run("clones differ", func(t *testing.T) { testClonesDiffer(t, e) })
+	t.Run("claimed VM broken", func(t *testing.T) { testClaimedVMBroken(t, e) })
 	t.Run("daemon killed", func(t *testing.T) { testDaemonKilled(t, e) })
 }
 
@@ -104,6 +107,88 @@ func testClonesDiffer(t *testing.T, e *env) {
 		mustCtr(t, e.c, "containers", "delete", id)
 		checkNoLeftovers(t, e.stateDir, id)
 	}
+}
+
+// testClaimedVMBroken: every idle VM's QEMU is stopped (SIGSTOP: its
+// keeper cannot tell, QMP does not answer), so the claimed VM fails its
+// adoption: the shim removes it with every process of it, starts the
+// pod cold, and the pool refills.
+func testClaimedVMBroken(t *testing.T, e *env) {
+	e.waitPoolFull(t)
+	const id = "broken-claim"
+	t.Cleanup(func() { forceRemove(t, e, id) })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	st, err := e.pool.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := map[string]int{}
+	for _, v := range st.VMs {
+		pid := harness.HelperPid(t, e.stateDir, filepath.Join(statedir.PoolDirName, v.ID), "qemu")
+		if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+		stopped[v.ID] = pid
+	}
+	// Those the claim did not take go back to work, also on failure.
+	t.Cleanup(func() {
+		for _, pid := range stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	})
+	logOf := func() string { b, _ := os.ReadFile(e.c.LogPath); return string(b) }
+	failed := strings.Count(logOf(), `msg="warm pool: the claimed VM failed; cold start"`)
+	claims := e.pool.Claims()
+
+	mustCtr(t, e.c, runArgs([]string{"-d"}, id, "sleep", "1000")...)
+	if warm, err := harness.IsWarm(e.stateDir, id); err != nil || warm {
+		t.Errorf("%s started warm (%v), want cold after its claimed VM failed", id, err)
+	}
+	if got := e.pool.Claims() - claims; got != 1 {
+		t.Errorf("the daemon logged %d claims, want 1", got)
+	}
+	if got := strings.Count(logOf(), `msg="warm pool: the claimed VM failed; cold start"`) - failed; got != 1 {
+		t.Errorf("the shim logged %d failed adoptions, want 1", got)
+	}
+	r := mustCtr(t, e.c, "task", "exec", "--exec-id", "cold", id, "echo", "cold-after-broken")
+	if strings.TrimSpace(r.stdout) != "cold-after-broken" {
+		t.Fatalf("exec in the cold pod: %s", r)
+	}
+	// The claimed VM is gone with every process of it.
+	for vmid, pid := range stopped {
+		if _, err := os.Lstat(filepath.Join(e.stateDir, statedir.PoolDirName, vmid)); err == nil {
+			continue
+		}
+		integration.Eventually(t, "the failed VM's processes gone", 30*time.Second, func() error {
+			if ps := poolProcesses(t, e.stateDir); slices.ContainsFunc(ps, func(p string) bool { return strings.Contains(p, vmid) }) {
+				return fmt.Errorf("processes of %s run: %q", vmid, ps)
+			}
+			if syscall.Kill(pid, 0) == nil {
+				return fmt.Errorf("its qemu %d runs", pid)
+			}
+			return nil
+		})
+		delete(stopped, vmid)
+	}
+	if len(stopped) != len(st.VMs)-1 {
+		t.Errorf("%d of the %d stopped VMs gone, want the claimed one", len(st.VMs)-len(stopped), len(st.VMs))
+	}
+	for _, pid := range stopped {
+		if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+			t.Error(err)
+		}
+	}
+	stopped = nil
+	mustCtr(t, e.c, "task", "delete", "--force", id)
+	mustCtr(t, e.c, "containers", "delete", id)
+	checkNoLeftovers(t, e.stateDir, id)
+	before := e.waitPoolFull(t)
+	// The pool serves again.
+	const next = "after-broken"
+	mustCtr(t, e.c, runArgs([]string{"--rm"}, next, "true")...)
+	e.checkClaimed(t, before)
+	checkNoLeftovers(t, e.stateDir, next)
 }
 
 // testDaemonKilled: SIGKILL to the daemon with two idle VMs and one

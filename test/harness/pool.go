@@ -110,6 +110,13 @@ func (p *Pool) Claims() int {
 	return strings.Count(string(b), `msg="pool VM claimed"`)
 }
 
+// Swept is how many VMs the daemons logging to LogPath removed at their
+// start because their keepers were gone (runtime/pool Sweep).
+func (p *Pool) Swept() int {
+	b, _ := os.ReadFile(p.LogPath)
+	return strings.Count(string(b), `msg="pool: removing a VM whose keeper is gone"`)
+}
+
 // Stop ends the daemon with SIGTERM (it stops every idle VM first) and
 // waits, within ctx; a daemon that does not exit cleanly is an error.
 func (p *Pool) Stop(ctx context.Context) error {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -86,7 +87,7 @@ func newKillableFixture(t testing.TB, size int) *warmFixture {
 		if !w.killed {
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(s.Ctx), time.Minute)
 			defer cancel()
-			if err := p.Stop(sctx); err != nil {
+			if err := w.s.Pool.Stop(sctx); err != nil {
 				t.Errorf("stop the pool: %v", err)
 			}
 		} else if err := os.Remove(s.Config.Pool.Socket); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -107,6 +108,20 @@ func newKillableFixture(t testing.TB, size int) *warmFixture {
 func (w *warmFixture) killPool() {
 	w.killed = true
 	w.s.Pool.Kill()
+}
+
+// restartPool starts a daemon again after killPool, on the same config
+// and log, and waits for it to fill the pool; cleanup stops it.
+func (w *warmFixture) restartPool(t testing.TB) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(w.ctx, callBound)
+	defer cancel()
+	p, err := harness.StartPool(ctx, w.s.Pool.ConfigPath, w.s.Pool.LogPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.s.Pool, w.killed = p, false
+	w.s.WaitPoolFull(t)
 }
 
 // warmPod is a pod running on a claimed pool VM.
@@ -293,7 +308,18 @@ func (w *warmFixture) leaseLeft(lease string) error {
 // (<cgroups.parent>/.pool in each hierarchy): the daemon makes them, and
 // they must go with the last pool VM once the daemon is gone.
 func (w *warmFixture) poolCgroups() []string {
-	p := path.Dir(sandbox.PoolCgroupPath(w.cfg, "x"))
+	return cgroupDirs(path.Dir(sandbox.PoolCgroupPath(w.cfg, "x")))
+}
+
+// vmCgroups lists pool VM vmid's cgroup directories
+// (<cgroups.parent>/.pool/<vmid> in each hierarchy).
+func (w *warmFixture) vmCgroups(vmid string) []string {
+	return cgroupDirs(sandbox.PoolCgroupPath(w.cfg, vmid))
+}
+
+// cgroupDirs lists the directories of cgroup path p in every hierarchy
+// mounted under /sys/fs/cgroup (v1's controllers, or v2's unified one).
+func cgroupDirs(p string) []string {
 	m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", p))
 	if _, err := os.Stat(filepath.Join("/sys/fs/cgroup", p)); err == nil {
 		m = append(m, filepath.Join("/sys/fs/cgroup", p))
@@ -570,5 +596,91 @@ func TestWarmKillDaemon(t *testing.T) {
 		Outcome: "idle VM removed by its keeper, claimed pod execs; stopp+rmp " + ms(rm) + left,
 		Recover: ms(took) + " to the idle VM gone",
 		Census:  cs.clean(t),
+	})
+}
+
+// TestWarmKillService kills the pool's daemon and the keepers of its idle
+// VMs with SIGKILL at once, as `systemctl kill -s KILL` does to the
+// service (the daemon is stopped first, so it cannot remove what a dead
+// keeper left): the VMs' processes die with their keepers, their
+// directories, uid leases and cgroups stay, and the next daemon's sweep
+// removes them before it boots a full pool again, which serves a warm
+// pod.
+func TestWarmKillService(t *testing.T) {
+	w := newKillableFixture(t, 2)
+	cs := w.census()
+	idle := w.readyVMs(t)
+	if len(idle) != 2 {
+		t.Fatalf("ready VMs %+v, want 2", idle)
+	}
+	type oldVM struct {
+		id, lease string
+		procs     []int
+	}
+	var old []oldVM
+	for _, v := range idle {
+		procs := append([]int{v.KeeperPid}, descendants(v.KeeperPid)...)
+		if len(procs) < 4 {
+			t.Fatalf("keeper %d of %s has %d descendants, want its VMM, vsock daemon and virtiofsd", v.KeeperPid, v.ID, len(procs)-1)
+		}
+		old = append(old, oldVM{id: v.ID, lease: w.leaseOf(w.poolDir(v.ID)), procs: procs})
+	}
+	swept := w.s.Pool.Swept()
+
+	start := time.Now()
+	if err := syscall.Kill(w.s.Pool.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range old {
+		kill9(t, v.procs[0])
+	}
+	w.killPool()
+	integration.Eventually(t, "the killed keepers' VM processes gone", settleBound, func() error {
+		for _, v := range old {
+			for _, pid := range v.procs {
+				if alive(pid) {
+					return fmt.Errorf("process %d of pool VM %s runs: %s", pid, v.id, cmdline(pid))
+				}
+			}
+		}
+		return nil
+	})
+	for _, v := range old {
+		if _, err := os.Lstat(w.poolDir(v.id)); err != nil {
+			t.Fatalf("pool VM %s's directory gone before a daemon swept it (%v): the case no longer reaches the sweep", v.id, err)
+		}
+	}
+
+	w.restartPool(t)
+	took := time.Since(start)
+	var errs []error
+	for _, v := range old {
+		errs = append(errs, w.vmGone(v.id), w.leaseLeft(v.lease))
+		if cg := w.vmCgroups(v.id); len(cg) > 0 {
+			errs = append(errs, fmt.Errorf("pool VM %s's cgroups left: %q", v.id, cg))
+		}
+	}
+	if got := w.s.Pool.Swept() - swept; got != len(old) {
+		errs = append(errs, fmt.Errorf("the new daemon swept %d VMs, want %d", got, len(old)))
+	}
+	w.checkPoolDirs(t)
+	p := w.runWarm(t, "after-service-killed")
+	cid := w.start(t, p.pod, "a", "exec sleep 100000")
+	if out := w.mustExec(t, cid, "echo", "warm-again"); strings.TrimSpace(out) != "warm-again" {
+		t.Fatalf("exec in a warm pod after the restart: %q", out)
+	}
+	rm := w.remove(t, p.pod)
+	integration.Eventually(t, "the claimed VM gone with its pod", settleBound, func() error { return w.vmGone(p.vmid) })
+	errs = append(errs, w.leaseLeft(p.lease))
+	w.s.WaitPoolFull(t)
+	ready := w.checkPoolDirs(t)
+	left := checkLeft(t, errs...)
+	// The new daemon replaced the killed one, which the base counted.
+	vms, daemon := w.poolOwned(ready), harness.KindProcess+": "+strconv.Itoa(w.s.Pool.Pid())+" "
+	owned := func(item string) bool { return vms(item) || strings.HasPrefix(item, daemon) }
+	record(t, row{
+		Outcome: "idle VMs' processes died with their keepers; the next daemon swept their directories, leases and cgroups and refilled; a warm pod ran; stopp+rmp " + ms(rm) + left,
+		Recover: ms(took) + " to a full pool again",
+		Census:  cs.cleanExcept(t, "the pool's daemon and ready VMs", owned),
 	})
 }
