@@ -5,16 +5,19 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/containerd/errdefs"
+	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/libcontainer"
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 	"github.com/opencontainers/runc/libcontainer/seccomp"
@@ -593,12 +596,46 @@ func TestIntegrationExecRetryAndRemoveProcess(t *testing.T) {
 	}
 }
 
-// TestIntegrationPause freezes a running container: a second Pause and
-// an exec are refused while it is paused, Resume thaws it (once), and a
+// wantFrozen checks what the kernel says of pid's cgroup: frozen (v2's
+// cgroup.events "frozen 1", v1's freezer.state FROZEN) or not.
+func wantFrozen(pid int, want bool) error {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return err
+	}
+	var file, frozen string
+	for _, l := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(l, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		switch {
+		case cgroups.IsCgroup2UnifiedMode() && parts[0] == "0":
+			file, frozen = filepath.Join("/sys/fs/cgroup", parts[2], "cgroup.events"), "frozen 1"
+		case !cgroups.IsCgroup2UnifiedMode() && slices.Contains(strings.Split(parts[1], ","), "freezer"):
+			file, frozen = filepath.Join("/sys/fs/cgroup/freezer", parts[2], "freezer.state"), "FROZEN"
+		}
+	}
+	if file == "" {
+		return fmt.Errorf("no freezer cgroup for pid %d in %q", pid, b)
+	}
+	st, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	if got := slices.Contains(strings.Split(strings.TrimSpace(string(st)), "\n"), frozen); got != want {
+		return fmt.Errorf("pid %d: %s says %q, want frozen=%v", pid, file, st, want)
+	}
+	return nil
+}
+
+// TestIntegrationPause freezes a running container (the kernel reports
+// its cgroup frozen): a second Pause and an exec are refused while it is
+// paused, Resume thaws it (once; the cgroup is thawed), and a
 // paused container can still be force-removed.
 func TestIntegrationPause(t *testing.T) {
 	f := newFixture(t)
-	h, _ := f.run("frozen", Stdio{Stdout: true}, spec(t, "sh", "-c", "echo up; exec sleep 1000"))
+	h, pid := f.run("frozen", Stdio{Stdout: true}, spec(t, "sh", "-c", "echo up; exec sleep 1000"))
 	buf := make([]byte, 3)
 	if _, err := io.ReadFull(h.stdout, buf); err != nil || !bytes.Equal(buf, []byte("up\n")) {
 		t.Fatalf("read %q: %v", buf, err)
@@ -610,12 +647,14 @@ func TestIntegrationPause(t *testing.T) {
 	}{
 		{name: "resume of a running container", do: func() error { return f.m.Resume(f.ctx, "frozen") }, want: errdefs.ErrFailedPrecondition},
 		{name: "pause", do: func() error { return f.m.Pause(f.ctx, "frozen") }},
+		{name: "its processes frozen", do: func() error { return wantFrozen(pid, true) }},
 		{name: "pause again", do: func() error { return f.m.Pause(f.ctx, "frozen") }, want: errdefs.ErrFailedPrecondition},
 		{name: "exec while paused", do: func() error {
 			_, err := f.m.Exec(f.ctx, "frozen", "x1", execProc(t, "/bin/true"), Stdio{})
 			return err
 		}, want: errdefs.ErrFailedPrecondition},
 		{name: "resume", do: func() error { return f.m.Resume(f.ctx, "frozen") }},
+		{name: "its processes thawed", do: func() error { return wantFrozen(pid, false) }},
 		{name: "pause for the removal", do: func() error { return f.m.Pause(f.ctx, "frozen") }},
 		{name: "force remove of a paused container", do: func() error { return f.m.Remove(f.ctx, "frozen", true) }},
 		{name: "pause of a removed container", do: func() error { return f.m.Pause(f.ctx, "frozen") }, want: errdefs.ErrNotFound},
