@@ -379,6 +379,24 @@ func processesNaming(s string) []string {
 	return out
 }
 
+// allStopped is nil once every thread of pid is stopped (state T).
+func allStopped(pid int) error {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return err
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+		if err != nil {
+			return err
+		}
+		if _, after, _ := strings.Cut(string(b), ") "); !strings.HasPrefix(after, "T") {
+			return fmt.Errorf("thread %s of %d is not stopped: %.40s", task.Name(), pid, after)
+		}
+	}
+	return nil
+}
+
 // descendants lists the processes below pid.
 func descendants(pid int) []int {
 	children := map[int][]int{}
@@ -628,9 +646,13 @@ func TestWarmKillService(t *testing.T) {
 	swept := w.s.Pool.Swept()
 
 	start := time.Now()
-	if err := syscall.Kill(w.s.Pool.Pid(), syscall.SIGSTOP); err != nil {
+	daemon := w.s.Pool.Pid()
+	if err := syscall.Kill(daemon, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = syscall.Kill(daemon, syscall.SIGCONT) }) // should the case end before the kill
+	// Every thread stopped: none can reap a keeper and remove its VM.
+	integration.Eventually(t, "the daemon stopped", settleBound, func() error { return allStopped(daemon) })
 	for _, v := range old {
 		kill9(t, v.procs[0])
 	}
@@ -645,9 +667,19 @@ func TestWarmKillService(t *testing.T) {
 		}
 		return nil
 	})
+	// What the sweep must remove is there.
 	for _, v := range old {
 		if _, err := os.Lstat(w.poolDir(v.id)); err != nil {
 			t.Fatalf("pool VM %s's directory gone before a daemon swept it (%v): the case no longer reaches the sweep", v.id, err)
+		}
+		if w.cfg.Jail.Enabled && v.lease == "" {
+			t.Fatalf("pool VM %s has no jail uid lease with the jail on", v.id)
+		}
+		if _, err := os.Lstat(v.lease); v.lease != "" && err != nil {
+			t.Fatalf("pool VM %s's uid lease gone before a daemon swept it: %v", v.id, err)
+		}
+		if w.cfg.Cgroups.Enabled && len(w.vmCgroups(v.id)) == 0 {
+			t.Fatalf("pool VM %s's cgroup gone before a daemon swept it", v.id)
 		}
 	}
 
@@ -676,8 +708,8 @@ func TestWarmKillService(t *testing.T) {
 	ready := w.checkPoolDirs(t)
 	left := checkLeft(t, errs...)
 	// The new daemon replaced the killed one, which the base counted.
-	vms, daemon := w.poolOwned(ready), harness.KindProcess+": "+strconv.Itoa(w.s.Pool.Pid())+" "
-	owned := func(item string) bool { return vms(item) || strings.HasPrefix(item, daemon) }
+	vms, newDaemon := w.poolOwned(ready), harness.KindProcess+": "+strconv.Itoa(w.s.Pool.Pid())+" "
+	owned := func(item string) bool { return vms(item) || strings.HasPrefix(item, newDaemon) }
 	record(t, row{
 		Outcome: "idle VMs' processes died with their keepers; the next daemon swept their directories, leases and cgroups and refilled; a warm pod ran; stopp+rmp " + ms(rm) + left,
 		Recover: ms(took) + " to a full pool again",
