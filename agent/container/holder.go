@@ -142,6 +142,19 @@ func (h *holder) start(lp *libcontainer.Process) (_ running, retErr error) {
 	}
 	parent, child := os.NewFile(uintptr(fds[0]), "holder-setup"), os.NewFile(uintptr(fds[1]), "holder-setup")
 	defer func() { _ = parent.Close() }()
+	sys := &syscall.SysProcAttr{Cloneflags: h.flags, Setsid: true}
+	// On cgroup v2 (the guest's) the holder starts in its cgroup
+	// (CLONE_INTO_CGROUP), so none of its start is charged elsewhere; on
+	// v1 it is moved there before it is sent its setup.
+	if cgroups.IsCgroup2UnifiedMode() {
+		dir, err := os.Open(h.cg.Path(""))
+		if err != nil {
+			_ = child.Close()
+			return nil, fmt.Errorf("cgroup of the pod holder of %s: %w", h.id, err)
+		}
+		defer func() { _ = dir.Close() }()
+		sys.UseCgroupFD, sys.CgroupFD = true, int(dir.Fd())
+	}
 	files, closeFiles, err := holderStdio(lp)
 	if err != nil {
 		_ = child.Close()
@@ -150,7 +163,7 @@ func (h *holder) start(lp *libcontainer.Process) (_ running, retErr error) {
 	p, err := os.StartProcess("/proc/self/exe", []string{holderName}, &os.ProcAttr{
 		Env:   []string{fmt.Sprintf("%s=%d", HolderEnv, holderSetupFD), "GOMAXPROCS=1", "GODEBUG=", "PATH=/"},
 		Files: append(files, child),
-		Sys:   &syscall.SysProcAttr{Cloneflags: h.flags, Setsid: true},
+		Sys:   sys,
 	})
 	_ = child.Close()
 	closeFiles()
@@ -163,8 +176,10 @@ func (h *holder) start(lp *libcontainer.Process) (_ running, retErr error) {
 			_, _ = p.Wait()
 		}
 	}()
-	if err := h.cg.Apply(p.Pid); err != nil {
-		return nil, fmt.Errorf("move the pod holder of %s into its cgroup: %w", h.id, err)
+	if !sys.UseCgroupFD {
+		if err := h.cg.Apply(p.Pid); err != nil {
+			return nil, fmt.Errorf("move the pod holder of %s into its cgroup: %w", h.id, err)
+		}
 	}
 	msg, err := json.Marshal(h.setup)
 	if err != nil {

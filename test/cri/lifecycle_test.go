@@ -121,6 +121,11 @@ func testPodLifecycle(t *testing.T, f *fixture) {
 					t.Errorf("holder status lacks %q:\n%s", want, st)
 				}
 			}
+			// It runs in the sandbox container's cgroup (it starts in it),
+			// whose path ends in the sandbox's id.
+			if cg := strings.TrimSpace(f.mustExec(t, id, "cat", "/proc/1/cgroup")); !strings.HasPrefix(cg, "0::/") || !strings.HasSuffix(cg, "/"+pod) {
+				t.Errorf("the holder's cgroup %q, want the sandbox container's (…/%s)", cg, pod)
+			}
 			// Its root (an empty tmpfs) is out of reach: it is not dumpable.
 			if out, _, code := f.execSync(t, id, "ls", "/proc/1/root/"); code == 0 {
 				t.Errorf("the holder's root is readable from the pod: %q", out)
